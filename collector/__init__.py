@@ -1,0 +1,1 @@
+"""Inputs: each one a folder with `plugin` in its `__init__`, built on `base.PollingInput`."""

@@ -1,0 +1,129 @@
+"""The coordinator every polling input builds on.
+
+It owns the interval (with jitter), the timeout and the failure state, so an input only
+writes `fetch`. It logs when an input becomes unavailable and when it recovers, not on
+every failure, and reports its health as metrics.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+
+from ebbflow.bus import Bus
+from ebbflow.model import Sample, SampleBatch, labels_of
+
+log = logging.getLogger("ebbflow.collector")
+
+
+class PollingInput(abc.ABC):
+    name: str
+
+    def __init__(
+        self,
+        bus: Bus,
+        interval: float,
+        timeout: float,
+        clock: Callable[[], float] = time.time,
+        jitter: float = 0.1,
+    ) -> None:
+        self.bus = bus
+        self.interval = interval
+        self.timeout = timeout
+        self.clock = clock
+        self.jitter = jitter
+        self.available = True
+        self.failures = 0
+        self.cycles = 0
+        self.last_error = ""
+        self.last_duration = 0.0
+
+    @abc.abstractmethod
+    async def fetch(self) -> list[Sample]:
+        """One cycle's samples. Raise on failure; the base class keeps the state."""
+
+    async def prepare(self) -> None:
+        """Called once before the first cycle (e.g. to take a baseline for rates)."""
+
+    async def cycle(self) -> list[Sample] | None:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                samples = await self.fetch()
+        except Exception as err:
+            self.failures += 1
+            self.last_error = (
+                f"timed out after {self.timeout}s"
+                if isinstance(err, TimeoutError)
+                else f"{type(err).__name__}: {err}"
+            )
+            if self.available:
+                log.warning("input %s is unavailable: %s", self.name, self.last_error)
+                self.available = False
+            return None
+        finally:
+            self.last_duration = time.perf_counter() - started
+        self.cycles += 1
+        if not self.available:
+            log.info("input %s recovered", self.name)
+            self.available = True
+        return samples
+
+    async def collect_once(self) -> list[Sample]:
+        await self.prepare()
+        samples = await self.cycle()
+        if samples is None:
+            raise RuntimeError(f"input {self.name}: {self.last_error}")
+        return samples
+
+    async def run(self) -> None:
+        await self.prepare()
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + self.interval * random.uniform(0, self.jitter)
+        while True:
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            samples = await self.cycle()
+            if samples is not None:
+                self.bus.publish(SampleBatch(self.name, self.clock(), tuple(samples)))
+            next_tick += self.interval * (1 + random.uniform(-self.jitter, self.jitter))
+            if next_tick < loop.time():  # a slow cycle: skip ahead instead of bursting
+                next_tick = loop.time() + self.interval
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        labels = labels_of({"input": self.name})
+        yield Sample(
+            "ebbflow_input_up",
+            1.0 if self.available else 0.0,
+            labels,
+            now,
+            "gauge",
+            "1 when the input's last cycle succeeded.",
+        )
+        yield Sample(
+            "ebbflow_input_cycles_total",
+            self.cycles,
+            labels,
+            now,
+            "counter",
+            "Successful cycles of an input.",
+        )
+        yield Sample(
+            "ebbflow_input_failures_total",
+            self.failures,
+            labels,
+            now,
+            "counter",
+            "Failed or timed-out cycles of an input.",
+        )
+        yield Sample(
+            "ebbflow_input_cycle_duration_seconds",
+            self.last_duration,
+            labels,
+            now,
+            "gauge",
+            "Duration of an input's last cycle.",
+        )

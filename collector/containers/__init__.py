@@ -1,0 +1,25 @@
+"""Containers input: discovery from Docker events, usage from cgroupfs."""
+
+from __future__ import annotations
+
+from ebbflow.plugins import Plugin, PluginContext
+
+from .collector import ContainerInput
+from .config import ContainersConfig
+
+
+def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
+    return ContainerInput(
+        bus=ctx.bus,
+        docker=ctx.docker,
+        interval=config.interval or ctx.app.interval,
+        timeout=config.timeout,
+        clock=ctx.clock,
+        cgroup_root=config.cgroup_root,
+        proc_root=config.proc_root,
+    )
+
+
+plugin: Plugin[ContainersConfig, ContainerInput] = Plugin("containers", ContainersConfig, create)
+
+__all__ = ["ContainerInput", "ContainersConfig", "plugin"]

@@ -1,0 +1,162 @@
+"""The containers input: discovery plus one cgroupfs read per running container per cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import psutil
+
+from ebbflow.bus import Bus
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ContainerInfo, Sample, labels_of
+
+from ..base import PollingInput
+from .cgroups import CgroupReader, NetStats, detect, read_net_dev
+from .discovery import Discovery
+from .metrics import (
+    CONTAINER_METRICS,
+    EXPORTED_LABELS,
+    NETWORK_METRICS,
+    Reading,
+    exported_label_name,
+)
+
+log = logging.getLogger("ebbflow.collector.containers")
+
+
+def container_labels(info: ContainerInfo) -> dict[str, str]:
+    labels = {"id": f"/docker/{info.id}", "name": info.name, "image": info.image}
+    for key in EXPORTED_LABELS:
+        if key in info.labels:
+            labels[exported_label_name(key)] = info.labels[key]
+    return labels
+
+
+class ContainerInput(PollingInput):
+    name = "containers"
+
+    def __init__(
+        self,
+        bus: Bus,
+        docker: DockerHandle,
+        interval: float,
+        timeout: float,
+        clock: Callable[[], float],
+        cgroup_root: Path = Path("/sys/fs/cgroup"),
+        proc_root: Path = Path("/proc"),
+    ) -> None:
+        super().__init__(bus, interval, timeout, clock)
+        self.discovery = Discovery(docker, bus, clock)
+        self.reader: CgroupReader = detect(cgroup_root, proc_root)
+        self.proc_root = proc_root
+        self.node_memory = psutil.virtual_memory().total
+        self._paths: dict[str, dict[str, Path]] = {}
+        self._previous: dict[str, tuple[float, float]] = {}  # id -> (wall time, cpu seconds)
+        self.read_errors = 0
+
+    def read_container(self, info: ContainerInfo, now: float) -> list[Sample]:
+        paths = self._paths.get(info.id)
+        if paths is None:
+            paths = self._paths[info.id] = self.reader.locate(info.id, info.pid)
+        stats = self.reader.read(paths)
+        cores = stats.cpu_limit_cores or info.cpu_limit_cores or 1.0
+        cpu_percent = None
+        previous = self._previous.get(info.id)
+        if previous is not None and now > previous[0]:
+            cpu_percent = 100.0 * (stats.cpu_seconds - previous[1]) / (now - previous[0]) / cores
+        self._previous[info.id] = (now, stats.cpu_seconds)
+        mem_limit = stats.memory_limit_bytes or info.memory_limit_bytes or self.node_memory
+        reading = Reading(
+            stats, cpu_percent, 100.0 * stats.memory_working_set_bytes / mem_limit, info.started_at
+        )
+        labels = container_labels(info)
+        pairs = labels_of(labels)
+        samples = [
+            Sample(name, value, pairs, now, kind, help_text)
+            for name, (kind, help_text, extract) in CONTAINER_METRICS.items()
+            if (value := extract(reading)) is not None
+        ]
+        samples.append(
+            Sample(
+                "container_last_seen",
+                now,
+                pairs,
+                now,
+                "gauge",
+                "Last time the container was seen, Unix seconds.",
+            )
+        )
+        if info.network_mode != "host" and info.pid > 0:
+            samples.extend(self._network(info, labels, now))
+        return samples
+
+    def _network(self, info: ContainerInfo, labels: dict[str, str], now: float) -> Iterable[Sample]:
+        try:
+            interfaces: list[NetStats] = read_net_dev(self.proc_root, info.pid)
+        except OSError:
+            return
+        for iface in interfaces:
+            pairs = labels_of({**labels, "interface": iface.interface})
+            for name, (help_text, extract) in NETWORK_METRICS.items():
+                yield Sample(name, extract(iface), pairs, now, "counter", help_text)
+
+    def read_all(self, containers: list[ContainerInfo]) -> list[Sample]:
+        now = self.clock()
+        samples: list[Sample] = []
+        for info in containers:
+            try:
+                samples.extend(self.read_container(info, now))
+            except (OSError, ValueError, KeyError):
+                # Gone between the listing and the read: the die event follows shortly.
+                self.read_errors += 1
+                self._paths.pop(info.id, None)
+        live = {info.id for info in containers}
+        for gone in set(self._previous) - live:
+            self._previous.pop(gone, None)
+            self._paths.pop(gone, None)
+        return samples
+
+    async def fetch(self) -> list[Sample]:
+        containers = list(self.discovery.containers.values())
+        return await asyncio.to_thread(self.read_all, containers)
+
+    async def collect_once(self) -> list[Sample]:
+        await self.discovery.sync()
+        await self.fetch()  # baseline for the CPU rate
+        await asyncio.sleep(0.5)
+        return await super().collect_once()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.discovery.run())
+            group.create_task(super().run())
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield from super().telemetry(now)
+        yield Sample(
+            "ebbflow_containers_watched",
+            len(self.discovery.containers),
+            (),
+            now,
+            "gauge",
+            "Running containers the containers input watches.",
+        )
+        yield Sample(
+            "ebbflow_containers_read_errors_total",
+            self.read_errors,
+            (),
+            now,
+            "counter",
+            "Container cgroup reads that failed (container gone).",
+        )
+        yield Sample(
+            "ebbflow_docker_events_connected",
+            1.0 if self.discovery.connected else 0.0,
+            (),
+            now,
+            "gauge",
+            "1 while the Docker event stream is connected.",
+        )

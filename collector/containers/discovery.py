@@ -1,0 +1,118 @@
+"""Which containers exist: a listing at start, then Docker's event stream.
+
+Events are subscribed to before the listing so nothing that happens in between is missed.
+Inspect results are cached per container and refreshed only by events. When the stream
+breaks, discovery reconnects with backoff and re-lists to catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiodocker
+
+from ebbflow.bus import Bus
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ContainerEvent, ContainerEventKind, ContainerInfo
+
+log = logging.getLogger("ebbflow.collector.discovery")
+
+WATCHED_EVENTS = ("start", "die", "destroy", "health_status")
+
+
+class Discovery:
+    """Keeps `containers` (running ones, by id) and publishes every change on the bus."""
+
+    def __init__(
+        self,
+        docker: DockerHandle,
+        bus: Bus,
+        clock: Callable[[], float],
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.docker = docker
+        self.bus = bus
+        self.clock = clock
+        self.max_backoff = max_backoff
+        self.containers: dict[str, ContainerInfo] = {}
+        self.connected = False
+        self.synced = asyncio.Event()
+
+    async def sync(self) -> None:
+        """Re-list and publish the difference with what we knew."""
+        current = {c.id: c for c in await self.docker.running_containers()}
+        now = self.clock()
+        for cid in list(self.containers):
+            if cid not in current:
+                gone = self.containers.pop(cid)
+                self.bus.publish(ContainerEvent(ContainerEventKind.DIE, gone, now, "missing"))
+        for cid, info in current.items():
+            if cid not in self.containers:
+                self.containers[cid] = info
+                self.bus.publish(ContainerEvent(ContainerEventKind.PRESENT, info, now))
+        self.synced.set()
+
+    async def handle(self, event: Mapping[str, Any]) -> None:
+        action = str(event.get("Action") or event.get("status") or "")
+        kind_name = action.split(":", 1)[0]
+        if kind_name not in WATCHED_EVENTS:
+            return
+        cid = str(event.get("id") or (event.get("Actor") or {}).get("ID", ""))
+        now = self.clock()
+        kind = ContainerEventKind(kind_name)
+        detail = action.split(":", 1)[1].strip() if ":" in action else ""
+        if kind is ContainerEventKind.START:
+            info = await self.docker.inspect(cid)
+            if info is not None and info.running:
+                self.containers[cid] = info
+                self.bus.publish(ContainerEvent(kind, info, now))
+        elif kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
+            info = self.containers.pop(cid, None)
+            if info is None:
+                attrs = (event.get("Actor") or {}).get("Attributes") or {}
+                info = ContainerInfo(
+                    id=cid,
+                    name=attrs.get("name", cid[:12]),
+                    image=attrs.get("image", ""),
+                    running=False,
+                )
+            self.bus.publish(ContainerEvent(kind, info, now, detail))
+        elif kind is ContainerEventKind.HEALTH and cid in self.containers:
+            self.bus.publish(ContainerEvent(kind, self.containers[cid], now, detail))
+
+    async def _stream(self) -> None:
+        client = self.docker.client
+        subscriber = client.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+        filters = json.dumps({"type": ["container"], "event": list(WATCHED_EVENTS)})
+        async with asyncio.TaskGroup() as group:
+            reader = group.create_task(client.events.run(filters=filters))
+            await self.sync()
+            if not self.connected:
+                log.info(
+                    "discovery connected to %s: %d running containers",
+                    self.docker.host,
+                    len(self.containers),
+                )
+            self.connected = True
+            while (event := await subscriber.get()) is not None:
+                await self.handle(event)
+            await reader  # re-raises why the stream ended, if it failed
+
+    async def run(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                await self._stream()
+                reason = "event stream ended"
+            except* (aiodocker.DockerError, OSError, TimeoutError) as group:
+                reason = "; ".join(repr(e) for e in group.exceptions)
+            if self.connected:
+                log.warning("discovery lost %s: %s; reconnecting", self.docker.host, reason)
+                self.connected = False
+                backoff = 1.0
+            await asyncio.sleep(backoff)
+            backoff = min(self.max_backoff, backoff * 2)

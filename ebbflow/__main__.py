@@ -1,0 +1,5 @@
+import sys
+
+from ebbflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""Wiring: config → plugins, bus, rule engine, scaler → one supervised TaskGroup."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ebbflow.bus import Bus
+from ebbflow.config import AppConfig
+from ebbflow.docker_api import DockerHandle
+from ebbflow.plugins import (
+    Component,
+    Input,
+    Output,
+    PluginContext,
+    ReportsTelemetry,
+    enabled_sections,
+    load,
+)
+from ebbflow.rules.engine import RuleEngine
+from ebbflow.rules.store import DecisionStore
+from ebbflow.scaler.runner import ActionRunner
+from ebbflow.supervisor import Supervisor
+from ebbflow.telemetry import TelemetryInput
+
+log = logging.getLogger("ebbflow")
+
+
+@dataclass
+class App:
+    config: AppConfig
+    context: PluginContext
+    store: DecisionStore
+    inputs: dict[str, Input] = field(default_factory=dict)
+    outputs: dict[str, Output] = field(default_factory=dict)
+    components: list[Component] = field(default_factory=list)
+
+    async def close(self) -> None:
+        self.store.close()
+        await self.context.docker.close()
+
+
+def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> PluginContext:
+    return PluginContext(
+        app=config,
+        bus=Bus(config.bus_capacity),
+        docker=DockerHandle(config.docker.host, config.docker.timeout),
+        clock=clock,
+    )
+
+
+def build_plugins(ctx: PluginContext, kind: str, sections: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: load(kind, name).build(ctx, options, f"{kind}.{name}")
+        for name, options in enabled_sections(sections).items()
+    }
+
+
+def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
+    ctx = build_context(config, clock)
+    store = DecisionStore(config.state)
+    app = App(config, ctx, store)
+    app.inputs = build_plugins(ctx, "inputs", config.inputs)
+    app.outputs = build_plugins(ctx, "outputs", config.outputs)
+    actuator = load("actuators", config.actuator).build(ctx, {}, f"actuator {config.actuator}")
+    engine = RuleEngine(ctx.bus, store, clock, config.rules, dry_run=config.dry_run)
+    runner = ActionRunner(ctx.bus, actuator, clock)
+    parts: list[Any] = [*app.outputs.values(), engine, runner, *app.inputs.values()]
+    reporters: list[ReportsTelemetry] = [ctx.bus]
+    reporters += [p for p in parts if isinstance(p, ReportsTelemetry)]
+    telemetry = TelemetryInput(ctx.bus, reporters, config.interval, clock)
+    app.components = [*parts, telemetry]
+    return app
+
+
+async def run_app(app: App) -> None:
+    log.info(
+        "ebbflow starting: inputs %s, outputs %s, state %s%s",
+        sorted(app.inputs),
+        sorted(app.outputs),
+        app.config.state,
+        " (dry run)" if app.config.dry_run else "",
+    )
+    try:
+        await Supervisor(app.components).run()
+    finally:
+        await app.close()
+        log.info("ebbflow stopped")

@@ -1,0 +1,153 @@
+"""A bounded publish/subscribe bus.
+
+Publishing never waits: each subscriber has its own bounded queue, and when one is full
+its oldest event is dropped and counted. A slow output therefore never slows collection
+or decisions, and fresh data wins over stale data. Every queue reports its statistics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from ebbflow.model import Event, Sample, labels_of
+
+_CLOSED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStats:
+    name: str
+    depth: int
+    capacity: int
+    delivered: int
+    dropped: int
+
+
+class Subscription:
+    """One subscriber's queue. Iterate it to receive events until the bus closes."""
+
+    def __init__(self, name: str, capacity: int, types: tuple[type, ...]) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.types = types
+        self._queue: collections.deque[object] = collections.deque()
+        self._ready = asyncio.Event()
+        self.delivered = 0
+        self.dropped = 0
+
+    def wants(self, event: Event) -> bool:
+        return not self.types or isinstance(event, self.types)
+
+    def offer(self, item: object) -> None:
+        if item is not _CLOSED and len(self._queue) >= self.capacity:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(item)
+        self._ready.set()
+
+    async def get(self) -> Event | None:
+        """The next event, or None once the bus is closed and the queue is drained."""
+        while not self._queue:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._queue[0]
+        if item is _CLOSED:
+            return None
+        self._queue.popleft()
+        self.delivered += 1
+        return item  # type: ignore[return-value]
+
+    def get_nowait(self) -> Event | None:
+        if not self._queue or self._queue[0] is _CLOSED:
+            return None
+        self.delivered += 1
+        return self._queue.popleft()  # type: ignore[return-value]
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while (event := await self.get()) is not None:
+            yield event
+
+    def stats(self) -> SubscriptionStats:
+        depth = sum(1 for item in self._queue if item is not _CLOSED)
+        return SubscriptionStats(self.name, depth, self.capacity, self.delivered, self.dropped)
+
+
+class Bus:
+    def __init__(self, default_capacity: int = 1024) -> None:
+        self.default_capacity = default_capacity
+        self._subscriptions: list[Subscription] = []
+        self.published = 0
+        self._closed = False
+
+    def subscribe(self, name: str, *types: type, capacity: int | None = None) -> Subscription:
+        """Subscribe to events of the given types (all events when none are given)."""
+        sub = Subscription(name, capacity or self.default_capacity, types)
+        self._subscriptions.append(sub)
+        if self._closed:
+            sub.offer(_CLOSED)
+        return sub
+
+    def publish(self, event: Event) -> None:
+        self.published += 1
+        for sub in self._subscriptions:
+            if sub.wants(event):
+                sub.offer(event)
+
+    def close(self) -> None:
+        """End every subscription once its queue is drained."""
+        self._closed = True
+        for sub in self._subscriptions:
+            sub.offer(_CLOSED)
+
+    def stats(self) -> list[SubscriptionStats]:
+        return [sub.stats() for sub in self._subscriptions]
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield Sample(
+            "ebbflow_bus_published_total",
+            self.published,
+            (),
+            now,
+            "counter",
+            "Events published on the internal bus.",
+        )
+        for st in self.stats():
+            labels = labels_of({"subscriber": st.name})
+            yield Sample(
+                "ebbflow_bus_queue_depth",
+                st.depth,
+                labels,
+                now,
+                "gauge",
+                "Events waiting in a subscriber's queue.",
+            )
+            yield Sample(
+                "ebbflow_bus_queue_capacity",
+                st.capacity,
+                labels,
+                now,
+                "gauge",
+                "Bound of a subscriber's queue.",
+            )
+            yield Sample(
+                "ebbflow_bus_delivered_total",
+                st.delivered,
+                labels,
+                now,
+                "counter",
+                "Events a subscriber has taken from its queue.",
+            )
+            yield Sample(
+                "ebbflow_bus_dropped_total",
+                st.dropped,
+                labels,
+                now,
+                "counter",
+                "Events dropped because a subscriber's queue was full.",
+            )

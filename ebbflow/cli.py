@@ -1,0 +1,223 @@
+"""The `ebbflow` command: run, collect, policies, decisions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from ebbflow.app import build_app, build_context, build_plugins, run_app
+from ebbflow.config import AppConfig, ConfigError, load_config
+from ebbflow.logs import setup_logging
+from ebbflow.model import Sample
+from ebbflow.rules.engine import group_services
+from ebbflow.rules.store import DecisionStore
+from ebbflow.services import format_service_key, parse_service_key
+
+
+class EngineUnreachableError(RuntimeError):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ebbflow", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="YAML config file (EBBFLOW_* env overrides it)")
+    common.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="collect, decide and act until stopped")
+    run.add_argument("--state", type=Path, help="SQLite state file")
+    run.add_argument("--listen", help="HOST:PORT for /metrics")
+    run.add_argument("--interval", type=float, help="collection interval, seconds")
+    run.add_argument("--dry-run", action="store_true", help="decide and record, change nothing")
+
+    collect = sub.add_parser("collect", parents=[common], help="one cycle of every input")
+    collect.add_argument("--once", action="store_true", required=True)
+    collect.add_argument("--json", action="store_true")
+
+    policies = sub.add_parser(
+        "policies", parents=[common], help="discovered services with their policies and errors"
+    )
+    policies.add_argument("--json", action="store_true")
+
+    decisions = sub.add_parser("decisions", parents=[common], help="the decision audit log")
+    decisions.add_argument("--state", type=Path)
+    decisions.add_argument("--service", help="e.g. compose:demo/web")
+    decisions.add_argument("--limit", type=int, default=50)
+    decisions.add_argument("--json", action="store_true")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> AppConfig:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "state", None):
+        overrides["state"] = str(args.state)
+    if getattr(args, "interval", None):
+        overrides["interval"] = args.interval
+    if getattr(args, "dry_run", False):
+        overrides["dry_run"] = True
+    if getattr(args, "listen", None):
+        overrides["outputs"] = {"prometheus": {"listen": args.listen}}
+    if args.log_level:
+        overrides["log_level"] = args.log_level
+    return load_config(args.config, overrides=overrides)
+
+
+def format_sample(sample: Sample) -> str:
+    labels = ",".join(f'{k}="{v}"' for k, v in sample.labels)
+    return (
+        f"{sample.name}{{{labels}}} {sample.value:g}"
+        if labels
+        else f"{sample.name} {sample.value:g}"
+    )
+
+
+async def _collect_once(config: AppConfig) -> dict[str, list[Sample]]:
+    ctx = build_context(config)
+    try:
+        inputs = build_plugins(ctx, "inputs", config.inputs)
+        results = await asyncio.gather(
+            *(i.collect_once() for i in inputs.values()), return_exceptions=True
+        )
+    finally:
+        await ctx.docker.close()
+    out: dict[str, list[Sample]] = {}
+    for name, result in zip(inputs, results, strict=True):
+        if isinstance(result, BaseException):
+            raise EngineUnreachableError(f"input {name}: {result}")
+        out[name] = result
+    return out
+
+
+def cmd_collect(config: AppConfig, as_json: bool) -> int:
+    by_input = asyncio.run(_collect_once(config))
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "input": name,
+                        "name": s.name,
+                        "value": s.value,
+                        "labels": dict(s.labels),
+                        "timestamp": s.timestamp,
+                        "kind": s.kind,
+                    }
+                    for name, samples in by_input.items()
+                    for s in samples
+                ],
+                indent=1,
+            )
+        )
+    else:
+        for samples in by_input.values():
+            for sample in samples:
+                print(format_sample(sample))
+    return 0
+
+
+async def _policies(config: AppConfig) -> list[dict[str, Any]]:
+    ctx = build_context(config)
+    try:
+        containers = await ctx.docker.running_containers()
+    except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as err:
+        raise EngineUnreachableError(
+            f"cannot reach the Docker engine at {ctx.docker.host}: {err}"
+        ) from None
+    finally:
+        await ctx.docker.close()
+    services = group_services(containers, config.rules)
+    return [
+        {
+            "service": format_service_key(key),
+            "replicas": state.replicas,
+            "containers": sorted(state.containers),
+            "policy": state.result.policy.model_dump() if state.result.policy else None,
+            "errors": list(state.result.errors),
+        }
+        for key, state in sorted(services.items(), key=lambda kv: format_service_key(kv[0]))
+    ]
+
+
+def _policy_text(policy: dict[str, Any] | None) -> str:
+    if policy is None:
+        return "-"
+    bounds = " ".join(
+        f"{k}={policy[k]:g}"
+        for k in ("max_cpu", "min_cpu", "max_memory", "min_memory")
+        if policy[k] is not None
+    )
+    return (
+        f"{bounds} step={policy['step']} instances={policy['min_instances']}.."
+        f"{policy['max_instances']} cooldown={policy['cooldown']:g}s "
+        f"window={policy['window']:g}s"
+    )
+
+
+def cmd_policies(config: AppConfig, as_json: bool) -> int:
+    rows = asyncio.run(_policies(config))
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'SERVICE':<36} {'REPLICAS':>8}  POLICY")
+    for row in rows:
+        text = (
+            "INVALID: " + "; ".join(row["errors"]) if row["errors"] else _policy_text(row["policy"])
+        )
+        print(f"{row['service']:<36} {row['replicas']:>8}  {text}")
+    return 0
+
+
+def cmd_decisions(config: AppConfig, service: str | None, limit: int, as_json: bool) -> int:
+    store = DecisionStore(config.state)
+    try:
+        rows = store.recent(limit, parse_service_key(service) if service else None)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps([row.__dict__ for row in rows], indent=1))
+        return 0
+    for row in reversed(rows):
+        when = datetime.fromtimestamp(row.timestamp).isoformat(timespec="seconds")
+        outcome = row.outcome or "pending"
+        dry = " (dry run)" if row.dry_run else ""
+        print(f"{when}  {row.reason}  [{outcome}{dry}: {row.detail or ''}]")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+        setup_logging(config.log_level if args.command == "run" else "WARNING")
+        if args.command == "run":
+            app = build_app(config, time.time)
+            asyncio.run(run_app(app))
+            return 0
+        if args.command == "collect":
+            return cmd_collect(config, args.json)
+        if args.command == "policies":
+            return cmd_policies(config, args.json)
+        return cmd_decisions(config, args.service, args.limit, args.json)
+    except ConfigError as err:
+        print(f"ebbflow: config error: {err}", file=sys.stderr)
+        return 2
+    except EngineUnreachableError as err:
+        print(f"ebbflow: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Configuration: YAML file, then `EBBFLOW_*` environment overrides, validated into frozen models.
+
+Each plugin validates its own section with its own model (see `ebbflow.plugins`), so the
+core only knows the shape of the top level.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "EBBFLOW_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names where."""
+
+
+class FrozenModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def describe_validation_error(err: ValidationError, where: str) -> list[str]:
+    """One readable line per problem, each naming the field and the offending value."""
+    lines = []
+    for problem in err.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        value = problem.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{where}: {field}: {problem['msg']}{shown}")
+    return lines
+
+
+def validate(model: type[FrozenModel], data: Mapping[str, Any], where: str) -> Any:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError("; ".join(describe_validation_error(err, where))) from None
+
+
+class DockerConfig(FrozenModel):
+    host: str | None = Field(
+        None, description="Engine address; default: DOCKER_HOST, then the local socket."
+    )
+    timeout: float = Field(10.0, gt=0, description="Seconds allowed for one Docker API call.")
+
+
+class RulesConfig(FrozenModel):
+    default_cooldown: float = Field(60.0, ge=0)
+    default_window: float = Field(30.0, gt=0)
+    default_max_instances: int = Field(10, ge=1)
+
+
+def _enable(*plugins: str) -> dict[str, dict[str, Any] | bool]:
+    return {name: {} for name in plugins}
+
+
+class AppConfig(FrozenModel):
+    interval: float = Field(1.0, gt=0, description="Default collection interval, seconds.")
+    state: Path = Field(Path("ebbflow.db"), description="SQLite file for decisions and cooldowns.")
+    dry_run: bool = False
+    log_level: str = "INFO"
+    bus_capacity: int = Field(1024, ge=1)
+    docker: DockerConfig = DockerConfig()
+    rules: RulesConfig = RulesConfig()
+    inputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: _enable("containers"))
+    outputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: _enable("prometheus"))
+    actuator: str = "docker"
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`EBBFLOW_OUTPUTS__PROMETHEUS__LISTEN=…` → {"outputs": {"prometheus": {"listen": …}}}.
+
+    Values are read as YAML scalars, so `2`, `true` and `null` mean what they look like.
+    """
+    tree: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in key[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment: {key} nests under a value that is not a section")
+        try:
+            node[path[-1]] = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            node[path[-1]] = raw
+    return tree
+
+
+def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> AppConfig:
+    """File, then environment, then command-line overrides; the last word wins."""
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        where = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded
+    data = merge(data, env_overrides(os.environ if environ is None else environ))
+    data = merge(data, overrides or {})
+    config: AppConfig = validate(AppConfig, data, where)
+    return config

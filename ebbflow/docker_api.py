@@ -1,0 +1,94 @@
+"""One lazily opened Docker engine connection, shared by the parts that talk to the engine,
+and the translation of inspect output into the data model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from ebbflow.model import ContainerInfo
+
+
+def parse_docker_time(value: str) -> float:
+    """Docker's RFC 3339 times carry nanoseconds; Python's parser takes microseconds."""
+    if not value or value.startswith("0001-"):
+        return 0.0
+    head, _, frac = value.rstrip("Z").partition(".")
+    tz = "+00:00"
+    for sign in ("+", "-"):
+        if sign in frac:
+            frac, _, offset = frac.partition(sign)
+            tz = sign + offset
+    frac = (frac + "000000")[:6]
+    return datetime.fromisoformat(f"{head}.{frac}{tz}").timestamp()
+
+
+def container_info(inspect: Mapping[str, Any]) -> ContainerInfo:
+    config = inspect.get("Config") or {}
+    host = inspect.get("HostConfig") or {}
+    state = inspect.get("State") or {}
+    cores: float | None = None
+    if host.get("NanoCpus"):
+        cores = host["NanoCpus"] / 1e9
+    elif host.get("CpuQuota", 0) > 0 and host.get("CpuPeriod", 0) > 0:
+        cores = host["CpuQuota"] / host["CpuPeriod"]
+    return ContainerInfo(
+        id=inspect["Id"],
+        name=inspect.get("Name", "").lstrip("/"),
+        image=config.get("Image", ""),
+        labels=MappingProxyType(dict(config.get("Labels") or {})),
+        running=bool(state.get("Running")),
+        pid=int(state.get("Pid") or 0),
+        created=parse_docker_time(inspect.get("Created", "")),
+        started_at=parse_docker_time(state.get("StartedAt", "")),
+        network_mode=host.get("NetworkMode", ""),
+        cpu_limit_cores=cores,
+        memory_limit_bytes=host.get("Memory") or None,
+    )
+
+
+class DockerHandle:
+    """Opens the aiodocker client on first use, with a total timeout on every API call.
+
+    Calls that stream (events) or wait (stop) pass their own timeout.
+    """
+
+    def __init__(self, host: str | None = None, timeout: float = 10.0) -> None:
+        self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.timeout = timeout
+        self._client: aiodocker.Docker | None = None
+
+    @property
+    def client(self) -> aiodocker.Docker:
+        if self._client is None:
+            self._client = aiodocker.Docker(
+                url=self.host, timeout=aiohttp.ClientTimeout(total=self.timeout)
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        """None when the container no longer exists."""
+        try:
+            container = await self.client.containers.get(container_id)
+        except aiodocker.DockerError as err:
+            if err.status == 404:
+                return None
+            raise
+        return container_info(container._container)
+
+    async def running_containers(self) -> list[ContainerInfo]:
+        listed = await self.client.containers.list()
+        infos = await asyncio.gather(*(self.inspect(c.id) for c in listed))
+        return [info for info in infos if info is not None and info.running]

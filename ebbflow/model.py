@@ -1,0 +1,150 @@
+"""The data that flows between ebbflow's parts.
+
+Everything on the bus is one of these frozen types, so a subscriber can match on the
+type and trust the fields; none of them knows about any particular plugin.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+Labels = tuple[tuple[str, str], ...]
+"""Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
+
+MetricKind = Literal["counter", "gauge"]
+
+
+def labels_of(pairs: Mapping[str, str]) -> Labels:
+    return tuple(sorted(pairs.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one series at one time: the unit every input produces."""
+
+    name: str
+    value: float
+    labels: Labels = ()
+    timestamp: float = 0.0
+    kind: MetricKind = "gauge"
+    help: str = ""
+
+    def label(self, key: str, default: str = "") -> str:
+        for name, value in self.labels:
+            if name == key:
+                return value
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class SampleBatch:
+    """All samples of one input's cycle.
+
+    `source` names the input; a batch replaces that source's previous batch in
+    snapshot-style outputs, so series of vanished containers disappear by themselves.
+    """
+
+    source: str
+    timestamp: float
+    samples: tuple[Sample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """What discovery knows about a container: identity, labels and limits."""
+
+    id: str
+    name: str
+    image: str
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    running: bool = True
+    pid: int = 0
+    created: float = 0.0
+    started_at: float = 0.0
+    network_mode: str = ""
+    cpu_limit_cores: float | None = None
+    memory_limit_bytes: int | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class ContainerEventKind(enum.StrEnum):
+    PRESENT = "present"  # found by the initial listing
+    START = "start"
+    DIE = "die"
+    DESTROY = "destroy"
+    HEALTH = "health_status"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEvent:
+    kind: ContainerEventKind
+    container: ContainerInfo
+    timestamp: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceKey:
+    """A service's identity: how ebbflow groups replicas.
+
+    `kind` says where the identity came from (compose, swarm, label, container), so the
+    scaler can refuse services whose engine it does not drive.
+    """
+
+    kind: str
+    name: str
+    project: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.name}" if self.project else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A rule's verdict on one service, stored and acted on as one unit."""
+
+    service: ServiceKey
+    from_replicas: int
+    to_replicas: int
+    reason: str
+    timestamp: float
+    inputs: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    dry_run: bool = False
+
+    @property
+    def direction(self) -> Literal["out", "in", "none"]:
+        if self.to_replicas > self.from_replicas:
+            return "out"
+        if self.to_replicas < self.from_replicas:
+            return "in"
+        return "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an actuator did with a decision."""
+
+    decision: Decision
+    ok: bool
+    detail: str
+    timestamp: float
+    containers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """A policy that failed validation: the service is left alone until it is fixed."""
+
+    service: ServiceKey
+    errors: tuple[str, ...]
+    timestamp: float
+
+
+Event = SampleBatch | ContainerEvent | Decision | ActionResult | PolicyProblem

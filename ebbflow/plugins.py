@@ -1,0 +1,112 @@
+"""Plugin contracts and their discovery through entry points.
+
+Inputs, outputs and actuators register under the entry-point groups `ebbflow.inputs`,
+`ebbflow.outputs` and `ebbflow.actuators`; the app loads what the config names, so the
+core never imports any one plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from ebbflow.bus import Bus
+from ebbflow.config import AppConfig, ConfigError, FrozenModel, validate
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ActionResult, Decision, Sample, ServiceKey
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """What every plugin may use; nothing else is shared."""
+
+    app: AppConfig
+    bus: Bus
+    docker: DockerHandle
+    clock: Callable[[], float]
+
+
+class Component(Protocol):
+    """Anything the supervisor runs: `run` returns when the component is done."""
+
+    name: str
+
+    async def run(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsTelemetry(Protocol):
+    """Optional hook: a component's own health, exported as ordinary samples."""
+
+    def telemetry(self, now: float) -> Iterable[Sample]: ...
+
+
+class Input(Component, Protocol):
+    async def collect_once(self) -> list[Sample]:
+        """One cycle on demand, for `ebbflow collect --once`."""
+        ...
+
+
+class Output(Component, Protocol):
+    pass
+
+
+class Actuator(Protocol):
+    name: str
+
+    def supports(self, service: ServiceKey) -> bool: ...
+
+    async def apply(self, decision: Decision) -> ActionResult: ...
+
+
+C = TypeVar("C", bound=FrozenModel)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Plugin(Generic[C, T]):
+    """A plugin's registration: its config model and a factory."""
+
+    name: str
+    config_model: type[C]
+    create: Callable[[PluginContext, C], T]
+
+    def build(self, ctx: PluginContext, options: Mapping[str, Any], where: str) -> T:
+        config: C = validate(self.config_model, options, where)
+        return self.create(ctx, config)
+
+
+GROUPS = {
+    "inputs": "ebbflow.inputs",
+    "outputs": "ebbflow.outputs",
+    "actuators": "ebbflow.actuators",
+}
+
+
+def available(kind: str) -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUPS[kind])}
+
+
+def load(kind: str, name: str) -> Plugin[Any, Any]:
+    found = available(kind)
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none installed"
+        raise ConfigError(f"{kind}.{name}: no such plugin (known: {known})")
+    plugin = found[name].load()
+    if not isinstance(plugin, Plugin):
+        raise ConfigError(f"{kind}.{name}: entry point does not name a Plugin")
+    return plugin
+
+
+def enabled_sections(
+    sections: Mapping[str, Mapping[str, Any] | bool],
+) -> dict[str, Mapping[str, Any]]:
+    """`name: {}` or `name: true` enables a plugin with defaults; `name: false` disables it."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for name, options in sections.items():
+        if options is False:
+            continue
+        out[name] = {} if options is True else options
+    return out

@@ -1,0 +1,59 @@
+"""Which service a container belongs to, from its labels alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ebbflow.model import ServiceKey
+
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_NUMBER = "com.docker.compose.container-number"
+SWARM_SERVICE = "com.docker.swarm.service.name"
+SERVICE_LABEL = "ebbflow.service"
+
+
+def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
+    """Compose project+service, else a Swarm service, else `ebbflow.service`, else the container.
+
+    Compose labels count whether compose made the container or not.
+    """
+    if labels.get(COMPOSE_PROJECT) and labels.get(COMPOSE_SERVICE):
+        return ServiceKey("compose", labels[COMPOSE_SERVICE], labels[COMPOSE_PROJECT])
+    if labels.get(SWARM_SERVICE):
+        return ServiceKey("swarm", labels[SWARM_SERVICE])
+    if labels.get(SERVICE_LABEL):
+        return ServiceKey("label", labels[SERVICE_LABEL])
+    return ServiceKey("container", container_name)
+
+
+def member_filters(service: ServiceKey) -> dict[str, list[str]]:
+    """Docker API `filters` that select exactly the service's containers."""
+    if service.kind == "compose":
+        return {
+            "label": [f"{COMPOSE_PROJECT}={service.project}", f"{COMPOSE_SERVICE}={service.name}"]
+        }
+    if service.kind == "swarm":
+        return {"label": [f"{SWARM_SERVICE}={service.name}"]}
+    if service.kind == "label":
+        return {"label": [f"{SERVICE_LABEL}={service.name}"]}
+    return {"name": [f"^/{service.name}$"]}
+
+
+def is_member(service: ServiceKey, labels: Mapping[str, str], container_name: str) -> bool:
+    return service_key(labels, container_name) == service
+
+
+def parse_service_key(text: str) -> ServiceKey:
+    """Inverse of `format_service_key`, for the CLI and the store."""
+    kind, _, rest = text.partition(":")
+    project, _, name = rest.rpartition("/")
+    return ServiceKey(kind, name, project)
+
+
+def format_service_key(service: ServiceKey) -> str:
+    return (
+        f"{service.kind}:{service.project}/{service.name}"
+        if service.project
+        else f"{service.kind}:{service.name}"
+    )

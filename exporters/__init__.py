@@ -1,0 +1,1 @@
+"""Outputs: each one a folder with `plugin` in its `__init__`, fed by its own bus subscription."""

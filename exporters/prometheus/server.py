@@ -1,0 +1,89 @@
+"""The `/metrics` endpoint: an aiohttp server over the snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from ebbflow.bus import Bus
+from ebbflow.model import Sample, SampleBatch
+
+from .snapshot import Snapshot
+
+log = logging.getLogger("ebbflow.exporters.prometheus")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class PrometheusOutput:
+    name = "prometheus"
+
+    def __init__(self, bus: Bus, listen: str) -> None:
+        self.host, self.port = split_listen(listen)
+        self.snapshot = Snapshot()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.snapshot)
+        self.subscription = bus.subscribe("prometheus", SampleBatch, capacity=256)
+        self.scrapes = 0
+        self.bound: tuple[str, int] | None = None
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        self.scrapes += 1
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def index(self, _request: web.Request) -> web.Response:
+        return web.Response(
+            text='ebbflow: metrics at <a href="/metrics">/metrics</a>\n', content_type="text/html"
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/", self.index)
+        return app
+
+    async def run(self) -> None:
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+            if runner.addresses:
+                self.bound = tuple(runner.addresses[0][:2])
+            log.info(
+                "serving /metrics on http://%s:%s",
+                self.host,
+                self.bound[1] if self.bound else self.port,
+            )
+            async for event in self.subscription:
+                if isinstance(event, SampleBatch):
+                    self.snapshot.update(event)
+        finally:
+            await asyncio.shield(runner.cleanup())
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield Sample(
+            "ebbflow_prometheus_scrapes_total",
+            self.scrapes,
+            (),
+            now,
+            "counter",
+            "Scrapes of the /metrics endpoint.",
+        )
+        yield Sample(
+            "ebbflow_prometheus_series",
+            self.snapshot.series_count(),
+            (),
+            now,
+            "gauge",
+            "Series held for the /metrics endpoint.",
+        )

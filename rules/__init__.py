@@ -1,0 +1,1 @@
+"""Policies and decisions: labels → validated policy → per-service windows → decision."""

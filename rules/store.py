@@ -1,0 +1,107 @@
+"""Decisions and their outcomes in SQLite, so an audit survives and cooldowns outlive restarts.
+
+A service's cooldown is measured from its last recorded decision; nothing else is stored
+for it, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from ebbflow.model import Decision, ServiceKey
+from ebbflow.services import format_service_key
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    service TEXT NOT NULL,
+    from_replicas INTEGER NOT NULL,
+    to_replicas INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    outcome TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_by_service ON decisions (service, dry_run, ts);
+"""
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    id: int
+    timestamp: float
+    service: str
+    from_replicas: int
+    to_replicas: int
+    reason: str
+    inputs: dict[str, float]
+    dry_run: bool
+    outcome: str | None
+    detail: str | None
+
+
+class DecisionStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record(self, decision: Decision) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO decisions (ts, service, from_replicas, to_replicas, reason, inputs,"
+            " dry_run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                decision.timestamp,
+                format_service_key(decision.service),
+                decision.from_replicas,
+                decision.to_replicas,
+                decision.reason,
+                json.dumps(dict(decision.inputs)),
+                int(decision.dry_run),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def record_outcome(self, decision: Decision, ok: bool, detail: str) -> None:
+        self._db.execute(
+            "UPDATE decisions SET outcome = ?, detail = ? WHERE service = ? AND ts = ?",
+            (
+                "ok" if ok else "failed",
+                detail,
+                format_service_key(decision.service),
+                decision.timestamp,
+            ),
+        )
+
+    def last_decision_time(self, service: ServiceKey, dry_run: bool) -> float | None:
+        row = self._db.execute(
+            "SELECT MAX(ts) FROM decisions WHERE service = ? AND dry_run = ?",
+            (format_service_key(service), int(dry_run)),
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def recent(self, limit: int = 50, service: ServiceKey | None = None) -> list[StoredDecision]:
+        query = "SELECT * FROM decisions"
+        args: tuple[object, ...] = ()
+        if service is not None:
+            query += " WHERE service = ?"
+            args = (format_service_key(service),)
+        query += " ORDER BY ts DESC, id DESC LIMIT ?"
+        rows = self._db.execute(query, (*args, limit)).fetchall()
+        return [
+            StoredDecision(
+                r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8], r[9]
+            )
+            for r in rows
+        ]

@@ -1,0 +1,1 @@
+"""Actuators: they turn decisions into changes on an engine, one action per service at a time."""
