@@ -21,7 +21,7 @@ from ebbflow.plugins import (
     load,
 )
 from ebbflow.rules.engine import RuleEngine
-from ebbflow.rules.store import DecisionStore
+from ebbflow.state import DecisionStore
 from ebbflow.scaler.runner import ActionRunner
 from ebbflow.supervisor import Supervisor
 from ebbflow.telemetry import TelemetryInput
@@ -67,7 +67,7 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     app.outputs = build_plugins(ctx, "outputs", config.outputs)
     actuator = load("actuators", config.actuator).build(ctx, {}, f"actuator {config.actuator}")
     engine = RuleEngine(ctx.bus, store, clock, config.rules, dry_run=config.dry_run)
-    runner = ActionRunner(ctx.bus, actuator, clock)
+    runner = ActionRunner(ctx.bus, actuator, store, clock)
     parts: list[Any] = [*app.outputs.values(), engine, runner, *app.inputs.values()]
     reporters: list[ReportsTelemetry] = [ctx.bus]
     reporters += [p for p in parts if isinstance(p, ReportsTelemetry)]

@@ -20,7 +20,7 @@ from ebbflow.config import AppConfig, ConfigError, load_config
 from ebbflow.logs import setup_logging
 from ebbflow.model import Sample
 from ebbflow.rules.engine import group_services
-from ebbflow.rules.store import DecisionStore
+from ebbflow.state import DecisionStore
 from ebbflow.services import format_service_key, parse_service_key
 
 

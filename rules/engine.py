@@ -30,7 +30,7 @@ from ebbflow.model import (
 from ebbflow.services import service_key
 
 from .policy import PolicyResult, ScalePolicy, parse_policy
-from .store import DecisionStore
+from ebbflow.state import DecisionStore
 from .window import TimeWindow
 
 log = logging.getLogger("ebbflow.rules")
@@ -134,7 +134,6 @@ class RuleEngine:
             self.on_container(event)
         elif isinstance(event, ActionResult):
             self.in_flight.discard(event.decision.service)
-            self.store.record_outcome(event.decision, event.ok, event.detail)
 
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container

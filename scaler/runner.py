@@ -1,5 +1,7 @@
 """Carries decisions to the actuator: one action at a time per service, each under a timeout.
 
+Each outcome is recorded beside its decision. On shutdown, actions under way are allowed
+to finish (within a grace period) rather than being cut off halfway through a clone.
 In dry-run mode nothing is changed; the result says what would have happened.
 """
 
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterable
 from ebbflow.bus import Bus
 from ebbflow.model import ActionResult, Decision, Sample, labels_of
 from ebbflow.plugins import Actuator
+from ebbflow.state import DecisionStore
 
 log = logging.getLogger("ebbflow.scaler")
 
@@ -23,27 +26,41 @@ class ActionRunner:
         self,
         bus: Bus,
         actuator: Actuator,
+        store: DecisionStore,
         clock: Callable[[], float],
         action_timeout: float = 120.0,
+        shutdown_grace: float = 30.0,
     ) -> None:
         self.bus = bus
         self.actuator = actuator
+        self.store = store
         self.clock = clock
         self.action_timeout = action_timeout
+        self.shutdown_grace = shutdown_grace
         self.subscription = bus.subscribe("scaler", Decision, capacity=1024)
         self.outcomes: dict[tuple[str, bool], int] = {}
         self._locks: dict[object, asyncio.Lock] = {}
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
+        under_way: set[asyncio.Task[ActionResult]] = set()
+        try:
             async for event in self.subscription:
                 if isinstance(event, Decision):
-                    group.create_task(self.carry_out(event))
+                    task = asyncio.create_task(self.carry_out(event))
+                    under_way.add(task)
+                    task.add_done_callback(under_way.discard)
+        finally:
+            if under_way:
+                log.info("letting %d action(s) under way finish", len(under_way))
+                await asyncio.wait(under_way, timeout=self.shutdown_grace)
+                for task in under_way:
+                    task.cancel()
 
     async def carry_out(self, decision: Decision) -> ActionResult:
         lock = self._locks.setdefault(decision.service, asyncio.Lock())
         async with lock:
             result = await self._act(decision)
+        self.store.record_outcome(decision, result.ok, result.detail)
         key = (decision.direction, result.ok)
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
         if result.ok:

@@ -1,4 +1,7 @@
-"""Decisions and their outcomes in SQLite, so an audit survives and cooldowns outlive restarts.
+"""ebbflow's state in SQLite: decisions and their outcomes.
+
+The rule engine records decisions and reads cooldowns; the scaler records outcomes; the CLI
+reads the audit log. Kept across restarts, so cooldowns outlive them.
 
 A service's cooldown is measured from its last recorded decision; nothing else is stored
 for it, so the two can never disagree.

@@ -1,0 +1,69 @@
+"""The containers input over a fixture tree: rates, labels, and what is never exported."""
+
+from pathlib import Path
+from types import MappingProxyType
+
+from ebbflow.bus import Bus
+from ebbflow.collector.containers.collector import ContainerInput
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ContainerInfo
+
+from .test_cgroups import CID, PID, v1  # noqa: F401  (fixture)
+from .test_cgroups import CgroupV1
+
+
+def make_input(v1: CgroupV1, clock: object) -> ContainerInput:  # noqa: F811
+    collector = ContainerInput(Bus(), DockerHandle("unix:///nonexistent"), 1.0, 1.0,
+                               clock,  # type: ignore[arg-type]
+                               cgroup_root=v1.root, proc_root=v1.proc_root)
+    return collector
+
+
+INFO = ContainerInfo(
+    id=CID, name="shop_web_1", image="img:1", pid=PID, started_at=1234.0,
+    labels=MappingProxyType({"com.docker.compose.project": "shop",
+                             "com.docker.compose.service": "web",
+                             "secret.token": "hunter2"}),
+)
+
+
+def test_cpu_percent_is_of_the_limit(v1: CgroupV1, clock) -> None:  # noqa: F811
+    collector = make_input(v1, clock)
+    first = {s.name: s for s in collector.read_all([INFO])}
+    assert "ebbflow_container_cpu_percent" not in first  # no rate from one reading
+    usage = v1.root / "cpuacct" / f"docker/{CID}" / "cpuacct.usage"
+    usage.write_text(str(2_500_000_000 + 250_000_000))  # +0.25 s of CPU
+    clock.advance(1.0)
+    second = {s.name: s for s in collector.read_all([INFO])}
+    # 0.25 s per second against a 0.5-core quota is 50%
+    assert second["ebbflow_container_cpu_percent"].value == 50.0
+    assert second["container_cpu_usage_seconds_total"].value == 2.75
+    assert second["container_cpu_usage_seconds_total"].kind == "counter"
+    assert second["ebbflow_container_memory_percent"].value == 100 * (10485760 - 2097152) / 67108864
+
+
+def test_labels_are_cadvisor_style_and_never_wholesale(v1: CgroupV1, clock) -> None:  # noqa: F811
+    samples = make_input(v1, clock).read_all([INFO])
+    labels = dict(next(s for s in samples if s.name == "container_memory_usage_bytes").labels)
+    assert labels == {
+        "id": f"/docker/{CID}", "name": "shop_web_1", "image": "img:1",
+        "container_label_com_docker_compose_project": "shop",
+        "container_label_com_docker_compose_service": "web",
+    }
+    assert not any("hunter2" in v for s in samples for _, v in s.labels)
+    net = [s for s in samples if s.name == "container_network_receive_bytes_total"]
+    assert [(s.label("interface"), s.value) for s in net] == [("eth0", 5000)]
+
+
+def test_host_network_has_no_container_network_series(v1: CgroupV1, clock) -> None:  # noqa: F811
+    host = ContainerInfo(id=CID, name="h", image="i", pid=PID, network_mode="host")
+    samples = make_input(v1, clock).read_all([host])
+    assert not [s for s in samples if s.name.startswith("container_network_")]
+
+
+def test_a_vanished_container_is_counted_not_fatal(v1: CgroupV1, clock) -> None:  # noqa: F811
+    collector = make_input(v1, clock)
+    ghost = ContainerInfo(id="f" * 64, name="ghost", image="i", pid=999999)
+    samples = collector.read_all([ghost, INFO])
+    assert collector.read_errors == 1
+    assert {s.label("name") for s in samples} == {"shop_web_1"}

@@ -1,0 +1,66 @@
+"""The containers input against the real engine: events drive discovery, cgroups give usage."""
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from ebbflow.bus import Bus
+from ebbflow.collector.containers import ContainerInput
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ContainerEvent, ContainerEventKind, SampleBatch
+
+pytestmark = pytest.mark.integration
+
+
+async def next_event(sub, kind: ContainerEventKind, name: str, timeout: float = 20) -> ContainerEvent:
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await sub.get()
+            if isinstance(event, ContainerEvent) and event.kind is kind \
+                    and event.container.name == name:
+                return event
+
+
+async def test_start_and_die_events_and_cgroup_usage(
+    run_container: Callable[..., str], project: str
+) -> None:
+    bus = Bus()
+    events = bus.subscribe("events", ContainerEvent, capacity=10_000)
+    batches = bus.subscribe("batches", SampleBatch, capacity=10_000)
+    docker = DockerHandle()
+    collector = ContainerInput(bus, docker, interval=0.3, timeout=5, clock=time.time)
+    task = asyncio.create_task(collector.run())
+    try:
+        await asyncio.wait_for(collector.discovery.synced.wait(), 20)
+        name = f"{project}_burn_1"
+        await asyncio.to_thread(
+            run_container, name, "--network", "none", "--cpus", "0.5", "--memory", "64m",
+            "--label", f"com.docker.compose.project={project}",
+            "--label", "com.docker.compose.service=burn",
+            cmd=("sh", "-c", "while :; do :; done"))
+        started = await next_event(events, ContainerEventKind.START, name)
+        assert started.container.cpu_limit_cores == 0.5
+        assert started.container.labels["com.docker.compose.service"] == "burn"
+        cpu: list[float] = []
+        async with asyncio.timeout(20):
+            while len(cpu) < 3:
+                batch = await batches.get()
+                assert isinstance(batch, SampleBatch)
+                cpu += [s.value for s in batch.samples
+                        if s.name == "ebbflow_container_cpu_percent" and s.label("name") == name]
+        # a busy loop under a 0.5-core quota uses (nearly) all of its limit
+        assert max(cpu) > 70
+        memory = [s for s in batch.samples
+                  if s.name == "container_spec_memory_limit_bytes" and s.label("name") == name]
+        assert memory[0].value == 64 * 1024 * 1024
+        await asyncio.to_thread(subprocess.run, ["docker", "kill", name],
+                                capture_output=True, timeout=30)
+        await next_event(events, ContainerEventKind.DIE, name)
+        assert all(c.name != name for c in collector.discovery.containers.values())
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await docker.close()

@@ -1,0 +1,93 @@
+"""Shared fixtures: a virtual clock, and a real Docker engine with a local busybox image.
+
+Integration tests need the engine that `scripts/test` starts (or any that answers on
+DOCKER_HOST). Every container a test creates carries the `ebbflow.test` label and is
+removed at the end of the session, even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+TEST_LABEL = "ebbflow.test"
+IMAGE = os.environ.get("EBBFLOW_TEST_IMAGE", "ebbflow/busybox:latest")
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+class VirtualClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+def docker_cli(*args: str, check: bool = True) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[str]:
+    """The test image on a reachable engine; fails (not skips) when there is none."""
+    if shutil.which("docker") is None:
+        pytest.fail("no docker CLI: run scripts/test, which installs and starts the engine")
+    probe = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.fail(f"no Docker engine answers ({probe.stderr.strip()}): run scripts/test")
+    if not docker_cli("images", "-q", IMAGE):
+        pytest.fail(f"image {IMAGE} missing: scripts/build-image makes it")
+    yield IMAGE
+    remove_test_containers()
+
+
+@pytest.fixture
+def run_container(engine: str) -> Iterator[object]:
+    """Start a labelled test container: run_container(name, *docker_run_args, cmd=[...])."""
+
+    def start(name: str, *args: str, cmd: tuple[str, ...] = ("sleep", "600")) -> str:
+        return docker_cli("run", "-d", "--name", name, "--label", f"{TEST_LABEL}={RUN_ID}",
+                          *args, engine, *cmd)
+
+    yield start
+    # Clones made by the scaler inherit the test label, so this removes them too.
+    remove_test_containers()
+
+
+def remove_test_containers() -> None:
+    ids = docker_cli("ps", "-aq", "--filter", f"label={TEST_LABEL}={RUN_ID}", check=False).split()
+    if ids:
+        docker_cli("rm", "-f", *ids, check=False)
+
+
+@pytest.fixture
+def project() -> str:
+    """A compose project name unique to the test, so services never collide."""
+    return f"ebbt{uuid.uuid4().hex[:6]}"

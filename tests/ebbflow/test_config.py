@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from ebbflow.config import ConfigError, env_overrides, load_config
+
+
+def test_defaults_need_no_file() -> None:
+    config = load_config(None, environ={})
+    assert config.interval == 1.0
+    assert "containers" in config.inputs and "prometheus" in config.outputs
+
+
+def test_env_overrides_file_and_nest(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("interval: 5\noutputs:\n  prometheus:\n    listen: 127.0.0.1:1\n")
+    env = {"EBBFLOW_INTERVAL": "2", "EBBFLOW_OUTPUTS__PROMETHEUS__LISTEN": "127.0.0.1:9",
+           "UNRELATED": "x"}
+    config = load_config(path, environ=env)
+    assert config.interval == 2
+    assert config.outputs["prometheus"] == {"listen": "127.0.0.1:9"}
+
+
+def test_env_values_read_as_yaml_scalars() -> None:
+    assert env_overrides({"EBBFLOW_DRY_RUN": "true", "EBBFLOW_INPUTS__CONTAINERS": "false"}) == {
+        "dry_run": True, "inputs": {"containers": False}}
+
+
+def test_bad_value_names_file_field_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("interval: -1\ndocker:\n  timeout: soon\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    text = str(err.value)
+    assert str(path) in text
+    assert "interval" in text and "-1" in text
+    assert "docker.timeout" in text and "'soon'" in text
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("intreval: 1\n")
+    with pytest.raises(ConfigError, match="intreval"):
+        load_config(path, environ={})
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml", environ={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, environ={})

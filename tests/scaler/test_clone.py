@@ -1,0 +1,72 @@
+from ebbflow.model import ServiceKey
+from ebbflow.scaler.clone import (
+    CREATED_BY_LABEL,
+    clone_request,
+    extra_networks,
+    next_free_number,
+    replica_name,
+    replica_number,
+)
+
+TEMPLATE = {
+    "Id": "abcdef123456" + "0" * 52,
+    "Name": "/shop_web_1",
+    "Config": {
+        "Hostname": "abcdef123456", "Image": "img:1", "Cmd": ["serve"], "Env": ["A=1"],
+        "Labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "web",
+                   "com.docker.compose.container-number": "1", "team": "x"},
+        "WorkingDir": "/srv", "User": "nobody", "MacAddress": "02:42:ac:11:00:02",
+    },
+    "HostConfig": {
+        "Binds": ["/data:/data:ro"], "NetworkMode": "shop_default",
+        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+        "NanoCpus": 500_000_000, "Memory": 67108864,
+        "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+        "Mounts": [{"Type": "volume", "Source": "shared", "Target": "/shared"}],
+    },
+    "NetworkSettings": {"Networks": {
+        "shop_default": {"Aliases": ["web", "abcdef123456"], "IPAddress": "172.18.0.2"},
+        "shop_back": {"Aliases": ["web"]},
+    }},
+}
+
+
+def test_clone_keeps_the_service_config() -> None:
+    req = clone_request(TEMPLATE, 2)
+    assert (req["Image"], req["Cmd"], req["Env"], req["WorkingDir"], req["User"]) == (
+        "img:1", ["serve"], ["A=1"], "/srv", "nobody")
+    host = req["HostConfig"]
+    assert host["Binds"] == ["/data:/data:ro"]
+    assert host["Mounts"] == TEMPLATE["HostConfig"]["Mounts"]
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert (host["NanoCpus"], host["Memory"], host["NetworkMode"]) == (
+        500_000_000, 67108864, "shop_default")
+    assert req["Labels"]["team"] == "x"
+    assert req["Labels"]["com.docker.compose.container-number"] == "2"
+    assert req["Labels"][CREATED_BY_LABEL] == "scale-out"
+
+
+def test_clone_drops_what_is_per_container() -> None:
+    req = clone_request(TEMPLATE, 2)
+    assert "Hostname" not in req and "MacAddress" not in req
+    assert req["HostConfig"]["PortBindings"]["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": ""}]
+    assert req["NetworkingConfig"] == {"EndpointsConfig": {"shop_default": {"Aliases": ["web"]}}}
+    assert TEMPLATE["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"] == "8080"  # untouched
+    assert extra_networks(TEMPLATE) == {"shop_back": {"Aliases": ["web"]}}
+
+
+def test_an_explicit_hostname_is_kept() -> None:
+    template = {**TEMPLATE, "Config": {**TEMPLATE["Config"], "Hostname": "web"}}
+    assert clone_request(template, 2)["Hostname"] == "web"
+
+
+def test_names_and_numbers() -> None:
+    web = ServiceKey("compose", "web", "shop")
+    assert replica_name(web, "shop_web_1", 3) == "shop_web_3"
+    assert replica_name(web, "shop-web-1", 3) == "shop-web-3"  # compose v2 style kept
+    assert replica_name(ServiceKey("label", "api"), "api", 2) == "api_2"
+    assert replica_number("x_7", {"com.docker.compose.container-number": "4"}) == 4
+    assert replica_number("shop-web-12", {}) == 12
+    assert replica_number("solo", {}) is None
+    assert next_free_number([1, 2, 4]) == 3
+    assert next_free_number([]) == 1

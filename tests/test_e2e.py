@@ -1,0 +1,184 @@
+"""End to end on the real engine: `ebbflow run` scales a labelled service out and back in.
+
+The replicas burn CPU while a bind-mounted flag file exists, so the test controls the load
+from outside; ebbflow runs as its own process, as an operator would run it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ebbflow.model import ServiceKey
+from ebbflow.state import DecisionStore, StoredDecision
+
+from .conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+BURN = "while :; do if [ -f /flag/burn ]; then :; else sleep 0.2; fi; done"
+
+
+class Ebbflow:
+    """An `ebbflow run` process of the test's own, stopped by its pid."""
+
+    def __init__(self, workdir: Path, state: Path, port: int) -> None:
+        self.workdir, self.state, self.port = workdir, state, port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.workdir / f"ebbflow-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ebbflow", "run", "--state", str(self.state),
+             "--listen", f"127.0.0.1:{self.port}", "--interval", "0.5"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            env={**os.environ, "EBBFLOW_LOG_LEVEL": "DEBUG"})
+
+    def assert_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"ebbflow exited with {self.proc.returncode}:\n{self.logs()}")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace")
+                       for p in sorted(self.workdir.glob("ebbflow-*.log")))
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+
+@pytest.fixture
+def ebbflow(tmp_path: Path) -> Iterator[Ebbflow]:
+    proc = Ebbflow(tmp_path, tmp_path / "state.db", free_port())
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        proc.stop()
+
+
+def replicas(project: str) -> int:
+    out = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+         "--filter", "label=com.docker.compose.service=burn"],
+        capture_output=True, text=True, timeout=30, check=True)
+    return len(out.stdout.split())
+
+
+def decisions(state: Path, project: str) -> list[StoredDecision]:
+    if not state.exists():
+        return []
+    store = DecisionStore(state)
+    try:
+        return list(reversed(store.recent(service=ServiceKey("compose", "burn", project))))
+    finally:
+        store.close()
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float,
+             during: Callable[[], None] = lambda: None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        during()
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_burner(run_container: Callable[..., str], project: str, flag: Path,
+                 cooldown: int) -> None:
+    run_container(
+        f"{project}_burn_1", "--network", "none", "--cpus", "0.5",
+        "-v", f"{flag}:/flag:ro",
+        "--label", f"com.docker.compose.project={project}",
+        "--label", "com.docker.compose.service=burn",
+        "--label", "com.docker.compose.container-number=1",
+        "--label", "aliyun.scale=1",
+        "--label", "aliyun.auto_scaling.max_cpu=40",
+        "--label", "aliyun.auto_scaling.min_cpu=10",
+        "--label", "aliyun.auto_scaling.step=1",
+        "--label", "aliyun.auto_scaling.max_instances=3",
+        "--label", "aliyun.auto_scaling.min_instances=1",
+        "--label", f"ebbflow.scale.cooldown={cooldown}",
+        "--label", "ebbflow.scale.window=3",
+        cmd=("sh", "-c", BURN))
+
+
+def test_scales_out_under_load_and_back_in(
+    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
+) -> None:
+    flag = tmp_path / "flag"
+    flag.mkdir()
+    (flag / "burn").touch()
+    start_burner(run_container, project, flag, cooldown=5)
+    ebbflow.start()
+    seen: list[int] = []
+
+    def observe() -> None:
+        ebbflow.assert_alive()
+        seen.append(replicas(project))
+
+    wait_for("3 replicas", lambda: seen[-1] == 3, 90, observe)
+    names = [f"{project}_burn_{n}" for n in (1, 2, 3)]
+    wait_for("every replica on /metrics",
+             lambda: all(f'name="{n}"' in ebbflow.metrics() for n in names), 15)
+    text = ebbflow.metrics()
+    assert f'container_cpu_usage_seconds_total{{container_label_com_docker_compose_project="{project}"' in text
+    assert f'ebbflow_service_replicas{{service="{project}/burn"}} 3.0' in text
+
+    (flag / "burn").unlink()
+    wait_for("1 replica", lambda: seen[-1] == 1, 90, observe)
+    assert ebbflow.stop() == 0
+    assert max(seen) == 3, "never beyond max_instances"
+
+    made = decisions(ebbflow.state, project)
+    assert [(d.from_replicas, d.to_replicas) for d in made] == [(1, 2), (2, 3), (3, 2), (2, 1)]
+    assert all(d.outcome == "ok" for d in made), [d.detail for d in made]
+    gaps = [b.timestamp - a.timestamp for a, b in zip(made, made[1:], strict=False)]
+    assert min(gaps) >= 5, gaps
+    assert "cpu avg" in made[0].reason and made[0].inputs["cpu_avg_percent"] > 40
+    assert "Traceback" not in ebbflow.logs()
+
+
+def test_a_restart_between_actions_keeps_the_cooldown(
+    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
+) -> None:
+    cooldown = 10
+    flag = tmp_path / "flag"
+    flag.mkdir()
+    (flag / "burn").touch()
+    start_burner(run_container, project, flag, cooldown=cooldown)
+    ebbflow.start()
+    wait_for("the first scale-out", lambda: len(decisions(ebbflow.state, project)) >= 1, 60,
+             ebbflow.assert_alive)
+    first = decisions(ebbflow.state, project)[0]
+    assert ebbflow.stop() == 0
+    restarted_at = time.time()
+    assert restarted_at - first.timestamp < cooldown - 3, "restart must fall inside the cooldown"
+    ebbflow.start()
+    wait_for("the second scale-out", lambda: len(decisions(ebbflow.state, project)) >= 2, 60,
+             ebbflow.assert_alive)
+    second = decisions(ebbflow.state, project)[1]
+    assert ebbflow.stop() == 0
+    assert second.timestamp > restarted_at  # decided by the restarted process
+    assert second.timestamp - first.timestamp >= cooldown
+    assert (first.to_replicas, second.to_replicas) == (2, 3)
