@@ -21,8 +21,8 @@ from ebbflow.plugins import (
     load,
 )
 from ebbflow.rules.engine import RuleEngine
-from ebbflow.state import DecisionStore
 from ebbflow.scaler.runner import ActionRunner
+from ebbflow.state import DecisionStore
 from ebbflow.supervisor import Supervisor
 from ebbflow.telemetry import TelemetryInput
 

@@ -20,8 +20,8 @@ from ebbflow.config import AppConfig, ConfigError, load_config
 from ebbflow.logs import setup_logging
 from ebbflow.model import Sample
 from ebbflow.rules.engine import group_services
-from ebbflow.state import DecisionStore
 from ebbflow.services import format_service_key, parse_service_key
+from ebbflow.state import DecisionStore
 
 
 class EngineUnreachableError(RuntimeError):

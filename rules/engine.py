@@ -28,9 +28,9 @@ from ebbflow.model import (
     labels_of,
 )
 from ebbflow.services import service_key
+from ebbflow.state import DecisionStore
 
 from .policy import PolicyResult, ScalePolicy, parse_policy
-from ebbflow.state import DecisionStore
 from .window import TimeWindow
 
 log = logging.getLogger("ebbflow.rules")

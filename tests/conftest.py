@@ -58,8 +58,12 @@ def engine() -> Iterator[str]:
     """The test image on a reachable engine; fails (not skips) when there is none."""
     if shutil.which("docker") is None:
         pytest.fail("no docker CLI: run scripts/test, which installs and starts the engine")
-    probe = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                           capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if probe.returncode != 0:
         pytest.fail(f"no Docker engine answers ({probe.stderr.strip()}): run scripts/test")
     if not docker_cli("images", "-q", IMAGE):
@@ -73,8 +77,9 @@ def run_container(engine: str) -> Iterator[object]:
     """Start a labelled test container: run_container(name, *docker_run_args, cmd=[...])."""
 
     def start(name: str, *args: str, cmd: tuple[str, ...] = ("sleep", "600")) -> str:
-        return docker_cli("run", "-d", "--name", name, "--label", f"{TEST_LABEL}={RUN_ID}",
-                          *args, engine, *cmd)
+        return docker_cli(
+            "run", "-d", "--name", name, "--label", f"{TEST_LABEL}={RUN_ID}", *args, engine, *cmd
+        )
 
     yield start
     # Clones made by the scaler inherit the test label, so this removes them too.

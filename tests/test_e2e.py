@@ -6,6 +6,7 @@ from outside; ebbflow runs as its own process, as an operator would run it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -39,10 +40,23 @@ class Ebbflow:
         self.starts += 1
         log = open(self.workdir / f"ebbflow-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ebbflow", "run", "--state", str(self.state),
-             "--listen", f"127.0.0.1:{self.port}", "--interval", "0.5"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            env={**os.environ, "EBBFLOW_LOG_LEVEL": "DEBUG"})
+            [
+                sys.executable,
+                "-m",
+                "ebbflow",
+                "run",
+                "--state",
+                str(self.state),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--interval",
+                "0.5",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env={**os.environ, "EBBFLOW_LOG_LEVEL": "DEBUG"},
+        )
 
     def assert_alive(self) -> None:
         assert self.proc is not None
@@ -59,8 +73,9 @@ class Ebbflow:
             return self.proc.wait(timeout=10)
 
     def logs(self) -> str:
-        return "".join(p.read_text(errors="replace")
-                       for p in sorted(self.workdir.glob("ebbflow-*.log")))
+        return "".join(
+            p.read_text(errors="replace") for p in sorted(self.workdir.glob("ebbflow-*.log"))
+        )
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
@@ -77,9 +92,20 @@ def ebbflow(tmp_path: Path) -> Iterator[Ebbflow]:
 
 def replicas(project: str) -> int:
     out = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
-         "--filter", "label=com.docker.compose.service=burn"],
-        capture_output=True, text=True, timeout=30, check=True)
+        [
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--filter",
+            "label=com.docker.compose.service=burn",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return len(out.stdout.split())
 
 
@@ -93,8 +119,12 @@ def decisions(state: Path, project: str) -> list[StoredDecision]:
         store.close()
 
 
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float,
-             during: Callable[[], None] = lambda: None) -> None:
+def wait_for(
+    what: str,
+    predicate: Callable[[], bool],
+    timeout: float,
+    during: Callable[[], None] = lambda: None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         during()
@@ -104,23 +134,42 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float,
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def start_burner(run_container: Callable[..., str], project: str, flag: Path,
-                 cooldown: int) -> None:
+def start_burner(
+    run_container: Callable[..., str], project: str, flag: Path, cooldown: int
+) -> None:
     run_container(
-        f"{project}_burn_1", "--network", "none", "--cpus", "0.5",
-        "-v", f"{flag}:/flag:ro",
-        "--label", f"com.docker.compose.project={project}",
-        "--label", "com.docker.compose.service=burn",
-        "--label", "com.docker.compose.container-number=1",
-        "--label", "aliyun.scale=1",
-        "--label", "aliyun.auto_scaling.max_cpu=40",
-        "--label", "aliyun.auto_scaling.min_cpu=10",
-        "--label", "aliyun.auto_scaling.step=1",
-        "--label", "aliyun.auto_scaling.max_instances=3",
-        "--label", "aliyun.auto_scaling.min_instances=1",
-        "--label", f"ebbflow.scale.cooldown={cooldown}",
-        "--label", "ebbflow.scale.window=3",
-        cmd=("sh", "-c", BURN))
+        f"{project}_burn_1",
+        "--init",
+        "--network",
+        "none",
+        "--cpus",
+        "0.5",
+        "-v",
+        f"{flag}:/flag:ro",
+        "--label",
+        f"com.docker.compose.project={project}",
+        "--label",
+        "com.docker.compose.service=burn",
+        "--label",
+        "com.docker.compose.container-number=1",
+        "--label",
+        "aliyun.scale=1",
+        "--label",
+        "aliyun.auto_scaling.max_cpu=40",
+        "--label",
+        "aliyun.auto_scaling.min_cpu=10",
+        "--label",
+        "aliyun.auto_scaling.step=1",
+        "--label",
+        "aliyun.auto_scaling.max_instances=3",
+        "--label",
+        "aliyun.auto_scaling.min_instances=1",
+        "--label",
+        f"ebbflow.scale.cooldown={cooldown}",
+        "--label",
+        "ebbflow.scale.window=3",
+        cmd=("sh", "-c", BURN),
+    )
 
 
 def test_scales_out_under_load_and_back_in(
@@ -139,10 +188,16 @@ def test_scales_out_under_load_and_back_in(
 
     wait_for("3 replicas", lambda: seen[-1] == 3, 90, observe)
     names = [f"{project}_burn_{n}" for n in (1, 2, 3)]
-    wait_for("every replica on /metrics",
-             lambda: all(f'name="{n}"' in ebbflow.metrics() for n in names), 15)
+    wait_for(
+        "every replica on /metrics",
+        lambda: all(f'name="{n}"' in ebbflow.metrics() for n in names),
+        15,
+    )
     text = ebbflow.metrics()
-    assert f'container_cpu_usage_seconds_total{{container_label_com_docker_compose_project="{project}"' in text
+    assert (
+        f'container_cpu_usage_seconds_total{{container_label_com_docker_compose_project="{project}"'
+        in text
+    )
     assert f'ebbflow_service_replicas{{service="{project}/burn"}} 3.0' in text
 
     (flag / "burn").unlink()
@@ -153,7 +208,7 @@ def test_scales_out_under_load_and_back_in(
     made = decisions(ebbflow.state, project)
     assert [(d.from_replicas, d.to_replicas) for d in made] == [(1, 2), (2, 3), (3, 2), (2, 1)]
     assert all(d.outcome == "ok" for d in made), [d.detail for d in made]
-    gaps = [b.timestamp - a.timestamp for a, b in zip(made, made[1:], strict=False)]
+    gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(made)]
     assert min(gaps) >= 5, gaps
     assert "cpu avg" in made[0].reason and made[0].inputs["cpu_avg_percent"] > 40
     assert "Traceback" not in ebbflow.logs()
@@ -168,15 +223,23 @@ def test_a_restart_between_actions_keeps_the_cooldown(
     (flag / "burn").touch()
     start_burner(run_container, project, flag, cooldown=cooldown)
     ebbflow.start()
-    wait_for("the first scale-out", lambda: len(decisions(ebbflow.state, project)) >= 1, 60,
-             ebbflow.assert_alive)
+    wait_for(
+        "the first scale-out",
+        lambda: len(decisions(ebbflow.state, project)) >= 1,
+        60,
+        ebbflow.assert_alive,
+    )
     first = decisions(ebbflow.state, project)[0]
     assert ebbflow.stop() == 0
     restarted_at = time.time()
     assert restarted_at - first.timestamp < cooldown - 3, "restart must fall inside the cooldown"
     ebbflow.start()
-    wait_for("the second scale-out", lambda: len(decisions(ebbflow.state, project)) >= 2, 60,
-             ebbflow.assert_alive)
+    wait_for(
+        "the second scale-out",
+        lambda: len(decisions(ebbflow.state, project)) >= 2,
+        60,
+        ebbflow.assert_alive,
+    )
     second = decisions(ebbflow.state, project)[1]
     assert ebbflow.stop() == 0
     assert second.timestamp > restarted_at  # decided by the restarted process

@@ -21,7 +21,7 @@ async def test_each_subscriber_gets_its_types_only() -> None:
 async def test_a_full_queue_drops_its_oldest_and_counts_it() -> None:
     bus = Bus()
     slow = bus.subscribe("slow", capacity=2)
-    fast = bus.subscribe("fast", capacity=10)
+    bus.subscribe("fast", capacity=10)
     for n in range(5):
         bus.publish(batch(n))
     stats = {s.name: s for s in bus.stats()}

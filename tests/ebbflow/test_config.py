@@ -14,8 +14,11 @@ def test_defaults_need_no_file() -> None:
 def test_env_overrides_file_and_nest(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("interval: 5\noutputs:\n  prometheus:\n    listen: 127.0.0.1:1\n")
-    env = {"EBBFLOW_INTERVAL": "2", "EBBFLOW_OUTPUTS__PROMETHEUS__LISTEN": "127.0.0.1:9",
-           "UNRELATED": "x"}
+    env = {
+        "EBBFLOW_INTERVAL": "2",
+        "EBBFLOW_OUTPUTS__PROMETHEUS__LISTEN": "127.0.0.1:9",
+        "UNRELATED": "x",
+    }
     config = load_config(path, environ=env)
     assert config.interval == 2
     assert config.outputs["prometheus"] == {"listen": "127.0.0.1:9"}
@@ -23,7 +26,9 @@ def test_env_overrides_file_and_nest(tmp_path: Path) -> None:
 
 def test_env_values_read_as_yaml_scalars() -> None:
     assert env_overrides({"EBBFLOW_DRY_RUN": "true", "EBBFLOW_INPUTS__CONTAINERS": "false"}) == {
-        "dry_run": True, "inputs": {"containers": False}}
+        "dry_run": True,
+        "inputs": {"containers": False},
+    }
 
 
 def test_bad_value_names_file_field_and_value(tmp_path: Path) -> None:

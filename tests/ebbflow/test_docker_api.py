@@ -11,8 +11,12 @@ def test_docker_times_with_nanoseconds_and_zero() -> None:
 
 
 def test_container_info_reads_limits_either_way() -> None:
-    base = {"Id": "a" * 64, "Name": "/web_1", "Config": {"Image": "img", "Labels": {"k": "v"}},
-            "State": {"Running": True, "Pid": 42, "StartedAt": "0001-01-01T00:00:00Z"}}
+    base = {
+        "Id": "a" * 64,
+        "Name": "/web_1",
+        "Config": {"Image": "img", "Labels": {"k": "v"}},
+        "State": {"Running": True, "Pid": 42, "StartedAt": "0001-01-01T00:00:00Z"},
+    }
     nano = container_info({**base, "HostConfig": {"NanoCpus": 500_000_000, "Memory": 64 << 20}})
     quota = container_info({**base, "HostConfig": {"CpuQuota": 150_000, "CpuPeriod": 100_000}})
     none = container_info({**base, "HostConfig": {"NetworkMode": "host"}})

@@ -21,4 +21,5 @@ def test_key_text_round_trips() -> None:
 
 def test_filters_select_both_compose_labels() -> None:
     assert member_filters(ServiceKey("compose", "web", "shop")) == {
-        "label": ["com.docker.compose.project=shop", "com.docker.compose.service=web"]}
+        "label": ["com.docker.compose.project=shop", "com.docker.compose.service=web"]
+    }

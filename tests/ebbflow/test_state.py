@@ -20,5 +20,9 @@ def test_decisions_outcomes_and_cooldown_survive_reopen(tmp_path: Path) -> None:
     assert store.last_decision_time(API, dry_run=True) is None
     (row,) = store.recent(service=WEB)
     assert (row.reason, row.inputs, row.outcome, row.detail) == (
-        "web: 1→2", {"cpu_avg_percent": 91.5}, "ok", "started shop_web_2")
+        "web: 1→2",
+        {"cpu_avg_percent": 91.5},
+        "ok",
+        "started shop_web_2",
+    )
     assert [r.service for r in store.recent()] == ["label:api", "compose:shop/web"]

@@ -1,5 +1,6 @@
 """The rule engine on a virtual clock: step rule, bounds, cooldown, restarts, bad labels."""
 
+import itertools
 from pathlib import Path
 from types import MappingProxyType
 
@@ -23,9 +24,12 @@ from ebbflow.state import DecisionStore
 
 WEB = ServiceKey("compose", "web", "shop")
 LABELS = {
-    "com.docker.compose.project": "shop", "com.docker.compose.service": "web",
-    "aliyun.auto_scaling.max_cpu": "40", "aliyun.auto_scaling.min_cpu": "10",
-    "aliyun.auto_scaling.max_instances": "3", "ebbflow.scale.cooldown": "5",
+    "com.docker.compose.project": "shop",
+    "com.docker.compose.service": "web",
+    "aliyun.auto_scaling.max_cpu": "40",
+    "aliyun.auto_scaling.min_cpu": "10",
+    "aliyun.auto_scaling.max_instances": "3",
+    "ebbflow.scale.cooldown": "5",
     "ebbflow.scale.window": "2",
 }
 
@@ -40,11 +44,16 @@ class Harness:
         self.names: list[str] = []
 
     def start(self, n: int) -> None:
-        for i in range(n):
+        for _ in range(n):
             name = f"shop_web_{len(self.names) + 1}"
             self.names.append(name)
-            info = ContainerInfo(id=name, name=name, image="i",
-                                 labels=MappingProxyType(self.labels), started_at=self.clock())
+            info = ContainerInfo(
+                id=name,
+                name=name,
+                image="i",
+                labels=MappingProxyType(self.labels),
+                started_at=self.clock(),
+            )
             self.engine.on_container(ContainerEvent(ContainerEventKind.START, info, self.clock()))
 
     def stop_newest(self) -> None:
@@ -54,8 +63,10 @@ class Harness:
 
     def tick(self, cpu: float, seconds: float = 1.0) -> list[Decision]:
         now = self.clock.advance(seconds)
-        samples = [Sample("ebbflow_container_cpu_percent", cpu, labels_of({"name": n}), now)
-                   for n in self.names]
+        samples = [
+            Sample("ebbflow_container_cpu_percent", cpu, labels_of({"name": n}), now)
+            for n in self.names
+        ]
         return self.engine.on_samples(samples)
 
     def finish(self, decision: Decision) -> None:
@@ -73,8 +84,15 @@ def store(tmp_path: Path) -> DecisionStore:
 
 
 def test_step_rule() -> None:
-    p = ScalePolicy(max_cpu=40, min_cpu=10, max_memory=80, min_memory=20, step=2,
-                    min_instances=1, max_instances=5)
+    p = ScalePolicy(
+        max_cpu=40,
+        min_cpu=10,
+        max_memory=80,
+        min_memory=20,
+        step=2,
+        min_instances=1,
+        max_instances=5,
+    )
     assert decide(p, 1, {"cpu": 50}) == (3, "cpu avg 50.0% > max 40% over 30s")
     assert decide(p, 4, {"cpu": 50}) == (5, "cpu avg 50.0% > max 40% over 30s")  # clamped
     assert decide(p, 5, {"cpu": 99}) is None  # at max
@@ -103,7 +121,7 @@ def test_scales_out_to_max_with_cooldown_then_in(store: DecisionStore, clock) ->
             made.append(d)
             h.finish(d)
     assert [(d.from_replicas, d.to_replicas) for d in made[2:]] == [(3, 2), (2, 1)]
-    assert all(b.timestamp - a.timestamp >= 5 for a, b in zip(made, made[1:], strict=False))
+    assert all(b.timestamp - a.timestamp >= 5 for a, b in itertools.pairwise(made))
 
 
 def test_no_second_decision_while_one_is_in_flight(store: DecisionStore, clock) -> None:

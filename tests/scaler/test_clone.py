@@ -12,35 +12,56 @@ TEMPLATE = {
     "Id": "abcdef123456" + "0" * 52,
     "Name": "/shop_web_1",
     "Config": {
-        "Hostname": "abcdef123456", "Image": "img:1", "Cmd": ["serve"], "Env": ["A=1"],
-        "Labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "web",
-                   "com.docker.compose.container-number": "1", "team": "x"},
-        "WorkingDir": "/srv", "User": "nobody", "MacAddress": "02:42:ac:11:00:02",
+        "Hostname": "abcdef123456",
+        "Image": "img:1",
+        "Cmd": ["serve"],
+        "Env": ["A=1"],
+        "Labels": {
+            "com.docker.compose.project": "shop",
+            "com.docker.compose.service": "web",
+            "com.docker.compose.container-number": "1",
+            "team": "x",
+        },
+        "WorkingDir": "/srv",
+        "User": "nobody",
+        "MacAddress": "02:42:ac:11:00:02",
     },
     "HostConfig": {
-        "Binds": ["/data:/data:ro"], "NetworkMode": "shop_default",
+        "Binds": ["/data:/data:ro"],
+        "NetworkMode": "shop_default",
         "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
-        "NanoCpus": 500_000_000, "Memory": 67108864,
+        "NanoCpus": 500_000_000,
+        "Memory": 67108864,
         "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
         "Mounts": [{"Type": "volume", "Source": "shared", "Target": "/shared"}],
     },
-    "NetworkSettings": {"Networks": {
-        "shop_default": {"Aliases": ["web", "abcdef123456"], "IPAddress": "172.18.0.2"},
-        "shop_back": {"Aliases": ["web"]},
-    }},
+    "NetworkSettings": {
+        "Networks": {
+            "shop_default": {"Aliases": ["web", "abcdef123456"], "IPAddress": "172.18.0.2"},
+            "shop_back": {"Aliases": ["web"]},
+        }
+    },
 }
 
 
 def test_clone_keeps_the_service_config() -> None:
     req = clone_request(TEMPLATE, 2)
     assert (req["Image"], req["Cmd"], req["Env"], req["WorkingDir"], req["User"]) == (
-        "img:1", ["serve"], ["A=1"], "/srv", "nobody")
+        "img:1",
+        ["serve"],
+        ["A=1"],
+        "/srv",
+        "nobody",
+    )
     host = req["HostConfig"]
     assert host["Binds"] == ["/data:/data:ro"]
     assert host["Mounts"] == TEMPLATE["HostConfig"]["Mounts"]
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert (host["NanoCpus"], host["Memory"], host["NetworkMode"]) == (
-        500_000_000, 67108864, "shop_default")
+        500_000_000,
+        67108864,
+        "shop_default",
+    )
     assert req["Labels"]["team"] == "x"
     assert req["Labels"]["com.docker.compose.container-number"] == "2"
     assert req["Labels"][CREATED_BY_LABEL] == "scale-out"

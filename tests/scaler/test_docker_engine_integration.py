@@ -22,10 +22,20 @@ def inspect(name: str) -> dict:
 
 def names(project: str, service: str) -> list[str]:
     out = subprocess.run(
-        ["docker", "ps", "--format", "{{.Names}}",
-         "--filter", f"label=com.docker.compose.project={project}",
-         "--filter", f"label=com.docker.compose.service={service}"],
-        capture_output=True, text=True, check=True)
+        [
+            "docker",
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return sorted(out.stdout.split())
 
 
@@ -37,19 +47,47 @@ async def test_clone_fidelity_and_scale_in_newest_first(
     (data / "hello").write_text("hi")
     volume = f"{project}-vol"
     run_container(
-        f"{project}_web_1", "--network", "none",
-        "--label", f"com.docker.compose.project={project}",
-        "--label", "com.docker.compose.service=web",
-        "--label", "com.docker.compose.container-number=1", "--label", "team=payments",
-        "-e", "GREETING=hello", "-e", "MODE=prod", "-w", "/data",
-        "-v", f"{data}:/data:ro", "--mount", f"type=volume,source={volume},target=/cache",
-        "--restart", "on-failure:3", "--cpus", "0.25", "--memory", "48m",
-        "--stop-signal", "SIGKILL",
-        cmd=("sleep", "600"))
+        f"{project}_web_1",
+        "--network",
+        "none",
+        "--label",
+        f"com.docker.compose.project={project}",
+        "--label",
+        "com.docker.compose.service=web",
+        "--label",
+        "com.docker.compose.container-number=1",
+        "--label",
+        "team=payments",
+        "-e",
+        "GREETING=hello",
+        "-e",
+        "MODE=prod",
+        "-w",
+        "/data",
+        "-v",
+        f"{data}:/data:ro",
+        "--mount",
+        f"type=volume,source={volume},target=/cache",
+        "--restart",
+        "on-failure:3",
+        "--cpus",
+        "0.25",
+        "--memory",
+        "48m",
+        "--stop-signal",
+        "SIGKILL",
+        cmd=("sleep", "600"),
+    )
     # A neighbour in the same project but another service, and one with no labels at all.
-    run_container(f"{project}_db_1", "--network", "none",
-                  "--label", f"com.docker.compose.project={project}",
-                  "--label", "com.docker.compose.service=db")
+    run_container(
+        f"{project}_db_1",
+        "--network",
+        "none",
+        "--label",
+        f"com.docker.compose.project={project}",
+        "--label",
+        "com.docker.compose.service=db",
+    )
     run_container(f"{project}-stray", "--network", "none")
     service = ServiceKey("compose", "web", project)
     docker = DockerHandle()
@@ -57,8 +95,7 @@ async def test_clone_fidelity_and_scale_in_newest_first(
     try:
         result = await actuator.apply(Decision(service, 1, 3, "test", time.time()))
         assert result.ok, result.detail
-        assert names(project, "web") == [f"{project}_web_1", f"{project}_web_2",
-                                         f"{project}_web_3"]
+        assert names(project, "web") == [f"{project}_web_1", f"{project}_web_2", f"{project}_web_3"]
         template, clone = inspect(f"{project}_web_1"), inspect(f"{project}_web_3")
         for key in ("Image", "Cmd", "Env", "WorkingDir", "StopSignal"):
             assert clone["Config"][key] == template["Config"][key], key
@@ -68,11 +105,17 @@ async def test_clone_fidelity_and_scale_in_newest_first(
         assert clone["Config"]["Labels"]["com.docker.compose.container-number"] == "3"
         for key in ("Binds", "Mounts", "NetworkMode", "RestartPolicy", "NanoCpus", "Memory"):
             assert clone["HostConfig"][key] == template["HostConfig"][key], key
-        mounts = {m["Destination"]: (m["Type"], m.get("Name") or m["Source"], m["RW"])
-                  for m in clone["Mounts"]}
+        mounts = {
+            m["Destination"]: (m["Type"], m.get("Name") or m["Source"], m["RW"])
+            for m in clone["Mounts"]
+        }
         assert mounts == {"/data": ("bind", str(data), False), "/cache": ("volume", volume, True)}
-        seen = subprocess.run(["docker", "exec", f"{project}_web_3", "cat", "/data/hello"],
-                              capture_output=True, text=True, timeout=30).stdout
+        seen = subprocess.run(
+            ["docker", "exec", f"{project}_web_3", "cat", "/data/hello"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
         assert seen == "hi"  # the bind mount is really there
         neighbours = (inspect(f"{project}_db_1"), inspect(f"{project}-stray"))
 
@@ -97,7 +140,8 @@ async def test_nothing_to_clone_is_a_failed_action_not_a_crash(engine: str, proj
     try:
         actuator = DockerEngineActuator(docker, time.time)
         result = await actuator.apply(
-            Decision(ServiceKey("compose", "ghost", project), 0, 1, "test", time.time()))
+            Decision(ServiceKey("compose", "ghost", project), 0, 1, "test", time.time())
+        )
         assert not result.ok and "no running replica" in result.detail
     finally:
         await docker.close()

@@ -15,11 +15,12 @@ from ebbflow.collector.containers.cgroups import (
 
 CID = "c0ffee" + "0" * 58
 PID = 4242
-NET_DEV = """Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
-  eth0:    5000      50    1    2    0     0          0         0     7000      70    3    4    0     0       0          0
-"""
+NET_DEV = (
+    "Inter-|   Receive                   |  Transmit\n"
+    " face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop ...\n"
+    "    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n"
+    "  eth0: 5000 50 1 2 0 0 0 0 7000 70 3 4 0 0 0 0\n"
+)
 
 
 def write(path: Path, text: str) -> None:
@@ -31,8 +32,10 @@ def write(path: Path, text: str) -> None:
 def v1(tmp_path: Path) -> CgroupV1:
     root, proc = tmp_path / "cgroup", tmp_path / "proc"
     rel = f"docker/{CID}"
-    write(proc / str(PID) / "cgroup", "".join(
-        f"{n}:{c}:/{rel}\n" for n, c in enumerate(["cpu", "cpuacct", "memory", "blkio"])))
+    write(
+        proc / str(PID) / "cgroup",
+        "".join(f"{n}:{c}:/{rel}\n" for n, c in enumerate(["cpu", "cpuacct", "memory", "blkio"])),
+    )
     write(proc / str(PID) / "net" / "dev", NET_DEV)
     write(root / "cpuacct" / rel / "cpuacct.usage", "2500000000\n")
     hz = os.sysconf("SC_CLK_TCK")
@@ -41,12 +44,15 @@ def v1(tmp_path: Path) -> CgroupV1:
     write(root / "cpu" / rel / "cpu.cfs_period_us", "100000\n")
     write(root / "memory" / rel / "memory.usage_in_bytes", "10485760\n")
     write(root / "memory" / rel / "memory.limit_in_bytes", "67108864\n")
-    write(root / "memory" / rel / "memory.stat",
-          "cache 4096\nrss 8192\ninactive_file 1\ntotal_cache 3145728\ntotal_rss 6291456\n"
-          "total_inactive_file 2097152\n")
-    write(root / "blkio" / rel / "blkio.throttle.io_service_bytes_recursive",
-          "8:0 Read 1000\n8:0 Write 2000\n8:0 Total 3000\n8:16 Read 10\n8:16 Write 20\n"
-          "Total 3030\n")
+    write(
+        root / "memory" / rel / "memory.stat",
+        "cache 4096\nrss 8192\ninactive_file 1\ntotal_cache 3145728\ntotal_rss 6291456\n"
+        "total_inactive_file 2097152\n",
+    )
+    write(
+        root / "blkio" / rel / "blkio.throttle.io_service_bytes_recursive",
+        "8:0 Read 1000\n8:0 Write 2000\n8:0 Total 3000\n8:16 Read 10\n8:16 Write 20\nTotal 3030\n",
+    )
     return CgroupV1(root, proc)
 
 
@@ -61,8 +67,11 @@ def v2(tmp_path: Path) -> CgroupV2:
     write(root / rel / "memory.current", "20971520\n")
     write(root / rel / "memory.max", "max\n")
     write(root / rel / "memory.stat", "anon 8388608\nfile 4194304\ninactive_file 1048576\n")
-    write(root / rel / "io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"
-                                  "8:16 rbytes=4 wbytes=8 rios=1 wios=1 dbytes=0 dios=0\n")
+    write(
+        root / rel / "io.stat",
+        "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"
+        "8:16 rbytes=4 wbytes=8 rios=1 wios=1 dbytes=0 dios=0\n",
+    )
     return CgroupV2(root, proc)
 
 
@@ -121,5 +130,10 @@ def test_proc_cgroup_and_net_dev(v1: CgroupV1) -> None:
     assert read_proc_cgroup(v1.proc_root, PID)["memory"] == f"/docker/{CID}"
     (eth0,) = read_net_dev(v1.proc_root, PID)  # lo is left out
     assert (eth0.interface, eth0.rx_bytes, eth0.rx_packets, eth0.rx_errors, eth0.rx_dropped) == (
-        "eth0", 5000, 50, 1, 2)
+        "eth0",
+        5000,
+        50,
+        1,
+        2,
+    )
     assert (eth0.tx_bytes, eth0.tx_packets, eth0.tx_errors, eth0.tx_dropped) == (7000, 70, 3, 4)

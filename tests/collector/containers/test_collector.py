@@ -1,6 +1,5 @@
 """The containers input over a fixture tree: rates, labels, and what is never exported."""
 
-from pathlib import Path
 from types import MappingProxyType
 
 from ebbflow.bus import Bus
@@ -8,22 +7,35 @@ from ebbflow.collector.containers.collector import ContainerInput
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo
 
-from .test_cgroups import CID, PID, v1  # noqa: F401  (fixture)
-from .test_cgroups import CgroupV1
+from .test_cgroups import CID, PID, CgroupV1, v1  # noqa: F401  (fixture)
 
 
 def make_input(v1: CgroupV1, clock: object) -> ContainerInput:  # noqa: F811
-    collector = ContainerInput(Bus(), DockerHandle("unix:///nonexistent"), 1.0, 1.0,
-                               clock,  # type: ignore[arg-type]
-                               cgroup_root=v1.root, proc_root=v1.proc_root)
+    collector = ContainerInput(
+        Bus(),
+        DockerHandle("unix:///nonexistent"),
+        1.0,
+        1.0,
+        clock,  # type: ignore[arg-type]
+        cgroup_root=v1.root,
+        proc_root=v1.proc_root,
+    )
     return collector
 
 
 INFO = ContainerInfo(
-    id=CID, name="shop_web_1", image="img:1", pid=PID, started_at=1234.0,
-    labels=MappingProxyType({"com.docker.compose.project": "shop",
-                             "com.docker.compose.service": "web",
-                             "secret.token": "hunter2"}),
+    id=CID,
+    name="shop_web_1",
+    image="img:1",
+    pid=PID,
+    started_at=1234.0,
+    labels=MappingProxyType(
+        {
+            "com.docker.compose.project": "shop",
+            "com.docker.compose.service": "web",
+            "secret.token": "hunter2",
+        }
+    ),
 )
 
 
@@ -46,7 +58,9 @@ def test_labels_are_cadvisor_style_and_never_wholesale(v1: CgroupV1, clock) -> N
     samples = make_input(v1, clock).read_all([INFO])
     labels = dict(next(s for s in samples if s.name == "container_memory_usage_bytes").labels)
     assert labels == {
-        "id": f"/docker/{CID}", "name": "shop_web_1", "image": "img:1",
+        "id": f"/docker/{CID}",
+        "name": "shop_web_1",
+        "image": "img:1",
         "container_label_com_docker_compose_project": "shop",
         "container_label_com_docker_compose_service": "web",
     }

@@ -15,12 +15,17 @@ from ebbflow.model import ContainerEvent, ContainerEventKind, SampleBatch
 pytestmark = pytest.mark.integration
 
 
-async def next_event(sub, kind: ContainerEventKind, name: str, timeout: float = 20) -> ContainerEvent:
+async def next_event(
+    sub, kind: ContainerEventKind, name: str, timeout: float = 20
+) -> ContainerEvent:
     async with asyncio.timeout(timeout):
         while True:
             event = await sub.get()
-            if isinstance(event, ContainerEvent) and event.kind is kind \
-                    and event.container.name == name:
+            if (
+                isinstance(event, ContainerEvent)
+                and event.kind is kind
+                and event.container.name == name
+            ):
                 return event
 
 
@@ -37,10 +42,20 @@ async def test_start_and_die_events_and_cgroup_usage(
         await asyncio.wait_for(collector.discovery.synced.wait(), 20)
         name = f"{project}_burn_1"
         await asyncio.to_thread(
-            run_container, name, "--network", "none", "--cpus", "0.5", "--memory", "64m",
-            "--label", f"com.docker.compose.project={project}",
-            "--label", "com.docker.compose.service=burn",
-            cmd=("sh", "-c", "while :; do :; done"))
+            run_container,
+            name,
+            "--network",
+            "none",
+            "--cpus",
+            "0.5",
+            "--memory",
+            "64m",
+            "--label",
+            f"com.docker.compose.project={project}",
+            "--label",
+            "com.docker.compose.service=burn",
+            cmd=("sh", "-c", "while :; do :; done"),
+        )
         started = await next_event(events, ContainerEventKind.START, name)
         assert started.container.cpu_limit_cores == 0.5
         assert started.container.labels["com.docker.compose.service"] == "burn"
@@ -49,15 +64,22 @@ async def test_start_and_die_events_and_cgroup_usage(
             while len(cpu) < 3:
                 batch = await batches.get()
                 assert isinstance(batch, SampleBatch)
-                cpu += [s.value for s in batch.samples
-                        if s.name == "ebbflow_container_cpu_percent" and s.label("name") == name]
+                cpu += [
+                    s.value
+                    for s in batch.samples
+                    if s.name == "ebbflow_container_cpu_percent" and s.label("name") == name
+                ]
         # a busy loop under a 0.5-core quota uses (nearly) all of its limit
         assert max(cpu) > 70
-        memory = [s for s in batch.samples
-                  if s.name == "container_spec_memory_limit_bytes" and s.label("name") == name]
+        memory = [
+            s
+            for s in batch.samples
+            if s.name == "container_spec_memory_limit_bytes" and s.label("name") == name
+        ]
         assert memory[0].value == 64 * 1024 * 1024
-        await asyncio.to_thread(subprocess.run, ["docker", "kill", name],
-                                capture_output=True, timeout=30)
+        await asyncio.to_thread(
+            subprocess.run, ["docker", "kill", name], capture_output=True, timeout=30
+        )
         await next_event(events, ContainerEventKind.DIE, name)
         assert all(c.name != name for c in collector.discovery.containers.values())
     finally:

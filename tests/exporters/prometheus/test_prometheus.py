@@ -9,15 +9,21 @@ from ebbflow.model import Sample, SampleBatch, labels_of
 
 
 def batch(source: str, names: list[str]) -> SampleBatch:
-    return SampleBatch(source, 1.0, tuple(
-        Sample("container_cpu_usage_seconds_total", 1.5, labels_of({"name": n}), 1.0, "counter",
-               "CPU.") for n in names) + (
-        Sample("container_memory_usage_bytes", 1024, labels_of({"name": names[0]}), 1.0),))
+    cpu = tuple(
+        Sample("container_cpu_usage_seconds_total", 1.5, labels_of({"name": n}), 1.0, "counter")
+        for n in names
+    )
+    memory = Sample("container_memory_usage_bytes", 1024, labels_of({"name": names[0]}), 1.0)
+    return SampleBatch(source, 1.0, (*cpu, memory))
 
 
 async def scrape(port: int) -> dict[str, dict[str, float]]:
-    async with aiohttp.ClientSession() as session, session.get(
-            f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=5)
+        ) as resp,
+    ):
         assert resp.status == 200
         text = await resp.text()
     out: dict[str, dict[str, float]] = {}
