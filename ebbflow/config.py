@@ -7,7 +7,7 @@ core only knows the shape of the top level.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +73,21 @@ class AppConfig(FrozenModel):
     actuator: str = "docker"
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def env_overrides(environ: Mapping[str, str], sections: Iterable[str]) -> dict[str, Any]:
     """`EBBFLOW_OUTPUTS__PROMETHEUS__LISTEN=…` → {"outputs": {"prometheus": {"listen": …}}}.
 
     Values are read as YAML scalars, so `2`, `true` and `null` mean what they look like.
+    Only variables naming a top-level key in `sections` count: the environment is shared
+    with other tools (and ebbflow's own scripts), so `EBBFLOW_TEST_IMAGE` is not config.
+    A wrong name below a known key is still an error.
     """
+    known = set(sections)
     tree: dict[str, Any] = {}
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
         path = [part.lower() for part in key[len(ENV_PREFIX) :].split("__") if part]
-        if not path:
+        if not path or path[0] not in known:
             continue
         node = tree
         for part in path[:-1]:
@@ -126,7 +130,8 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded
-    data = merge(data, env_overrides(os.environ if environ is None else environ))
+    environ = os.environ if environ is None else environ
+    data = merge(data, env_overrides(environ, AppConfig.model_fields))
     data = merge(data, overrides or {})
     config: AppConfig = validate(AppConfig, data, where)
     return config

@@ -25,10 +25,18 @@ def test_env_overrides_file_and_nest(tmp_path: Path) -> None:
 
 
 def test_env_values_read_as_yaml_scalars() -> None:
-    assert env_overrides({"EBBFLOW_DRY_RUN": "true", "EBBFLOW_INPUTS__CONTAINERS": "false"}) == {
+    env = {"EBBFLOW_DRY_RUN": "true", "EBBFLOW_INPUTS__CONTAINERS": "false"}
+    assert env_overrides(env, ["dry_run", "inputs"]) == {
         "dry_run": True,
         "inputs": {"containers": False},
     }
+
+
+def test_env_names_outside_the_config_are_not_config() -> None:
+    env = {"EBBFLOW_TEST_IMAGE": "img", "EBBFLOW_KEEP_ENGINE": "1", "EBBFLOW_INTERVAL": "3"}
+    assert load_config(None, environ=env).interval == 3
+    with pytest.raises(ConfigError, match=r"docker\.timeoutt"):
+        load_config(None, environ={"EBBFLOW_DOCKER__TIMEOUTT": "3"})
 
 
 def test_bad_value_names_file_field_and_value(tmp_path: Path) -> None:
