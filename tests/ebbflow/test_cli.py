@@ -1,0 +1,125 @@
+"""The CLI as an operator uses it: a separate process against the real engine."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import Decision, ServiceKey
+from ebbflow.state import DecisionStore
+
+
+def ebbflow(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ebbflow", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.integration
+def test_policies_collect_and_errors(
+    run_container: Callable[..., str], project: str, tmp_path: Path
+) -> None:
+    compose = ("--label", f"com.docker.compose.project={project}")
+    run_container(
+        f"{project}_good_1",
+        "--network",
+        "none",
+        *compose,
+        "--label",
+        "com.docker.compose.service=good",
+        "--label",
+        "aliyun.auto_scaling.max_cpu=70",
+        "--label",
+        "aliyun.auto_scaling.min_cpu=20",
+    )
+    run_container(
+        f"{project}_bad_1",
+        "--network",
+        "none",
+        *compose,
+        "--label",
+        "com.docker.compose.service=bad",
+        "--label",
+        "aliyun.auto_scaling.max_cpu=abc",
+        "--label",
+        "aliyun.auto_scaling.step=-1",
+    )
+    result = ebbflow("policies", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["service"]: row for row in json.loads(result.stdout)}
+    good, bad = rows[f"compose:{project}/good"], rows[f"compose:{project}/bad"]
+    assert good["policy"]["max_cpu"] == 70 and good["errors"] == []
+    assert bad["policy"] is None
+    assert any(e.startswith("aliyun.auto_scaling.max_cpu:") and "'abc'" in e for e in bad["errors"])
+    assert any(e.startswith("aliyun.auto_scaling.step:") for e in bad["errors"])
+    text = ebbflow("policies", cwd=tmp_path).stdout
+    assert f"compose:{project}/bad" in text and "INVALID" in text
+
+    collected = ebbflow("collect", "--once", "--json", cwd=tmp_path)
+    assert collected.returncode == 0, collected.stderr
+    samples = json.loads(collected.stdout)
+    names = {s["labels"].get("name") for s in samples if s["input"] == "containers"}
+    assert {f"{project}_good_1", f"{project}_bad_1"} <= names
+    cpu = [
+        s
+        for s in samples
+        if s["name"] == "ebbflow_container_cpu_percent"
+        and s["labels"]["name"] == f"{project}_good_1"
+    ]
+    assert len(cpu) == 1 and 0 <= cpu[0]["value"] < 50
+
+
+def test_decisions_reads_the_audit_log(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path / "s.db")
+    web = ServiceKey("compose", "web", "shop")
+    d = Decision(web, 1, 2, "shop/web: 1→2, cpu avg 91.0% > max 40% over 10s", 1.0e9)
+    store.record(d)
+    store.record_outcome(d, True, "started shop_web_2")
+    store.close()
+    text = ebbflow("decisions", "--state", str(tmp_path / "s.db"), cwd=tmp_path).stdout
+    assert "shop/web: 1→2, cpu avg 91.0% > max 40% over 10s  [ok: started shop_web_2]" in text
+    rows = json.loads(
+        ebbflow(
+            "decisions",
+            "--state",
+            str(tmp_path / "s.db"),
+            "--json",
+            "--service",
+            "compose:shop/web",
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert [(r["from_replicas"], r["to_replicas"], r["outcome"]) for r in rows] == [(1, 2, "ok")]
+
+
+def test_config_errors_exit_2_naming_the_field(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("interval: often\n")
+    result = ebbflow("run", "--config", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "bad.yaml: interval:" in result.stderr and "'often'" in result.stderr
+
+
+def test_an_unreachable_engine_is_named(tmp_path: Path) -> None:
+    result = ebbflow(
+        "policies", cwd=tmp_path, env={"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    )
+    assert result.returncode == 1
+    assert f"cannot reach the Docker engine at unix://{tmp_path}/nothing.sock" in result.stderr
+
+
+def test_docker_host_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    assert DockerHandle().host == "tcp://127.0.0.1:2375"
+    assert DockerHandle("unix:///x.sock").host == "unix:///x.sock"  # config wins
