@@ -108,19 +108,23 @@ class RuleEngine:
         clock: Callable[[], float],
         defaults: RulesConfig | None = None,
         dry_run: bool = False,
+        action_deadline: float = 300.0,
     ) -> None:
         self.bus = bus
         self.store = store
         self.clock = clock
         self.defaults = defaults or RulesConfig()
         self.dry_run = dry_run
+        self.action_deadline = action_deadline
         self.subscription = bus.subscribe(
             "rules", ContainerEvent, SampleBatch, ActionResult, capacity=4096
         )
         self.services: dict[ServiceKey, ServiceState] = {}
         self.member_of: dict[str, ServiceKey] = {}
         self.windows: dict[tuple[str, str], TimeWindow] = {}
-        self.in_flight: set[ServiceKey] = set()
+        # service → when its decision was published; cleared by the action's result, and
+        # expired after `action_deadline` so a lost result cannot freeze a service forever.
+        self.in_flight: dict[ServiceKey, float] = {}
         self.decisions = 0
 
     async def run(self) -> None:
@@ -133,7 +137,7 @@ class RuleEngine:
         elif isinstance(event, ContainerEvent):
             self.on_container(event)
         elif isinstance(event, ActionResult):
-            self.in_flight.discard(event.decision.service)
+            self.in_flight.pop(event.decision.service, None)
 
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container
@@ -206,13 +210,25 @@ class RuleEngine:
                 averages[metric] = sum(means) / len(means)
         return averages
 
+    def _action_under_way(self, service: ServiceKey, now: float) -> bool:
+        since = self.in_flight.get(service)
+        if since is not None and now - since > self.action_deadline:
+            log.warning(
+                "service %s: no outcome for its last action after %gs; deciding again",
+                service,
+                self.action_deadline,
+            )
+            del self.in_flight[service]
+            return False
+        return since is not None
+
     def evaluate(self, state: ServiceState) -> Decision | None:
         policy = state.result.policy
         if policy is None or state.result.errors:
             return None
         now = self.clock()
         state.averages = self.service_averages(state, policy, now)
-        if not state.averages or state.key in self.in_flight:
+        if not state.averages or self._action_under_way(state.key, now):
             return None  # never act on missing data, never two actions at once
         verdict = decide(policy, state.replicas, state.averages)
         if verdict is None:
@@ -232,7 +248,7 @@ class RuleEngine:
             dry_run=self.dry_run,
         )
         self.store.record(decision)
-        self.in_flight.add(state.key)
+        self.in_flight[state.key] = now
         self.decisions += 1
         log.info("decision%s: %s", " (dry run)" if self.dry_run else "", decision.reason)
         self.bus.publish(decision)

@@ -222,25 +222,23 @@ def test_a_restart_between_actions_keeps_the_cooldown(
     flag.mkdir()
     (flag / "burn").touch()
     start_burner(run_container, project, flag, cooldown=cooldown)
+
+    def nth_decision(n: int) -> StoredDecision:
+        wait_for(
+            f"decision {n}",
+            lambda: len(decisions(ebbflow.state, project)) >= n,
+            60,
+            ebbflow.assert_alive,
+        )
+        return decisions(ebbflow.state, project)[n - 1]
+
     ebbflow.start()
-    wait_for(
-        "the first scale-out",
-        lambda: len(decisions(ebbflow.state, project)) >= 1,
-        60,
-        ebbflow.assert_alive,
-    )
-    first = decisions(ebbflow.state, project)[0]
+    first = nth_decision(1)
     assert ebbflow.stop() == 0
     restarted_at = time.time()
     assert restarted_at - first.timestamp < cooldown - 3, "restart must fall inside the cooldown"
     ebbflow.start()
-    wait_for(
-        "the second scale-out",
-        lambda: len(decisions(ebbflow.state, project)) >= 2,
-        60,
-        ebbflow.assert_alive,
-    )
-    second = decisions(ebbflow.state, project)[1]
+    second = nth_decision(2)
     assert ebbflow.stop() == 0
     assert second.timestamp > restarted_at  # decided by the restarted process
     assert second.timestamp - first.timestamp >= cooldown

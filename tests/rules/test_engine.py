@@ -128,6 +128,8 @@ def test_no_second_decision_while_one_is_in_flight(store: DecisionStore, clock) 
     h = Harness(store, clock, labels={**LABELS, "ebbflow.scale.cooldown": "0"})
     h.start(1)
     assert len(h.tick(90.0) + h.tick(90.0)) == 1  # the second tick waits for the outcome
+    # a result that never comes does not freeze the service past the deadline
+    assert h.tick(90.0, seconds=h.engine.action_deadline + 1) != []
 
 
 def test_restart_keeps_the_cooldown(store: DecisionStore, tmp_path: Path, clock) -> None:
