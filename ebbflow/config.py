@@ -68,7 +68,9 @@ class AppConfig(FrozenModel):
     bus_capacity: int = Field(1024, ge=1)
     docker: DockerConfig = DockerConfig()
     rules: RulesConfig = RulesConfig()
-    inputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: _enable("containers"))
+    inputs: dict[str, dict[str, Any] | bool] = Field(
+        default_factory=lambda: _enable("containers", "node", "probes", "scrape")
+    )
     outputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: _enable("prometheus"))
     actuator: str = "docker"
 

@@ -39,6 +39,13 @@ def container_info(inspect: Mapping[str, Any]) -> ContainerInfo:
         cores = host["NanoCpus"] / 1e9
     elif host.get("CpuQuota", 0) > 0 and host.get("CpuPeriod", 0) > 0:
         cores = host["CpuQuota"] / host["CpuPeriod"]
+    mode = host.get("NetworkMode", "")
+    networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
+    address = (
+        "127.0.0.1"
+        if mode == "host"
+        else next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "")
+    )
     return ContainerInfo(
         id=inspect["Id"],
         name=inspect.get("Name", "").lstrip("/"),
@@ -48,7 +55,8 @@ def container_info(inspect: Mapping[str, Any]) -> ContainerInfo:
         pid=int(state.get("Pid") or 0),
         created=parse_docker_time(inspect.get("Created", "")),
         started_at=parse_docker_time(state.get("StartedAt", "")),
-        network_mode=host.get("NetworkMode", ""),
+        network_mode=mode,
+        address=address,
         cpu_limit_cores=cores,
         memory_limit_bytes=host.get("Memory") or None,
     )

@@ -42,15 +42,19 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class SampleBatch:
-    """All samples of one input's cycle.
+    """Samples from one input, published together.
 
-    `source` names the input; a batch replaces that source's previous batch in
-    snapshot-style outputs, so series of vanished containers disappear by themselves.
+    `source` names the input. A full batch (`replace=True`, what polling inputs send each
+    cycle) replaces that source's previous series in snapshot-style outputs, so series of
+    vanished containers disappear by themselves. Push inputs (probes, UDP) send each new
+    result at once as a partial batch (`replace=False`) that only updates its own series,
+    and a full batch now and then to retire what is gone.
     """
 
     source: str
     timestamp: float
     samples: tuple[Sample, ...]
+    replace: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ class ContainerInfo:
     created: float = 0.0
     started_at: float = 0.0
     network_mode: str = ""
+    address: str = ""  # where `container` in a probe URL points: 127.0.0.1 for host network
     cpu_limit_cores: float | None = None
     memory_limit_bytes: int | None = None
 

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from ebbflow.config import FrozenModel, RulesConfig
+from ebbflow.labels import parse_labels
 
 # label → policy field. Adding a key to the language is adding a line here.
 LABEL_FIELDS: dict[str, str] = {
@@ -27,7 +28,6 @@ LABEL_FIELDS: dict[str, str] = {
     "ebbflow.scale.cooldown": "cooldown",
     "ebbflow.scale.window": "window",
 }
-FIELD_LABELS = {field: label for label, field in LABEL_FIELDS.items()}
 # A label under one of these prefixes turns scaling on; an unknown key under them is an error.
 SCALING_PREFIXES = ("aliyun.auto_scaling.", "ebbflow.scale.")
 PERCENT_FIELDS = {"max_cpu", "min_cpu", "max_memory", "min_memory"}
@@ -80,53 +80,17 @@ class PolicyResult:
 
 def _clean(field: str, raw: str) -> Any:
     value = raw.strip()
-    if field in PERCENT_FIELDS:
-        value = value.removesuffix("%").strip()
-    return value
-
-
-def _describe(err: ValidationError) -> list[str]:
-    lines = []
-    for problem in err.errors():
-        loc = problem["loc"]
-        message = problem["msg"].removeprefix("Value error, ")
-        if loc:
-            field = str(loc[0])
-            lines.append(f"{FIELD_LABELS.get(field, field)}: {message} (got {problem['input']!r})")
-        else:
-            lines.append(_name_fields(message))
-    return lines
-
-
-def _name_fields(message: str) -> str:
-    """Cross-field errors speak of fields; say the labels the operator actually wrote."""
-    for field, label in sorted(FIELD_LABELS.items(), key=lambda kv: -len(kv[0])):
-        message = message.replace(f"{field} (", f"{label} (")
-    return message
+    return value.removesuffix("%").strip() if field in PERCENT_FIELDS else value
 
 
 def parse_policy(labels: Mapping[str, str], defaults: RulesConfig | None = None) -> PolicyResult:
     defaults = defaults or RulesConfig()
-    declared = any(key.startswith(SCALING_PREFIXES) for key in labels)
-    if not declared:
+    if not any(key.startswith(SCALING_PREFIXES) for key in labels):
         return PolicyResult(None)
-    errors = [
-        f"{key}: unknown policy key"
-        for key in sorted(labels)
-        if key.startswith(SCALING_PREFIXES) and key not in LABEL_FIELDS
-    ]
-    data: dict[str, Any] = {
+    base = {
         "cooldown": defaults.default_cooldown,
         "window": defaults.default_window,
         "max_instances": defaults.default_max_instances,
     }
-    for label, field in LABEL_FIELDS.items():
-        if label in labels:
-            data[field] = _clean(field, labels[label])
-    try:
-        policy = ScalePolicy.model_validate(data)
-    except ValidationError as err:
-        return PolicyResult(None, tuple(errors + _describe(err)), declared=True)
-    if errors:
-        return PolicyResult(None, tuple(errors), declared=True)
-    return PolicyResult(policy, declared=True)
+    policy, errors = parse_labels(labels, LABEL_FIELDS, ScalePolicy, base, _clean, SCALING_PREFIXES)
+    return PolicyResult(policy, errors, declared=True)

@@ -14,25 +14,12 @@ from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo, Sample, labels_of
 
 from ..base import PollingInput
+from ..identity import container_labels
 from .cgroups import CgroupReader, NetStats, detect, read_net_dev
 from .discovery import Discovery
-from .metrics import (
-    CONTAINER_METRICS,
-    EXPORTED_LABELS,
-    NETWORK_METRICS,
-    Reading,
-    exported_label_name,
-)
+from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading
 
 log = logging.getLogger("ebbflow.collector.containers")
-
-
-def container_labels(info: ContainerInfo) -> dict[str, str]:
-    labels = {"id": f"/docker/{info.id}", "name": info.name, "image": info.image}
-    for key in EXPORTED_LABELS:
-        if key in info.labels:
-            labels[exported_label_name(key)] = info.labels[key]
-    return labels
 
 
 class ContainerInput(PollingInput):

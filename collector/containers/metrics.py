@@ -115,16 +115,3 @@ NETWORK_METRICS: dict[str, tuple[str, Callable[[NetStats], int]]] = {
         lambda n: n.tx_dropped,
     ),
 }
-
-# Labels copied from the container, under cAdvisor's `container_label_` prefix. Only these:
-# exporting every label (or env var) would leak secrets and explode cardinality.
-EXPORTED_LABELS = (
-    "com.docker.compose.project",
-    "com.docker.compose.service",
-    "com.docker.swarm.service.name",
-    "ebbflow.service",
-)
-
-
-def exported_label_name(label: str) -> str:
-    return "container_label_" + "".join(c if c.isalnum() else "_" for c in label)

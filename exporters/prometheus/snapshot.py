@@ -1,7 +1,8 @@
 """The latest batch of every source, exposed to prometheus-client as a custom collector.
 
-Each source's batch replaces its previous one whole, so a series whose container is gone
-disappears at the next cycle instead of lingering with a stale value.
+A full batch replaces its source's series whole, so a series whose container is gone
+disappears at the next cycle instead of lingering with a stale value; a partial batch
+(from a push input) updates only the series it carries.
 """
 
 from __future__ import annotations
@@ -11,23 +12,28 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from ebbflow.model import Sample, SampleBatch
+from ebbflow.model import Labels, Sample, SampleBatch
 
 
 class Snapshot(Collector):
     def __init__(self) -> None:
-        self._batches: dict[str, tuple[Sample, ...]] = {}
+        # source → series key → latest sample
+        self._series: dict[str, dict[tuple[str, Labels], Sample]] = {}
 
     def update(self, batch: SampleBatch) -> None:
-        self._batches[batch.source] = batch.samples
+        fresh = {(s.name, s.labels): s for s in batch.samples}
+        if batch.replace or batch.source not in self._series:
+            self._series[batch.source] = fresh
+        else:
+            self._series[batch.source].update(fresh)
 
     def series_count(self) -> int:
-        return sum(len(samples) for samples in self._batches.values())
+        return sum(len(series) for series in self._series.values())
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
-        for samples in list(self._batches.values()):
-            for sample in samples:
+        for series in list(self._series.values()):
+            for sample in list(series.values()):
                 family = families.get(sample.name)
                 if family is None:
                     base = (

@@ -64,7 +64,7 @@ def test_no_scaling_labels_means_no_policy_and_no_error() -> None:
         ({"aliyun.auto_scaling.step": "1"}, "no threshold"),
         (
             {"aliyun.auto_scaling.max_cpu": "50", "aliyun.auto_scaling.max_cpus": "60"},
-            "aliyun.auto_scaling.max_cpus: unknown policy key",
+            "aliyun.auto_scaling.max_cpus: unknown key",
         ),
         (
             {"ebbflow.scale.cooldown": "-3", "aliyun.auto_scaling.max_cpu": "50"},

@@ -1,0 +1,237 @@
+"""The probes input: one task per probed container, started and stopped by Docker events.
+
+Each result is published at once (so a rule can act on it) as a full batch of that
+container's own source, `probes/<id>`: a changed reason replaces the old series, and an
+empty batch retires them when the container stops. Health follows the failure/success
+thresholds and is logged on change only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from ebbflow.bus import Bus
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ContainerInfo, Sample, SampleBatch, labels_of
+
+from ..identity import container_labels
+from ..watch import ContainerWatch
+from .checks import ProbeResult, cmd_probe, http_probe, tcp_probe
+from .spec import ProbeSpec, parse_probe
+
+log = logging.getLogger("ebbflow.collector.probes")
+
+SOURCE_PREFIX = "probes/"
+
+
+@dataclass
+class ProbeState:
+    """Consecutive outcomes and the health they add up to."""
+
+    spec: ProbeSpec
+    healthy: bool = True
+    failures: int = 0
+    successes: int = 0
+    last: ProbeResult | None = field(default=None)
+
+    def record(self, result: ProbeResult) -> bool:
+        """Returns True when health changed."""
+        self.last = result
+        if result.success:
+            self.successes, self.failures = self.successes + 1, 0
+            if not self.healthy and self.successes >= self.spec.success_threshold:
+                self.healthy = True
+                return True
+        else:
+            self.failures, self.successes = self.failures + 1, 0
+            if self.healthy and self.failures >= self.spec.failure_threshold:
+                self.healthy = False
+                return True
+        return False
+
+
+def result_samples(
+    info: ContainerInfo, spec: ProbeSpec, state: ProbeState, result: ProbeResult, now: float
+) -> tuple[Sample, ...]:
+    base = {**container_labels(info), "probe": spec.kind}
+    labels = labels_of(base)
+    samples = [
+        Sample(
+            "probe_success",
+            1.0 if result.success else 0.0,
+            labels_of({**base, "reason": result.reason}),
+            now,
+            "gauge",
+            "1 when the probe succeeded; `reason` says why it did not.",
+        ),
+        Sample(
+            "probe_duration_seconds",
+            result.duration,
+            labels,
+            now,
+            "gauge",
+            "How long the probe took.",
+        ),
+        Sample(
+            "ebbflow_probe_healthy",
+            1.0 if state.healthy else 0.0,
+            labels,
+            now,
+            "gauge",
+            "Health after the failure/success thresholds.",
+        ),
+    ]
+    if result.status_code is not None:
+        samples.append(
+            Sample(
+                "probe_http_status_code",
+                result.status_code,
+                labels,
+                now,
+                "gauge",
+                "HTTP status of the probe's answer.",
+            )
+        )
+    return tuple(samples)
+
+
+class ProbeInput:
+    name = "probes"
+
+    def __init__(self, bus: Bus, docker: DockerHandle, clock: Callable[[], float]) -> None:
+        self.bus = bus
+        self.docker = docker
+        self.clock = clock
+        self.watch = ContainerWatch(bus, "probes", self._changed)
+        self.states: dict[str, ProbeState] = {}
+        self.config_errors: dict[str, tuple[str, ...]] = {}
+        self.results = 0
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # No connection reuse: a probe must open its connection like a new client would.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True),
+                headers={"User-Agent": "ebbflow-probe"},
+            )
+        return self._session
+
+    def _changed(self, info: ContainerInfo, running: bool) -> None:
+        task = self._tasks.pop(info.id, None)
+        if task is not None:
+            task.cancel()
+        if not running:
+            self.states.pop(info.id, None)
+            self.config_errors.pop(info.name, None)
+            self.bus.publish(SampleBatch(SOURCE_PREFIX + info.id, self.clock(), ()))
+            return
+        spec = self._spec(info)
+        if spec is not None and self._group is not None:
+            self._tasks[info.id] = self._group.create_task(self._probe_loop(info, spec))
+
+    def _spec(self, info: ContainerInfo) -> ProbeSpec | None:
+        spec, errors = parse_probe(info.labels)
+        if errors:
+            if self.config_errors.get(info.name) != errors:
+                log.warning("container %s: probe disabled: %s", info.name, "; ".join(errors))
+            self.config_errors[info.name] = errors
+        return spec
+
+    async def probe(self, info: ContainerInfo, spec: ProbeSpec) -> ProbeResult:
+        if spec.kind == "cmd":
+            return await cmd_probe(self.docker.client, spec, info.id)
+        if spec.kind == "tcp":
+            return await tcp_probe(spec, spec.target(info.address))
+        return await http_probe(self.session, spec, spec.target(info.address))
+
+    def publish(self, info: ContainerInfo, state: ProbeState, result: ProbeResult) -> None:
+        self.results += 1
+        if state.record(result):
+            if state.healthy:
+                log.info("container %s: probe healthy again", info.name)
+            else:
+                log.warning(
+                    "container %s: probe unhealthy after %d failures: %s (%s)",
+                    info.name,
+                    state.failures,
+                    result.reason,
+                    result.detail,
+                )
+        now = self.clock()
+        samples = result_samples(info, state.spec, state, result, now)
+        self.bus.publish(SampleBatch(SOURCE_PREFIX + info.id, now, samples))
+
+    async def _probe_loop(self, info: ContainerInfo, spec: ProbeSpec) -> None:
+        state = self.states[info.id] = ProbeState(spec)
+        started = info.started_at or self.clock()
+        await asyncio.sleep(max(0.0, started + spec.initial_delay - self.clock()))
+        loop = asyncio.get_running_loop()
+        while True:
+            began = loop.time()
+            self.publish(info, state, await self.probe(info, spec))
+            await asyncio.sleep(max(0.0, spec.interval - (loop.time() - began)))
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for info in list(self.watch.running.values()):
+                    self._changed(info, True)
+                await self.watch.follow()
+        finally:
+            self._group = None
+            if self._session is not None:
+                await self._session.close()
+
+    async def collect_once(self) -> list[Sample]:
+        """Probe every labelled running container once, initial delays honoured."""
+        containers = await self.docker.running_containers()
+        now = time.time()
+        jobs = []
+        for info in containers:
+            spec = self._spec(info)
+            if spec is not None and now >= (info.started_at or now) + spec.initial_delay:
+                jobs.append((info, spec))
+        try:
+            results = await asyncio.gather(*(self.probe(i, s) for i, s in jobs))
+        finally:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+        return [
+            sample
+            for (info, spec), result in zip(jobs, results, strict=True)
+            for sample in result_samples(info, spec, ProbeState(spec), result, self.clock())
+        ]
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield Sample(
+            "ebbflow_probes_active", len(self._tasks), (), now, "gauge", "Containers being probed."
+        )
+        yield Sample(
+            "ebbflow_probe_results_total",
+            self.results,
+            (),
+            now,
+            "counter",
+            "Probe results published.",
+        )
+        for name, errors in self.config_errors.items():
+            yield Sample(
+                "ebbflow_probe_config_errors",
+                len(errors),
+                labels_of({"name": name}),
+                now,
+                "gauge",
+                "Errors in a container's probe labels (probe disabled).",
+            )

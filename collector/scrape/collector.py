@@ -1,0 +1,134 @@
+"""The app-scrape input: every labelled container's endpoint, concurrently, each cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+import aiohttp
+
+from ebbflow.bus import Bus
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ContainerInfo, Sample, labels_of
+
+from ..base import PollingInput
+from ..identity import container_labels
+from ..watch import ContainerWatch
+from .formats import PARSERS
+from .spec import ScrapeSpec, parse_scrape
+
+log = logging.getLogger("ebbflow.collector.scrape")
+
+RESERVED = ("id", "name", "image")
+
+
+class ScrapeInput(PollingInput):
+    name = "scrape"
+
+    def __init__(
+        self,
+        bus: Bus,
+        docker: DockerHandle,
+        interval: float,
+        timeout: float,
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__(bus, interval, timeout, clock)
+        self.docker = docker
+        self.watch = ContainerWatch(bus, "scrape")
+        self.target_timeout = timeout * 0.8  # one slow target never fails the whole cycle
+        self.target_up: dict[str, bool] = {}
+        self.config_errors: dict[str, tuple[str, ...]] = {}
+
+    def targets(
+        self, containers: Iterable[ContainerInfo]
+    ) -> list[tuple[ContainerInfo, ScrapeSpec]]:
+        found = []
+        for info in containers:
+            spec, errors = parse_scrape(info.labels)
+            if errors and self.config_errors.get(info.name) != errors:
+                log.warning("container %s: scrape disabled: %s", info.name, "; ".join(errors))
+            if errors:
+                self.config_errors[info.name] = errors
+            if spec is not None:
+                found.append((info, spec))
+        return found
+
+    async def scrape(
+        self, session: aiohttp.ClientSession, info: ContainerInfo, spec: ScrapeSpec, now: float
+    ) -> list[Sample]:
+        identity = container_labels(info)
+        up_labels = labels_of({**identity, "format": spec.format})
+        try:
+            async with (
+                asyncio.timeout(self.target_timeout),
+                session.get(spec.url(info.address)) as resp,
+            ):
+                resp.raise_for_status()
+                text = await resp.text()
+            rows = PARSERS[spec.format](text)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as err:
+            if self.target_up.get(info.id, True):
+                log.warning(
+                    "container %s: scrape of %s failed: %r", info.name, spec.url(info.address), err
+                )
+            self.target_up[info.id] = False
+            return [
+                Sample(
+                    "ebbflow_scrape_up",
+                    0.0,
+                    up_labels,
+                    now,
+                    "gauge",
+                    "1 when the app endpoint answered and parsed.",
+                )
+            ]
+        if not self.target_up.get(info.id, True):
+            log.info("container %s: scrape recovered", info.name)
+        self.target_up[info.id] = True
+        samples = [
+            Sample(
+                "ebbflow_scrape_up",
+                1.0,
+                up_labels,
+                now,
+                "gauge",
+                "1 when the app endpoint answered and parsed.",
+            )
+        ]
+        for name, labels, value, kind in rows:
+            # The app's labels never overwrite the container's identity (honor_labels=false).
+            own = {f"exported_{k}" if k in identity else k: v for k, v in labels.items()}
+            samples.append(Sample(name, value, labels_of({**own, **identity}), now, kind))
+        return samples
+
+    async def scrape_all(self, containers: Iterable[ContainerInfo]) -> list[Sample]:
+        now = self.clock()
+        targets = self.targets(containers)
+        if not targets:
+            return []
+        async with aiohttp.ClientSession() as session:
+            results = await asyncio.gather(*(self.scrape(session, i, s, now) for i, s in targets))
+        live = {info.id for info, _ in targets}
+        self.target_up = {k: v for k, v in self.target_up.items() if k in live}
+        return [sample for samples in results for sample in samples]
+
+    async def fetch(self) -> list[Sample]:
+        self.watch.drain()
+        return await self.scrape_all(list(self.watch.running.values()))
+
+    async def collect_once(self) -> list[Sample]:
+        return await self.scrape_all(await self.docker.running_containers())
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield from super().telemetry(now)
+        for name, errors in self.config_errors.items():
+            yield Sample(
+                "ebbflow_scrape_config_errors",
+                len(errors),
+                labels_of({"name": name}),
+                now,
+                "gauge",
+                "Errors in a container's scrape labels (scrape disabled).",
+            )

@@ -1,0 +1,42 @@
+"""The node input on this machine's real /proc."""
+
+import socket
+
+from ebbflow.bus import Bus
+from ebbflow.collector.node import NodeConfig, NodeInput
+
+
+def test_node_exporter_names_with_a_node_label() -> None:
+    clock = iter(range(100)).__next__
+    node = NodeInput(Bus(), NodeConfig(), 1.0, lambda: float(clock()))
+    node.read()
+    samples = node.read()
+    names = {s.name for s in samples}
+    for expected in (
+        "node_cpu_seconds_total",
+        "node_load1",
+        "node_memory_MemAvailable_bytes",
+        "node_memory_MemTotal_bytes",
+        "node_filesystem_avail_bytes",
+        "node_network_receive_bytes_total",
+        "node_boot_time_seconds",
+        "ebbflow_node_memory_percent",
+    ):
+        assert expected in names, expected
+    assert {s.label("node") for s in samples} == {socket.gethostname()}
+    root = [
+        s
+        for s in samples
+        if s.name == "node_filesystem_avail_bytes" and s.label("mountpoint") == "/"
+    ]
+    assert root and root[0].value > 0
+    cpu_modes = {s.label("mode") for s in samples if s.name == "node_cpu_seconds_total"}
+    assert {"user", "system", "idle"} <= cpu_modes and "guest" not in cpu_modes
+    assert not [
+        s for s in samples if s.name.startswith("node_network") and s.label("device") == "lo"
+    ]
+
+
+def test_configured_node_name() -> None:
+    node = NodeInput(Bus(), NodeConfig(name="edge-7"), 1.0, lambda: 0.0)
+    assert {s.label("node") for s in node.read()} == {"edge-7"}

@@ -1,0 +1,79 @@
+"""The UDP listener on a real loopback socket."""
+
+import asyncio
+import logging
+import socket
+
+import pytest
+
+from ebbflow.bus import Bus
+from ebbflow.collector.udp import UdpConfig, UdpInput
+from ebbflow.model import SampleBatch
+
+
+async def started(bus: Bus, **options: object) -> tuple[UdpInput, asyncio.Task[None]]:
+    udp = UdpInput(bus, UdpConfig(listen="127.0.0.1:0", **options), lambda: 1000.0)
+    task = asyncio.create_task(udp.run())
+    for _ in range(100):
+        if udp.bound:
+            break
+        await asyncio.sleep(0.01)
+    assert udp.bound is not None
+    return udp, task
+
+
+async def received(sub, count: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    seen = {}
+    async with asyncio.timeout(5):
+        for _ in range(count):
+            batch = await sub.get()
+            assert isinstance(batch, SampleBatch) and not batch.replace
+            seen.update({(s.name, s.labels): s.value for s in batch.samples})
+    return seen
+
+
+async def test_datagrams_become_samples_and_garbage_is_survived(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = Bus()
+    sub = bus.subscribe("t", SampleBatch)
+    udp, task = await started(bus)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        send = lambda data: s.sendto(data, udp.bound)  # noqa: E731
+        with caplog.at_level(logging.WARNING, "ebbflow.collector.udp"):
+            send(b"http,route=/a latency_ms=12.5,requests=3i\nqueue depth=4")
+            send(b"\xff\xfe not utf-8")
+            send(b"this is not anything\njobs:2|c|#q:mail")  # one bad, one good line
+            send(b"jobs:3|c|#q:mail\nreq:120|ms\nreq:80|ms\ntemp:20|g\ntemp:-5|g")
+            seen = await received(sub, 3)
+    task.cancel()
+    assert seen[("http_latency_ms", (("route", "/a"),))] == 12.5
+    assert seen[("http_requests", (("route", "/a"),))] == 3
+    assert seen[("queue_depth", ())] == 4
+    assert seen[("jobs_total", (("q", "mail"),))] == 5  # counters accumulate
+    assert seen[("req", ())] == 80 and seen[("req_count", ())] == 2 and seen[("req_sum", ())] == 200
+    assert seen[("temp", ())] == 15  # a signed gauge is a delta
+    assert (udp.datagrams, udp.malformed) == (4, 2)
+    assert "malformed line from 127.0.0.1:" in caplog.text  # the sender is named
+    assert caplog.text.count("malformed line") == 1  # and not once per line
+
+
+async def test_series_cap_and_expiry() -> None:
+    bus = Bus()
+    udp = UdpInput(bus, UdpConfig(max_series=2, expire_after=10), clock := _Clock())
+    udp.parse_datagram(b"a:1|g\nb:1|g\nc:1|g", "test")
+    assert len(udp.series) == 2 and udp.series_dropped == 1
+    clock.now += 20
+    udp.parse_datagram(b"a:2|g", "test")
+    full = bus.subscribe("t", SampleBatch)
+    udp.retire_expired()
+    batch = full.get_nowait()
+    assert isinstance(batch, SampleBatch) and batch.replace
+    assert [(s.name, s.value) for s in batch.samples] == [("a", 2.0)]
+
+
+class _Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
