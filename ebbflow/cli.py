@@ -19,6 +19,7 @@ from ebbflow.app import build_app, build_context, build_plugins, run_app
 from ebbflow.config import AppConfig, ConfigError, load_config
 from ebbflow.logs import setup_logging
 from ebbflow.model import Sample
+from ebbflow.plugins import load_benchmark
 from ebbflow.rules.engine import group_services
 from ebbflow.services import format_service_key, parse_service_key
 from ebbflow.state import DecisionStore
@@ -50,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     policies.add_argument("--json", action="store_true")
 
+    bench = sub.add_parser("bench", parents=[common], help="measure a part, side by side")
+    bench.add_argument("name", help="collect: the containers input vs bare reads vs stats API")
+    bench.add_argument("--cycles", type=int, default=20)
+    bench.add_argument("--json", action="store_true")
+
     decisions = sub.add_parser("decisions", parents=[common], help="the decision audit log")
     decisions.add_argument("--state", type=Path)
     decisions.add_argument("--service", help="e.g. compose:demo/web")
@@ -76,13 +82,14 @@ def _config(args: argparse.Namespace) -> AppConfig:
 def format_sample(sample: Sample) -> str:
     labels = ",".join(f'{k}="{v}"' for k, v in sample.labels)
     return (
-        f"{sample.name}{{{labels}}} {sample.value:g}"
+        f"{sample.name}{{{labels}}} {sample.value!r}"
         if labels
-        else f"{sample.name} {sample.value:g}"
+        else f"{sample.name} {sample.value!r}"
     )
 
 
-async def _collect_once(config: AppConfig) -> dict[str, list[Sample]]:
+async def _collect_once(config: AppConfig) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+    """Every enabled input once, concurrently: (samples by input, error by input)."""
     ctx = build_context(config)
     try:
         inputs = build_plugins(ctx, "inputs", config.inputs)
@@ -91,39 +98,39 @@ async def _collect_once(config: AppConfig) -> dict[str, list[Sample]]:
         )
     finally:
         await ctx.docker.close()
-    out: dict[str, list[Sample]] = {}
+    samples: dict[str, list[Sample]] = {}
+    errors: dict[str, str] = {}
     for name, result in zip(inputs, results, strict=True):
         if isinstance(result, BaseException):
-            raise EngineUnreachableError(f"input {name}: {result}")
-        out[name] = result
-    return out
+            errors[name] = f"{type(result).__name__}: {result}"
+        else:
+            samples[name] = result
+    return samples, errors
 
 
 def cmd_collect(config: AppConfig, as_json: bool) -> int:
-    by_input = asyncio.run(_collect_once(config))
+    by_input, errors = asyncio.run(_collect_once(config))
     if as_json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "input": name,
-                        "name": s.name,
-                        "value": s.value,
-                        "labels": dict(s.labels),
-                        "timestamp": s.timestamp,
-                        "kind": s.kind,
-                    }
-                    for name, samples in by_input.items()
-                    for s in samples
-                ],
-                indent=1,
-            )
-        )
+        rows = [
+            {
+                "input": name,
+                "name": s.name,
+                "value": s.value,
+                "labels": dict(s.labels),
+                "timestamp": s.timestamp,
+                "kind": s.kind,
+            }
+            for name, samples in by_input.items()
+            for s in samples
+        ]
+        print(json.dumps(rows, indent=1))
     else:
         for samples in by_input.values():
             for sample in samples:
                 print(format_sample(sample))
-    return 0
+    for name, error in errors.items():
+        print(f"ebbflow: input {name} failed: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 async def _policies(config: AppConfig) -> list[dict[str, Any]]:
@@ -195,6 +202,35 @@ def cmd_decisions(config: AppConfig, service: str | None, limit: int, as_json: b
     return 0
 
 
+async def _bench(config: AppConfig, name: str, cycles: int) -> dict[str, Any]:
+    bench = load_benchmark(name)
+    ctx = build_context(config)
+    try:
+        return await bench(ctx, cycles)
+    except (aiodocker.DockerError, aiohttp.ClientError, OSError) as err:
+        raise EngineUnreachableError(
+            f"cannot reach the Docker engine at {ctx.docker.host}: {err}"
+        ) from None
+    finally:
+        await ctx.docker.close()
+
+
+def cmd_bench(config: AppConfig, name: str, cycles: int, as_json: bool) -> int:
+    result = asyncio.run(_bench(config, name, cycles))
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return 0
+    for key, value in result.items():
+        if isinstance(value, dict):
+            figures = "  ".join(
+                f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()
+            )
+            print(f"{key:<24} {figures}")
+        else:
+            print(f"{key:<24} {value:.2f}" if isinstance(value, float) else f"{key:<24} {value}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -208,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_collect(config, args.json)
         if args.command == "policies":
             return cmd_policies(config, args.json)
+        if args.command == "bench":
+            return cmd_bench(config, args.name, args.cycles, args.json)
         return cmd_decisions(config, args.service, args.limit, args.json)
     except ConfigError as err:
         print(f"ebbflow: config error: {err}", file=sys.stderr)

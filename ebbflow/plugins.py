@@ -7,7 +7,7 @@ core never imports any one plugin.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -82,6 +82,7 @@ GROUPS = {
     "inputs": "ebbflow.inputs",
     "outputs": "ebbflow.outputs",
     "actuators": "ebbflow.actuators",
+    "benchmarks": "ebbflow.benchmarks",
 }
 
 
@@ -98,6 +99,17 @@ def load(kind: str, name: str) -> Plugin[Any, Any]:
     if not isinstance(plugin, Plugin):
         raise ConfigError(f"{kind}.{name}: entry point does not name a Plugin")
     return plugin
+
+
+Benchmark = Callable[[PluginContext, int], Awaitable[dict[str, Any]]]
+
+
+def load_benchmark(name: str) -> Benchmark:
+    found = available("benchmarks")
+    if name not in found:
+        raise ConfigError(f"bench {name}: no such benchmark (known: {', '.join(sorted(found))})")
+    bench: Benchmark = found[name].load()
+    return bench
 
 
 def enabled_sections(

@@ -15,7 +15,7 @@ from ebbflow.model import ContainerInfo, Sample, labels_of
 
 from ..base import PollingInput
 from ..identity import container_labels
-from .cgroups import CgroupReader, NetStats, detect, read_net_dev
+from .cgroups import CgroupFiles, CgroupReader, NetStats, detect, net_dev_path, read_net_dev
 from .discovery import Discovery
 from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading
 
@@ -40,7 +40,7 @@ class ContainerInput(PollingInput):
         self.reader: CgroupReader = detect(cgroup_root, proc_root)
         self.proc_root = proc_root
         self.node_memory = psutil.virtual_memory().total
-        self._paths: dict[str, dict[str, Path]] = {}
+        self._paths: dict[str, CgroupFiles] = {}
         self._previous: dict[str, tuple[float, float]] = {}  # id -> (wall time, cpu seconds)
         self.read_errors = 0
 
@@ -82,7 +82,7 @@ class ContainerInput(PollingInput):
 
     def _network(self, info: ContainerInfo, labels: dict[str, str], now: float) -> Iterable[Sample]:
         try:
-            interfaces: list[NetStats] = read_net_dev(self.proc_root, info.pid)
+            interfaces: list[NetStats] = read_net_dev(net_dev_path(self.proc_root, info.pid))
         except OSError:
             return
         for iface in interfaces:

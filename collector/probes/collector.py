@@ -150,9 +150,12 @@ class ProbeInput:
     async def probe(self, info: ContainerInfo, spec: ProbeSpec) -> ProbeResult:
         if spec.kind == "cmd":
             return await cmd_probe(self.docker.client, spec, info.id)
+        target = spec.target(info.address)
+        if target is None:
+            return ProbeResult(False, 0.0, "error", detail="the container has no network address")
         if spec.kind == "tcp":
-            return await tcp_probe(spec, spec.target(info.address))
-        return await http_probe(self.session, spec, spec.target(info.address))
+            return await tcp_probe(spec, target)
+        return await http_probe(self.session, spec, target)
 
     def publish(self, info: ContainerInfo, state: ProbeState, result: ProbeResult) -> None:
         self.results += 1

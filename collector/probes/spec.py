@@ -103,14 +103,17 @@ class ProbeSpec(FrozenModel):
             return "cmd"
         return "tcp" if self.url and self.url.startswith("tcp:") else "http"
 
-    def target(self, address: str) -> str:
-        """The URL with `container` replaced by the container's address."""
+    def target(self, address: str) -> str | None:
+        """The URL with `container` replaced by the container's address; None when the
+        container has none (network `none`): it cannot be reached, and falling back to
+        this host's loopback would probe something else."""
         assert self.url is not None
         parts = urlsplit(self.url)
         if parts.hostname != "container":
             return self.url
-        netloc = parts.netloc.replace("container", address or "127.0.0.1", 1)
-        return parts._replace(netloc=netloc).geturl()
+        if not address:
+            return None
+        return parts._replace(netloc=parts.netloc.replace("container", address, 1)).geturl()
 
     def status_ok(self, status: int) -> bool:
         return any(lo <= status <= hi for lo, hi in self.expected_status)

@@ -61,6 +61,8 @@ class ScrapeInput(PollingInput):
         identity = container_labels(info)
         up_labels = labels_of({**identity, "format": spec.format})
         try:
+            if not info.address:
+                raise ValueError("the container has no network address")
             async with (
                 asyncio.timeout(self.target_timeout),
                 session.get(spec.url(info.address)) as resp,

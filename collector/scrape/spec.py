@@ -28,8 +28,9 @@ class ScrapeSpec(FrozenModel):
     scheme: Literal["http", "https"] = "http"
 
     def url(self, address: str) -> str:
+        """Only called with an address: a container without one cannot be scraped."""
         path = self.path or DEFAULT_PATHS[self.format]
-        return f"{self.scheme}://{address or '127.0.0.1'}:{self.port}{path}"
+        return f"{self.scheme}://{address}:{self.port}{path}"
 
 
 def parse_scrape(labels: Mapping[str, str]) -> tuple[ScrapeSpec | None, tuple[str, ...]]:

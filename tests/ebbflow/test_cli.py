@@ -43,6 +43,10 @@ def test_policies_collect_and_errors(
         "aliyun.auto_scaling.max_cpu=70",
         "--label",
         "aliyun.auto_scaling.min_cpu=20",
+        "--label",
+        "aliyun.probe.cmd=true",
+        "--label",
+        "ebbflow.scrape.port=9",
     )
     run_container(
         f"{project}_bad_1",
@@ -72,6 +76,23 @@ def test_policies_collect_and_errors(
     samples = json.loads(collected.stdout)
     names = {s["labels"].get("name") for s in samples if s["input"] == "containers"}
     assert {f"{project}_good_1", f"{project}_bad_1"} <= names
+    inputs = {s["input"] for s in samples}
+    assert {"containers", "node", "probes", "scrape"} <= inputs, inputs
+    assert any(s["name"] == "node_load1" for s in samples)
+    mine = {
+        (s["name"], s["labels"].get("reason", "")): s["value"]
+        for s in samples
+        if s["labels"].get("name") == f"{project}_good_1"
+    }
+    assert mine[("probe_success", "")] == 1  # the exec probe ran in the container
+    assert mine[("ebbflow_scrape_up", "")] == 0  # network none: no address to scrape
+    mine = {
+        (s["name"], s["labels"].get("reason", "")): s["value"]
+        for s in samples
+        if s["labels"].get("name") == f"{project}_good_1"
+    }
+    assert mine[("probe_success", "")] == 1  # the exec probe ran in the container
+    assert mine[("ebbflow_scrape_up", "")] == 0  # network none: no address to scrape
     cpu = [
         s
         for s in samples

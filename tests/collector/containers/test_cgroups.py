@@ -9,6 +9,7 @@ from ebbflow.collector.containers.cgroups import (
     CgroupV1,
     CgroupV2,
     detect,
+    net_dev_path,
     read_net_dev,
     read_proc_cgroup,
 )
@@ -128,7 +129,7 @@ def test_missing_container_is_a_clear_error(v1: CgroupV1) -> None:
 
 def test_proc_cgroup_and_net_dev(v1: CgroupV1) -> None:
     assert read_proc_cgroup(v1.proc_root, PID)["memory"] == f"/docker/{CID}"
-    (eth0,) = read_net_dev(v1.proc_root, PID)  # lo is left out
+    (eth0,) = read_net_dev(net_dev_path(v1.proc_root, PID))  # lo is left out
     assert (eth0.interface, eth0.rx_bytes, eth0.rx_packets, eth0.rx_errors, eth0.rx_dropped) == (
         "eth0",
         5000,
