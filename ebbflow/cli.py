@@ -147,8 +147,8 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
     return [
         {
             "service": format_service_key(key),
-            "replicas": state.replicas,
-            "containers": sorted(state.containers),
+            "replicas": state.count,
+            "containers": sorted(state.replicas),
             "policy": state.result.policy.model_dump() if state.result.policy else None,
             "errors": list(state.result.errors),
         }
@@ -159,15 +159,19 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
 def _policy_text(policy: dict[str, Any] | None) -> str:
     if policy is None:
         return "-"
-    bounds = " ".join(
-        f"{k}={policy[k]:g}"
-        for k in ("max_cpu", "min_cpu", "max_memory", "min_memory")
-        if policy[k] is not None
+    rules = []
+    for rule in policy["rules"]:
+        bounds = " ".join(
+            f"{k}={rule[k]:g}" for k in ("target", "max", "min") if rule[k] is not None
+        )
+        rules.append(f"{rule['id']}[{bounds}]")
+    cooldowns = (
+        f"{policy['cooldown_up'] if policy['cooldown_up'] is not None else policy['cooldown']:g}/"
+        f"{policy['cooldown_down'] if policy['cooldown_down'] is not None else policy['cooldown']:g}s"
     )
     return (
-        f"{bounds} step={policy['step']} instances={policy['min_instances']}.."
-        f"{policy['max_instances']} cooldown={policy['cooldown']:g}s "
-        f"window={policy['window']:g}s"
+        f"{' '.join(rules)} mode={policy['mode']} replicas={policy['min_replicas']}.."
+        f"{policy['max_replicas']} cooldown(up/down)={cooldowns} window={policy['window']:g}s"
     )
 
 

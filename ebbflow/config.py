@@ -6,6 +6,7 @@ core only knows the shape of the top level.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -50,10 +51,33 @@ class DockerConfig(FrozenModel):
     timeout: float = Field(10.0, gt=0, description="Seconds allowed for one Docker API call.")
 
 
+class PolicySelector(FrozenModel):
+    service: str | None = Field(None, description="`project/name` or `name`; globs allowed.")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ConfiguredPolicy(FrozenModel):
+    """A policy from the YAML config, for services whose labels cannot be changed."""
+
+    selector: PolicySelector
+    labels: dict[str, str] = Field(min_length=1, description="Policy labels, as on a container.")
+
+    def matches(self, service: str, service_name: str, labels: Mapping[str, str]) -> bool:
+        pattern = self.selector.service
+        if pattern is not None and not (
+            fnmatch.fnmatchcase(service, pattern) or fnmatch.fnmatchcase(service_name, pattern)
+        ):
+            return False
+        return all(labels.get(k) == v for k, v in self.selector.labels.items())
+
+
 class RulesConfig(FrozenModel):
     default_cooldown: float = Field(60.0, ge=0)
     default_window: float = Field(30.0, gt=0)
     default_max_instances: int = Field(10, ge=1)
+    policies: tuple[ConfiguredPolicy, ...] = Field(
+        (), description="Policies for services selected by name or labels; first match wins."
+    )
 
 
 def _enable(*plugins: str) -> dict[str, dict[str, Any] | bool]:

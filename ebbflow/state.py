@@ -87,11 +87,16 @@ class DecisionStore:
             ),
         )
 
-    def last_decision_time(self, service: ServiceKey, dry_run: bool) -> float | None:
-        row = self._db.execute(
-            "SELECT MAX(ts) FROM decisions WHERE service = ? AND dry_run = ?",
-            (format_service_key(service), int(dry_run)),
-        ).fetchone()
+    def last_decision_time(
+        self, service: ServiceKey, dry_run: bool, direction: str | None = None
+    ) -> float | None:
+        """When the service's last decision (in `direction`: "out" or "in") was taken."""
+        query = "SELECT MAX(ts) FROM decisions WHERE service = ? AND dry_run = ?"
+        if direction == "out":
+            query += " AND to_replicas > from_replicas"
+        elif direction == "in":
+            query += " AND to_replicas < from_replicas"
+        row = self._db.execute(query, (format_service_key(service), int(dry_run))).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def recent(self, limit: int = 50, service: ServiceKey | None = None) -> list[StoredDecision]:

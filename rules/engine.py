@@ -1,15 +1,17 @@
-"""The rule engine: event-driven step scaling.
+"""The rule engine: each arriving sample re-evaluates only the services whose policy reads it.
 
-Each batch of container samples updates per-container windows and re-evaluates only the
-services those containers belong to. A decision is recorded (with its reason and inputs)
-before it is published for the scaler, and a service's next decision waits for both the
-outcome of the last one and its cooldown, which is read from the store so that a restart
-does not shorten it.
+Per service and metric, every evaluation appends one point (the value across ready
+replicas, and the replica count it implies) to numpy ring windows. Each metric recommends
+a replica count (step, proportional or predictive); the largest wins; scale-in is
+stabilised, never done on missing or stale data, and rate-limited; min/max always hold;
+cooldowns per direction are read from the store, so a restart does not shorten them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -30,72 +32,110 @@ from ebbflow.model import (
 from ebbflow.services import service_key
 from ebbflow.state import DecisionStore
 
-from .policy import PolicyResult, ScalePolicy, parse_policy
-from .window import TimeWindow
+from .policy import MetricRule, Policy, PolicyResult, effective_labels, parse_policy
+from .window import RingWindow
 
 log = logging.getLogger("ebbflow.rules")
 
-CPU_METRIC = "ebbflow_container_cpu_percent"
-MEMORY_METRIC = "ebbflow_container_memory_percent"
-WATCHED_METRICS = {CPU_METRIC: "cpu", MEMORY_METRIC: "memory"}
+PROBE_INITIAL_DELAY = ("aliyun.probe.initial_delay_seconds", "ebbflow.health.initial_delay")
+PROBE_LABELS = ("aliyun.probe.url", "aliyun.probe.cmd", "ebbflow.health.url", "ebbflow.health.cmd")
+SATURATED = 95.0  # a percent metric this high may be hiding demand: it cannot go past 100
+STARTUP_SMOOTHING = 0.5
+
+
+@dataclass
+class Replica:
+    info: ContainerInfo
+    ready_after: float  # start + warm-up (or the probe's initial delay)
+    needs_probe: bool
+    probe_ok: bool = False
+    sampled: bool = False  # any sample about this container has arrived
+    ready_since: float | None = None
+    latest: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric → (t, v)
+
+    def ready(self, now: float) -> bool:
+        if (
+            self.ready_since is None
+            and now >= self.ready_after
+            and (self.probe_ok or not self.needs_probe)
+            and self.sampled
+        ):
+            self.ready_since = now
+        return self.ready_since is not None
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    rule: MetricRule
+    replicas: int
+    why: str
+    value: float | None
 
 
 @dataclass
 class ServiceState:
     key: ServiceKey
-    containers: dict[str, ContainerInfo] = field(default_factory=dict)  # by container name
+    replicas: dict[str, Replica] = field(default_factory=dict)  # by container name
     result: PolicyResult = field(default_factory=lambda: PolicyResult(None))
+    service_values: dict[str, tuple[float, float]] = field(default_factory=dict)
+    values: dict[str, RingWindow] = field(default_factory=dict)  # rule id → value per tick
+    implied: dict[str, RingWindow] = field(default_factory=dict)  # rule id → replicas per tick
+    recommended: RingWindow = field(default_factory=RingWindow)  # for scale-in stabilisation
     averages: dict[str, float] = field(default_factory=dict)
+    startup: float | None = None  # learned: decision → first ready sample of a new replica
+    last_scale_out: float | None = None
 
     @property
-    def replicas(self) -> int:
-        return len(self.containers)
+    def count(self) -> int:
+        return len(self.replicas)
 
 
 def group_services(
     containers: Iterable[ContainerInfo], defaults: RulesConfig | None = None
 ) -> dict[ServiceKey, ServiceState]:
     """Services and their parsed policies, from running containers (also used by the CLI)."""
+    defaults = defaults or RulesConfig()
     services: dict[ServiceKey, ServiceState] = {}
     for info in sorted(containers, key=lambda c: c.started_at):
         key = service_key(info.labels, info.name)
         state = services.setdefault(key, ServiceState(key))
-        state.containers[info.name] = info
-        # The newest replica's labels win: operators change policies by recreating.
-        state.result = parse_policy(info.labels, defaults)
+        state.replicas[info.name] = Replica(info, info.started_at, False)
+        labels = effective_labels(info.labels, str(key), key.name, defaults.policies)
+        state.result = parse_policy(labels, defaults)  # the newest replica's labels win
     return services
 
 
-def decide(
-    policy: ScalePolicy, replicas: int, averages: dict[str, float]
-) -> tuple[int, str] | None:
-    """The step rule: (target replicas, why), or None to stay.
-
-    Out when any metric is above its max; in only when every metric that has a min is
-    below it and none is above its max; always within [min_instances, max_instances].
-    """
-    low, high = policy.min_instances, policy.max_instances
-    if replicas > high:
-        return high, f"{replicas} replicas above max_instances {high}"
-    if replicas < low:
-        return low, f"{replicas} replicas below min_instances {low}"
-    over, under = [], []
-    for metric, value in averages.items():
-        top, bottom = getattr(policy, f"max_{metric}"), getattr(policy, f"min_{metric}")
-        if top is not None and value > top:
-            over.append(f"{metric} avg {value:.1f}% > max {top:g}%")
-        if bottom is not None:
-            under.append((value < bottom, f"{metric} avg {value:.1f}% < min {bottom:g}%"))
-    window = f" over {policy.window:g}s"
-    if over:
-        target = min(high, replicas + policy.step)
-        return (target, ", ".join(over) + window) if target != replicas else None
-    if under and all(below for below, _ in under):
-        target = max(low, replicas - policy.step)
+def recommend_step(rule: MetricRule, value: float, current: int, step: int) -> tuple[int, str]:
+    if rule.max is not None and value > rule.max:
         return (
-            (target, ", ".join(text for _, text in under) + window) if target != replicas else None
+            current + step,
+            f"{rule.label} {rule.aggregation} {rule.show(value)} > max {rule.show(rule.max)}",
         )
-    return None
+    if rule.min is not None and value < rule.min:
+        return (
+            current - step,
+            f"{rule.label} {rule.aggregation} {rule.show(value)} < min {rule.show(rule.min)}",
+        )
+    return current, f"{rule.label} {rule.aggregation} {rule.show(value)} within bounds"
+
+
+def recommend_proportional(
+    rule: MetricRule, value: float, implied: float, current: int, ready: int, tolerance: float
+) -> tuple[int, str]:
+    """HPA's rule: desired = ceil(replicas * value / target), unless within the tolerance.
+
+    `implied` is that product averaged over the window (replicas * value / target at each
+    point), so a window that spans a change of replica count still means what it says.
+    """
+    assert rule.target is not None
+    ratio = value / rule.target
+    side = ">" if ratio > 1 else "<"
+    why = (
+        f"{rule.label} {rule.aggregation} {rule.show(value)} {side} target {rule.show(rule.target)}"
+    )
+    if abs(ratio - 1) <= tolerance or ready == 0:
+        return current, why.replace(f" {side} ", " ≈ ")
+    return math.ceil(implied - 1e-9), why
 
 
 class RuleEngine:
@@ -121,71 +161,92 @@ class RuleEngine:
         )
         self.services: dict[ServiceKey, ServiceState] = {}
         self.member_of: dict[str, ServiceKey] = {}
-        self.windows: dict[tuple[str, str], TimeWindow] = {}
+        self.by_service_label: dict[str, ServiceKey] = {}  # "project/name" and "name"
         # service → when its decision was published; cleared by the action's result, and
         # expired after `action_deadline` so a lost result cannot freeze a service forever.
         self.in_flight: dict[ServiceKey, float] = {}
         self.decisions = 0
 
+    # -- events --------------------------------------------------------------------------
     async def run(self) -> None:
         async for event in self.subscription:
             self.handle(event)
 
-    def handle(self, event: object) -> None:
+    def handle(self, event: object) -> list[Decision]:
         if isinstance(event, SampleBatch):
-            self.on_samples(event.samples)
-        elif isinstance(event, ContainerEvent):
+            return self.on_samples(event.samples)
+        if isinstance(event, ContainerEvent):
             self.on_container(event)
         elif isinstance(event, ActionResult):
             self.in_flight.pop(event.decision.service, None)
+        return []
 
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container
         if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
             key = service_key(info.labels, info.name)
             state = self.services.setdefault(key, ServiceState(key))
-            state.containers[info.name] = info
+            labels = effective_labels(info.labels, str(key), key.name, self.defaults.policies)
+            self._set_policy(state, parse_policy(labels, self.defaults))
+            state.replicas[info.name] = self._replica(info, state.result.policy, event.timestamp)
             self.member_of[info.name] = key
-            self._set_policy(state, parse_policy(info.labels, self.defaults))
+            self.by_service_label[str(key)] = self.by_service_label[key.name] = key
         elif event.kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
-            for metric in WATCHED_METRICS.values():
-                self.windows.pop((info.name, metric), None)
             owner = self.member_of.pop(info.name, None)
             if owner is not None and owner in self.services:
-                self.services[owner].containers.pop(info.name, None)
-                if not self.services[owner].containers:
+                self.services[owner].replicas.pop(info.name, None)
+                if not self.services[owner].replicas:
                     del self.services[owner]
+
+    @staticmethod
+    def _replica(info: ContainerInfo, policy: Policy | None, seen: float) -> Replica:
+        started = info.started_at or seen
+        delay = policy.warmup if policy else 0.0
+        for label in PROBE_INITIAL_DELAY:
+            with contextlib.suppress(ValueError):  # a bad probe label is the probe's to report
+                delay = max(delay, float(info.labels.get(label, 0)))
+        needs_probe = any(label in info.labels for label in PROBE_LABELS)
+        return Replica(info, started + delay, needs_probe)
 
     def _set_policy(self, state: ServiceState, result: PolicyResult) -> None:
         if result == state.result:
             return
         state.result = result
+        state.values.clear()
+        state.implied.clear()
         if result.errors:
             log.warning("service %s: policy disabled: %s", state.key, "; ".join(result.errors))
             self.bus.publish(PolicyProblem(state.key, result.errors, self.clock()))
         elif result.policy is not None:
             log.info(
-                "service %s: policy %s", state.key, result.policy.model_dump(exclude_none=True)
+                "service %s: policy %s",
+                state.key,
+                result.policy.model_dump(exclude_none=True, exclude_defaults=True),
             )
 
     def on_samples(self, samples: Iterable[Sample]) -> list[Decision]:
         touched: set[ServiceKey] = set()
         for sample in samples:
-            metric = WATCHED_METRICS.get(sample.name)
-            if metric is None:
+            name = sample.label("name")
+            key = self.member_of.get(name) if name else None
+            if key is not None:
+                state = self.services[key]
+                replica = state.replicas[name]
+                replica.sampled = True
+                if sample.name == "probe_success" and sample.value == 1.0:
+                    replica.probe_ok = True
+                policy = state.result.policy
+                if policy is not None and policy.reads(sample.name):
+                    replica.latest[sample.name] = (sample.timestamp, sample.value)
+                    touched.add(key)
                 continue
-            container = sample.label("name")
-            key = self.member_of.get(container)
-            if key is None:
-                continue
-            policy = self.services[key].result.policy
-            if policy is None:
-                continue  # no policy, nothing to decide: keep no window
-            window = self.windows.get((container, metric))
-            if window is None:
-                window = self.windows[(container, metric)] = TimeWindow(policy.window)
-            window.add(sample.timestamp, sample.value)
-            touched.add(key)
+            key = self.by_service_label.get(sample.label("service"))
+            if key is not None and key in self.services:
+                state = self.services[key]
+                policy = state.result.policy
+                if policy is not None and policy.reads(sample.name):
+                    state.service_values[sample.name] = (sample.timestamp, sample.value)
+                    touched.add(key)
         decisions = []
         for key in touched:
             decision = self.evaluate(self.services[key])
@@ -193,22 +254,107 @@ class RuleEngine:
                 decisions.append(decision)
         return decisions
 
-    def service_averages(
-        self, state: ServiceState, policy: ScalePolicy, now: float
-    ) -> dict[str, float]:
-        """Per metric: the mean over replicas of each replica's window mean."""
+    # -- evaluation ----------------------------------------------------------------------
+    def _ready(self, state: ServiceState, now: float) -> list[Replica]:
+        ready = []
+        for replica in state.replicas.values():
+            was_ready = replica.ready_since is not None
+            if replica.ready(now):
+                ready.append(replica)
+                if not was_ready:
+                    self._learn_startup(state, replica, now)
+        return ready
+
+    @staticmethod
+    def _learn_startup(state: ServiceState, replica: Replica, now: float) -> None:
+        """A replica made by our last scale-out just became ready: how long that took."""
+        decided = state.last_scale_out
+        started = replica.info.started_at
+        if decided is None or (started and started < decided):
+            return
+        took = now - decided
+        state.startup = (
+            took
+            if state.startup is None
+            else STARTUP_SMOOTHING * took + (1 - STARTUP_SMOOTHING) * state.startup
+        )
+
+    def _observe(
+        self,
+        state: ServiceState,
+        rule: MetricRule,
+        policy: Policy,
+        ready: list[Replica],
+        now: float,
+    ) -> tuple[float, float] | None:
+        """This instant's (value, implied replicas) for a rule, or None when data is missing."""
+        stale_before = now - max(10.0, policy.window)
+        values = [
+            r.latest[rule.metric][1]
+            for r in ready
+            if rule.metric in r.latest and r.latest[rule.metric][0] >= stale_before
+        ]
+        if values:
+            value = max(values) if rule.aggregation != "avg" else sum(values) / len(values)
+            implied = len(values) * value / rule.target if rule.target else float(len(values))
+        elif (
+            rule.metric in state.service_values
+            and state.service_values[rule.metric][0] >= stale_before
+            and ready
+        ):
+            total = state.service_values[rule.metric][1]  # a service-wide number, e.g. a queue
+            value = total / len(ready) if rule.target else total
+            implied = total / rule.target if rule.target else float(len(ready))
+        else:
+            return None
+        state.values.setdefault(rule.id, RingWindow()).add(now, value)
+        state.implied.setdefault(rule.id, RingWindow()).add(now, implied)
+        return value, implied
+
+    def _recommend(
+        self,
+        state: ServiceState,
+        rule: MetricRule,
+        policy: Policy,
+        ready: int,
+        now: float,
+        instant: float,
+    ) -> Recommendation:
         since = now - policy.window
-        averages = {}
-        for metric in WATCHED_METRICS.values():
-            means = [
-                m
-                for name in state.containers
-                if (w := self.windows.get((name, metric))) is not None
-                and (m := w.mean(since)) is not None
-            ]
-            if means:
-                averages[metric] = sum(means) / len(means)
-        return averages
+        value = state.values[rule.id].aggregate(since, rule.aggregation)
+        implied_window = state.implied[rule.id]
+        implied = implied_window.aggregate(since, rule.aggregation)
+        assert value is not None and implied is not None
+        current = state.count
+        if not rule.proportional:
+            replicas, why = recommend_step(rule, value, current, policy.step)
+            return Recommendation(rule, replicas, why, value)
+        replicas, why = recommend_proportional(
+            rule, value, implied, current, ready, policy.tolerance
+        )
+        if (
+            rule.metric in ("ebbflow_container_cpu_percent",)
+            and instant >= SATURATED
+            and replicas <= ready
+        ):
+            # Saturated: the real demand is above what the replicas can show.
+            replicas = max(replicas, ready + 1)
+            why = f"{rule.label} saturated at {rule.show(instant)}"
+        if policy.mode == "predictive":
+            slope = implied_window.slope(since)
+            horizon = state.startup if state.startup is not None else policy.startup
+            if slope is not None and slope > 0:
+                latest = implied_window.aggregate(now, "avg") or implied
+                forecast = latest + slope * horizon
+                assert rule.target is not None
+                if forecast > replicas and forecast / max(ready, 1) > 1 + policy.tolerance:
+                    replicas = math.ceil(forecast - 1e-9)
+                    why = (
+                        f"{rule.label} trend +{slope * 60:.3g} replicas/min, forecast "
+                        f"{forecast:.1f} replicas in {horizon:.0f}s at target "
+                        f"{rule.show(rule.target)}"
+                    )
+        return Recommendation(rule, replicas, why, value)
 
     def _action_under_way(self, service: ServiceKey, now: float) -> bool:
         since = self.in_flight.get(service)
@@ -227,33 +373,94 @@ class RuleEngine:
         if policy is None or state.result.errors:
             return None
         now = self.clock()
-        state.averages = self.service_averages(state, policy, now)
-        if not state.averages or self._action_under_way(state.key, now):
-            return None  # never act on missing data, never two actions at once
-        verdict = decide(policy, state.replicas, state.averages)
-        if verdict is None:
+        ready = self._ready(state, now)
+        current = state.count
+        recommendations: list[Recommendation] = []
+        missing: list[MetricRule] = []
+        for rule in policy.rules:
+            observed = self._observe(state, rule, policy, ready, now)
+            if observed is None:
+                missing.append(rule)
+            else:
+                recommendations.append(
+                    self._recommend(state, rule, policy, len(ready), now, observed[0])
+                )
+        state.averages = {r.rule.id: r.value for r in recommendations if r.value is not None}
+        if missing:
+            if policy.on_missing == "hold" or (not recommendations and policy.fallback is None):
+                return None
+            if policy.fallback is not None:
+                recommendations += [
+                    Recommendation(
+                        r, policy.fallback, f"{r.label} missing, fallback {policy.fallback}", None
+                    )
+                    for r in missing
+                ]
+        if not recommendations or self._action_under_way(state.key, now):
             return None
-        last = self.store.last_decision_time(state.key, self.dry_run)
-        if last is not None and now - last < policy.cooldown:
+        best = max(recommendations, key=lambda r: r.replicas)
+        desired, why = best.replicas, best.why
+        state.recommended.add(now, desired)
+        if desired < current:
+            if missing:
+                return None  # never scale in on missing or stale data
+            held = state.recommended.aggregate(now - policy.stabilization_window, "max")
+            desired = max(desired, int(held or desired))
+        desired = min(desired, policy.max_replicas)
+        desired = max(desired, policy.min_replicas)
+        if current > policy.max_replicas:
+            why = f"{current} replicas above max_replicas {policy.max_replicas}"
+        elif current < policy.min_replicas:
+            why = f"{current} replicas below min_replicas {policy.min_replicas}"
+        else:
+            up_limit = policy.max_up if policy.max_up is not None else max(4, current)
+            desired = min(desired, current + up_limit)
+            if policy.max_down is not None:
+                desired = max(desired, current - policy.max_down)
+        if desired == current:
             return None
-        target, why = verdict
+        direction = "out" if desired > current else "in"
+        cooldown = policy.up_cooldown if direction == "out" else policy.down_cooldown
+        last = self.store.last_decision_time(state.key, self.dry_run, direction)
+        if last is not None and now - last < cooldown:
+            return None
+        return self._decide(state, policy, current, desired, why, recommendations, len(ready), now)
+
+    def _decide(
+        self,
+        state: ServiceState,
+        policy: Policy,
+        current: int,
+        desired: int,
+        why: str,
+        recommendations: list[Recommendation],
+        ready: int,
+        now: float,
+    ) -> Decision:
+        inputs: dict[str, float] = {"replicas": current, "ready": ready}
+        for r in recommendations:
+            if r.value is not None:
+                inputs[f"{r.rule.id}_{r.rule.aggregation}"] = round(r.value, 4)
+            inputs[f"{r.rule.id}_recommends"] = r.replicas
         decision = Decision(
             service=state.key,
-            from_replicas=state.replicas,
-            to_replicas=target,
-            reason=f"{state.key}: {state.replicas}→{target}, {why}",
+            from_replicas=current,
+            to_replicas=desired,
+            reason=f"{state.key.name}: {current}→{desired}, {why} over {policy.window:g}s",
             timestamp=now,
-            inputs={f"{m}_avg_percent": round(v, 3) for m, v in state.averages.items()}
-            | {"replicas": state.replicas},
+            inputs=inputs,
             dry_run=self.dry_run,
         )
         self.store.record(decision)
         self.in_flight[state.key] = now
+        if desired > current:
+            state.last_scale_out = now
         self.decisions += 1
         log.info("decision%s: %s", " (dry run)" if self.dry_run else "", decision.reason)
         self.bus.publish(decision)
         return decision
 
+    # -- telemetry -----------------------------------------------------------------------
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield Sample(
             "ebbflow_decisions_total",
@@ -285,30 +492,33 @@ class RuleEngine:
             )
             yield Sample(
                 "ebbflow_service_replicas",
-                state.replicas,
+                state.count,
                 labels,
                 now,
                 "gauge",
                 "Running replicas of a service with a policy.",
             )
-            for metric, value in state.averages.items():
-                yield Sample(
-                    f"ebbflow_service_{metric}_percent",
-                    value,
-                    labels,
-                    now,
-                    "gauge",
-                    f"Window mean of the service's {metric} percent over replicas.",
-                )
             policy = state.result.policy
-            if policy is not None:
-                for bound in ("max_cpu", "min_cpu", "max_memory", "min_memory"):
-                    if (value := getattr(policy, bound)) is not None:
+            if policy is None:
+                continue
+            for rule in policy.rules:
+                rule_labels = labels_of({"service": str(key), "metric": rule.label})
+                if rule.id in state.averages:
+                    yield Sample(
+                        "ebbflow_service_metric_value",
+                        state.averages[rule.id],
+                        rule_labels,
+                        now,
+                        "gauge",
+                        "The window's value of a metric a service scales on.",
+                    )
+                for bound, value in (("target", rule.target), ("max", rule.max), ("min", rule.min)):
+                    if value is not None:
                         yield Sample(
-                            f"ebbflow_policy_{bound}_percent",
+                            f"ebbflow_policy_{bound}",
                             value,
-                            labels,
+                            rule_labels,
                             now,
                             "gauge",
-                            f"The service's {bound} threshold.",
+                            f"The service's {bound} for a metric.",
                         )

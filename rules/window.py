@@ -1,25 +1,66 @@
-"""A time window of one series' recent values."""
+"""Per-series time windows in numpy ring buffers: O(1) appends, vectorised queries."""
 
 from __future__ import annotations
 
-import collections
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Aggregation = Literal["avg", "max", "p95"]
 
 
-class TimeWindow:
-    """Keeps (time, value) pairs no older than `span` seconds behind the newest."""
+class RingWindow:
+    """The newest `capacity` (time, value) points of one series.
 
-    def __init__(self, span: float) -> None:
-        self.span = span
-        self._points: collections.deque[tuple[float, float]] = collections.deque()
+    When full, the oldest point is overwritten; queries take the points newer than a
+    given time, so the window's span is set by the caller, not by the capacity.
+    """
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self._t: npt.NDArray[np.float64] = np.empty(capacity)
+        self._v: npt.NDArray[np.float64] = np.empty(capacity)
+        self._next = 0
+        self._count = 0
 
     def add(self, t: float, value: float) -> None:
-        self._points.append((t, value))
-        while self._points and self._points[0][0] < t - self.span:
-            self._points.popleft()
-
-    def mean(self, since: float) -> float | None:
-        values = [v for t, v in self._points if t >= since]
-        return sum(values) / len(values) if values else None
+        self._t[self._next] = t
+        self._v[self._next] = value
+        self._next = (self._next + 1) % self.capacity
+        self._count = min(self._count + 1, self.capacity)
 
     def __len__(self) -> int:
-        return len(self._points)
+        return self._count
+
+    @property
+    def newest_time(self) -> float | None:
+        return float(self._t[self._next - 1]) if self._count else None
+
+    def since(self, t0: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(times, values) of the points at or after t0, oldest first."""
+        if self._count < self.capacity:
+            times, values = self._t[: self._count], self._v[: self._count]
+        else:
+            order = np.r_[self._next : self.capacity, 0 : self._next]
+            times, values = self._t[order], self._v[order]
+        keep = times >= t0
+        return times[keep], values[keep]
+
+    def aggregate(self, t0: float, how: Aggregation) -> float | None:
+        _, values = self.since(t0)
+        if values.size == 0:
+            return None
+        if how == "max":
+            return float(values.max())
+        if how == "p95":
+            return float(np.percentile(values, 95))
+        return float(values.mean())
+
+    def slope(self, t0: float) -> float | None:
+        """Least-squares trend (value per second) of the points since t0; None under 3."""
+        times, values = self.since(t0)
+        if values.size < 3 or float(np.ptp(times)) == 0.0:
+            return None
+        centred = times - times.mean()
+        return float((centred * (values - values.mean())).sum() / (centred**2).sum())

@@ -209,7 +209,7 @@ def test_scales_out_under_load_and_back_in(
     assert all(d.outcome == "ok" for d in made), [d.detail for d in made]
     gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(made)]
     assert min(gaps) >= 5, gaps
-    assert "cpu avg" in made[0].reason and made[0].inputs["cpu_avg_percent"] > 40
+    assert "cpu avg" in made[0].reason and made[0].inputs["cpu_avg"] > 40
     assert "Traceback" not in ebbflow.logs()
 
 

@@ -64,7 +64,7 @@ def test_policies_collect_and_errors(
     assert result.returncode == 0, result.stderr
     rows = {row["service"]: row for row in json.loads(result.stdout)}
     good, bad = rows[f"compose:{project}/good"], rows[f"compose:{project}/bad"]
-    assert good["policy"]["max_cpu"] == 70 and good["errors"] == []
+    assert good["policy"]["rules"][0]["max"] == 70 and good["errors"] == []
     assert bad["policy"] is None
     assert any(e.startswith("aliyun.auto_scaling.max_cpu:") and "'abc'" in e for e in bad["errors"])
     assert any(e.startswith("aliyun.auto_scaling.step:") for e in bad["errors"])

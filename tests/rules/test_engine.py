@@ -1,81 +1,35 @@
-"""The rule engine on a virtual clock: step rule, bounds, cooldown, restarts, bad labels."""
+"""The rule engine on a virtual clock."""
 
 import itertools
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ebbflow.bus import Bus
-from ebbflow.model import (
-    ActionResult,
-    ContainerEvent,
-    ContainerEventKind,
-    ContainerInfo,
-    Decision,
-    PolicyProblem,
-    Sample,
-    ServiceKey,
-    labels_of,
-)
-from ebbflow.rules.engine import RuleEngine, decide
-from ebbflow.rules.policy import ScalePolicy
+from ebbflow.config import ConfiguredPolicy, PolicySelector, RulesConfig
+from ebbflow.model import PolicyProblem, Sample, labels_of
+from ebbflow.rules.engine import recommend_proportional, recommend_step
+from ebbflow.rules.policy import MetricRule
 from ebbflow.state import DecisionStore
 
-WEB = ServiceKey("compose", "web", "shop")
-LABELS = {
-    "com.docker.compose.project": "shop",
-    "com.docker.compose.service": "web",
+from ..conftest import VirtualClock
+from .harness import WEB, Harness
+
+STEP = {
     "aliyun.auto_scaling.max_cpu": "40",
     "aliyun.auto_scaling.min_cpu": "10",
     "aliyun.auto_scaling.max_instances": "3",
     "ebbflow.scale.cooldown": "5",
     "ebbflow.scale.window": "2",
 }
-
-
-class Harness:
-    def __init__(self, store: DecisionStore, clock, labels=LABELS, dry_run=False) -> None:
-        self.bus = Bus()
-        self.decisions = self.bus.subscribe("test", Decision, PolicyProblem)
-        self.clock = clock
-        self.engine = RuleEngine(self.bus, store, clock, dry_run=dry_run)
-        self.labels = labels
-        self.names: list[str] = []
-
-    def start(self, n: int) -> None:
-        for _ in range(n):
-            name = f"shop_web_{len(self.names) + 1}"
-            self.names.append(name)
-            info = ContainerInfo(
-                id=name,
-                name=name,
-                image="i",
-                labels=MappingProxyType(self.labels),
-                started_at=self.clock(),
-            )
-            self.engine.on_container(ContainerEvent(ContainerEventKind.START, info, self.clock()))
-
-    def stop_newest(self) -> None:
-        name = self.names.pop()
-        info = ContainerInfo(id=name, name=name, image="i")
-        self.engine.on_container(ContainerEvent(ContainerEventKind.DIE, info, self.clock()))
-
-    def tick(self, cpu: float, seconds: float = 1.0) -> list[Decision]:
-        now = self.clock.advance(seconds)
-        samples = [
-            Sample("ebbflow_container_cpu_percent", cpu, labels_of({"name": n}), now)
-            for n in self.names
-        ]
-        return self.engine.on_samples(samples)
-
-    def finish(self, decision: Decision) -> None:
-        """What the scaler would do: report, and change the replica set."""
-        self.engine.handle(ActionResult(decision, True, "done", self.clock()))
-        while len(self.names) < decision.to_replicas:
-            self.start(1)
-        while len(self.names) > decision.to_replicas:
-            self.stop_newest()
+PROPORTIONAL = {
+    "ebbflow.scale.metric": "cpu",
+    "ebbflow.scale.target": "50",
+    "ebbflow.scale.window": "1",
+    "ebbflow.scale.cooldown": "0",
+    "ebbflow.scale.max_replicas": "20",
+}
 
 
 @pytest.fixture
@@ -83,96 +37,358 @@ def store(tmp_path: Path) -> DecisionStore:
     return DecisionStore(tmp_path / "state.db")
 
 
-def test_step_rule() -> None:
-    p = ScalePolicy(
-        max_cpu=40,
-        min_cpu=10,
-        max_memory=80,
-        min_memory=20,
-        step=2,
-        min_instances=1,
-        max_instances=5,
+# -- the recommendation rules alone ------------------------------------------------------
+def test_step_recommendation() -> None:
+    rule = MetricRule(id="cpu", metric="cpu", max=40, min=10)
+    assert recommend_step(rule, 50, 2, 2) == (4, "cpu avg 50.0% > max 40.0%")
+    assert recommend_step(rule, 5, 2, 1) == (1, "cpu avg 5.0% < min 10.0%")
+    assert recommend_step(rule, 20, 2, 1)[0] == 2
+
+
+def test_proportional_recommendation_and_tolerance() -> None:
+    rule = MetricRule(id="cpu", metric="cpu", target=60)
+    # desired = ceil(current x value / target): 2 x 91 / 60 = 3.03 → 4
+    assert recommend_proportional(rule, 91, 2 * 91 / 60, 2, 2, 0.1) == (
+        4,
+        "cpu avg 91.0% > target 60.0%",
     )
-    assert decide(p, 1, {"cpu": 50}) == (3, "cpu avg 50.0% > max 40% over 30s")
-    assert decide(p, 4, {"cpu": 50}) == (5, "cpu avg 50.0% > max 40% over 30s")  # clamped
-    assert decide(p, 5, {"cpu": 99}) is None  # at max
-    assert decide(p, 3, {"cpu": 5, "memory": 10})[0] == 1  # every min undershot
-    assert decide(p, 3, {"cpu": 5, "memory": 50}) is None  # memory still in use
-    assert decide(p, 3, {"cpu": 5, "memory": 90})[0] == 5  # any max overshot wins
-    assert decide(p, 1, {"cpu": 1}) is None  # at min
-    assert decide(p, 7, {"cpu": 20}) == (5, "7 replicas above max_instances 5")
-    assert decide(p, 0, {"cpu": 20}) == (1, "0 replicas below min_instances 1")
+    assert recommend_proportional(rule, 30, 4 * 30 / 60, 4, 4, 0.1)[0] == 2
+    # within the 10 % tolerance nothing moves, in either direction
+    assert recommend_proportional(rule, 65, 2 * 65 / 60, 2, 2, 0.1)[0] == 2
+    assert recommend_proportional(rule, 55, 2 * 55 / 60, 2, 2, 0.1)[0] == 2
+    assert recommend_proportional(rule, 67, 2 * 67 / 60, 2, 2, 0.1)[0] == 3
 
 
-def test_scales_out_to_max_with_cooldown_then_in(store: DecisionStore, clock) -> None:
-    h = Harness(store, clock)
-    h.start(1)
-    made: list[Decision] = []
+# -- modes -------------------------------------------------------------------------------
+def test_step_mode_out_with_cooldown_then_in(store: DecisionStore, clock: VirtualClock) -> None:
+    h = Harness(store, clock, STEP)
+    h.start()
     for _ in range(40):
-        for d in h.tick(cpu=90.0):
-            made.append(d)
-            h.finish(d)
-    assert [(d.from_replicas, d.to_replicas) for d in made] == [(1, 2), (2, 3)]
-    assert made[1].timestamp - made[0].timestamp >= 5
-    assert made[0].reason == "shop/web: 1→2, cpu avg 90.0% > max 40% over 2s"
-    assert made[0].inputs == {"cpu_avg_percent": 90.0, "replicas": 1}
+        h.tick(90.0)
+    assert h.moves() == [(1, 2), (2, 3)]
+    assert h.made[1].timestamp - h.made[0].timestamp >= 5
+    assert h.made[0].reason == "web: 1→2, cpu avg 90.0% > max 40.0% over 2s"
+    assert h.made[0].inputs["cpu_avg"] == 90.0 and h.made[0].inputs["replicas"] == 1
     for _ in range(40):
-        for d in h.tick(cpu=2.0):
-            made.append(d)
-            h.finish(d)
-    assert [(d.from_replicas, d.to_replicas) for d in made[2:]] == [(3, 2), (2, 1)]
-    assert all(b.timestamp - a.timestamp >= 5 for a, b in itertools.pairwise(made))
+        h.tick(2.0)
+    assert h.moves()[2:] == [(3, 2), (2, 1)]
+    assert all(b.timestamp - a.timestamp >= 5 for a, b in itertools.pairwise(h.made))
 
 
-def test_no_second_decision_while_one_is_in_flight(store: DecisionStore, clock) -> None:
-    h = Harness(store, clock, labels={**LABELS, "ebbflow.scale.cooldown": "0"})
+def test_proportional_mode_jumps_to_the_needed_count(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    h = Harness(store, clock, PROPORTIONAL)
+    h.start(2)
+    h.tick(90.0)  # 2 x 90 / 50 = 3.6
+    assert h.moves() == [(2, 4)]
+    assert h.made[0].reason == "web: 2→4, cpu avg 90.0% > target 50.0% over 1s"
+
+
+def test_predictive_mode_scales_ahead_of_a_rising_trend(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    labels = {
+        **PROPORTIONAL,
+        "ebbflow.scale.mode": "predictive",
+        "ebbflow.scale.window": "10",
+        "ebbflow.scale.startup": "10",
+    }
+    predictive, proportional = (
+        Harness(store, clock, labels),
+        Harness(
+            DecisionStore(":memory:"),
+            VirtualClock(),
+            {**labels, "ebbflow.scale.mode": "proportional"},
+        ),
+    )
+    for h in (predictive, proportional):
+        h.start(4)
+        for cpu in (40, 44, 48, 52, 56):  # +1 core every ~10 s on 4 replicas; target 50 %
+            h.tick(cpu, act=False)
+    # proportional waits for the tolerance to be passed; predictive sees 10 s ahead
+    assert proportional.moves() == []
+    assert predictive.made and predictive.made[0].to_replicas >= 5
+    assert "forecast" in predictive.made[0].reason
+
+
+def test_predictive_is_never_below_proportional(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {**PROPORTIONAL, "ebbflow.scale.mode": "predictive", "ebbflow.scale.window": "5"}
+    h = Harness(store, clock, labels)
+    h.start(2)
+    for cpu in (100, 95, 90):  # a falling trend, but still far above target
+        h.tick(cpu, act=False)
+    assert h.made[0].to_replicas >= 4  # 2 x 100 / 50
+
+
+def test_startup_time_is_learned(store: DecisionStore, clock: VirtualClock) -> None:
+    h = Harness(store, clock, PROPORTIONAL)
     h.start(1)
-    assert len(h.tick(90.0) + h.tick(90.0)) == 1  # the second tick waits for the outcome
-    # a result that never comes does not freeze the service past the deadline
-    assert h.tick(90.0, seconds=h.engine.action_deadline + 1) != []
+    (d,) = h.tick(100.0, act=False)
+    h.finish(d)  # a new replica appears at once, but sends no sample yet
+    new = h.names[-1]
+    for _ in range(7):
+        h.tick(60.0, names=h.names[:1], act=False)
+    h.tick(60.0, names=[new], seconds=0, act=False)  # first sample 7 s after the decision
+    assert h.engine.services[WEB].startup == pytest.approx(7.0)
+
+
+# -- safety ------------------------------------------------------------------------------
+def test_starting_replicas_are_left_out_of_averages(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    labels = {**STEP, "ebbflow.scale.warmup": "30", "aliyun.auto_scaling.max_instances": "5"}
+    h = Harness(store, clock, labels)
+    h.start(1)
+    clock.advance(31)
+    h.tick(20.0)  # within bounds
+    h.start(1)  # a new replica still in its warm-up: its 100 % must not count
+    for _ in range(5):
+        h.samples(100.0, names=h.names[1:])
+        h.tick(20.0, names=h.names[:1])
+    assert h.made == []
+    assert h.engine.services[WEB].averages["cpu"] == 20.0
+
+
+def test_a_replica_with_a_probe_waits_for_its_first_success(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    h = Harness(store, clock, {**STEP, "aliyun.probe.url": "http://container:80/"})
+    h.start(1)
+    for _ in range(5):
+        h.tick(90.0)
+    assert h.made == []  # no healthy sample yet: not ready, no average
+    h.engine.on_samples([Sample("probe_success", 1.0, labels_of({"name": h.names[0]}), clock())])
+    h.tick(90.0)
+    assert h.moves() == [(1, 2)]
+
+
+def test_scale_in_is_stabilised(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {**PROPORTIONAL, "ebbflow.scale.stabilization": "20"}
+    h = Harness(store, clock, labels)
+    h.start(4)
+    h.tick(50.0)  # at target: 4 recommended
+    at_target = clock()
+    for _ in range(19):
+        h.tick(10.0)  # 4 x 10 / 50 -> 1, but 4 was recommended within 20 s
+    assert h.made == []
+    for _ in range(3):
+        h.tick(10.0)
+    assert h.made[0].timestamp - at_target >= 20
+    assert h.moves()[-1][1] == 1
+
+
+def test_cooldowns_per_direction(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {
+        **STEP,
+        "aliyun.auto_scaling.max_instances": "10",
+        "ebbflow.scale.cooldown_up": "2",
+        "ebbflow.scale.cooldown_down": "30",
+    }
+    h = Harness(store, clock, labels)
+    h.start(1)
+    for _ in range(6):
+        h.tick(90.0)
+    outs = [d.timestamp for d in h.made]
+    assert len(outs) >= 2 and all(b - a >= 2 for a, b in itertools.pairwise(outs))
+    assert min(b - a for a, b in itertools.pairwise(outs)) < 5  # up is not held by down's 30 s
+    h.made.clear()
+    for _ in range(60):
+        h.tick(1.0)
+    ins = [d.timestamp for d in h.made if d.direction == "in"]
+    assert len(ins) >= 2 and all(b - a >= 30 for a, b in itertools.pairwise(ins))
+
+
+def test_rate_limit_per_direction(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {
+        **PROPORTIONAL,
+        "ebbflow.scale.target": "25",
+        "ebbflow.scale.max_up": "2",
+        "ebbflow.scale.max_down": "1",
+    }
+    h = Harness(store, clock, labels)
+    h.start(2)
+    h.tick(100.0)  # 2 x 100 / 25 = 8 wanted, 2 more at a time allowed
+    assert h.moves() == [(2, 4)]
+    clock.advance(60)
+    h.tick(1.0)  # 1 wanted, 1 fewer at a time allowed
+    assert h.moves()[1] == (4, 3)
+
+
+def test_missing_data_hold_never_acts(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {**STEP, "ebbflow.scale.queue.metric": "queue_depth", "ebbflow.scale.queue.max": "100"}
+    h = Harness(store, clock, labels)
+    h.start(2)
+    for _ in range(10):
+        h.tick(99.0)  # cpu high, but the queue metric never arrives: hold
+    assert h.made == []
+
+
+def test_missing_data_scale_up_only(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {
+        **STEP,
+        "ebbflow.scale.queue.metric": "queue_depth",
+        "ebbflow.scale.queue.max": "100",
+        "ebbflow.scale.on_missing": "scale_up_only",
+        "aliyun.auto_scaling.max_instances": "5",
+    }
+    h = Harness(store, clock, labels)
+    h.start(2)
+    h.tick(99.0)
+    assert h.moves() == [(2, 3)]  # cpu may scale up without the queue metric
+    h.made.clear()
+    for _ in range(30):
+        h.tick(1.0)  # but never in
+    assert h.made == []
+
+
+def test_missing_data_fallback_raises_to_n(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {
+        **STEP,
+        "ebbflow.scale.queue.metric": "queue_depth",
+        "ebbflow.scale.queue.max": "100",
+        "ebbflow.scale.on_missing": "fallback:4",
+        "aliyun.auto_scaling.max_instances": "5",
+    }
+    h = Harness(store, clock, labels)
+    h.start(2)
+    h.tick(20.0)
+    assert h.moves() == [(2, 4)]
+    assert "queue_depth missing, fallback 4" in h.made[0].reason
+
+
+def test_stale_data_never_scales_in(store: DecisionStore, clock: VirtualClock) -> None:
+    h = Harness(store, clock, {**STEP, "aliyun.auto_scaling.max_instances": "5"})
+    h.start(3)
+    h.tick(20.0)
+    clock.advance(60)  # every sample is now stale
+    assert h.engine.evaluate(h.engine.services[WEB]) is None
+
+
+def test_the_largest_recommendation_wins(store: DecisionStore, clock: VirtualClock) -> None:
+    labels = {
+        **PROPORTIONAL,
+        "ebbflow.scale.queue.metric": "queue_depth",
+        "ebbflow.scale.queue.target": "10",
+    }
+    h = Harness(store, clock, labels)
+    h.start(2)
+    clock.advance(1)
+    service_wide = Sample("queue_depth", 70.0, labels_of({"service": "shop/web"}), clock())
+    h.engine.on_samples([service_wide])  # 70 / 10 per replica → 7
+    h.tick(60.0)  # cpu alone: 2 x 60 / 50 → 3
+    assert h.moves() == [(2, 6)]  # 7 wanted; the default up-limit is max(4, 100 %)
+    assert "queue_depth" in h.made[0].reason
+    assert h.made[0].inputs["queue_recommends"] == 7
+    assert h.made[0].inputs["cpu_recommends"] == 3
 
 
 def test_restart_keeps_the_cooldown(store: DecisionStore, tmp_path: Path, clock) -> None:
-    first = Harness(store, clock)
+    first = Harness(store, clock, STEP)
     first.start(1)
-    (d,) = [d for _ in range(3) for d in first.tick(90.0)]
-    first.finish(d)
+    for _ in range(3):
+        first.tick(90.0)
+    (d,) = first.made
     store.close()
-    # A new process: same state file, fresh memory, containers re-listed.
-    reopened = DecisionStore(tmp_path / "state.db")
-    second = Harness(reopened, clock)
+    second = Harness(DecisionStore(tmp_path / "state.db"), clock, STEP)
     second.start(2)
-    later = [(clock.now, d) for _ in range(10) for d in second.tick(90.0)]
-    assert len(later) == 1
-    assert later[0][0] - d.timestamp >= 5
+    for _ in range(10):
+        second.tick(90.0)
+    assert len(second.made) == 1
+    assert second.made[0].timestamp - d.timestamp >= 5
 
 
-def test_missing_data_never_scales(store: DecisionStore, clock) -> None:
-    h = Harness(store, clock)
-    h.start(2)
-    assert h.engine.on_samples([]) == []
-    clock.advance(30)
-    # samples of a container outside any policy change nothing
-    stray = Sample("ebbflow_container_cpu_percent", 0.0, labels_of({"name": "other"}), clock())
-    assert h.engine.on_samples([stray]) == []
+def test_no_second_decision_while_one_is_in_flight(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    h = Harness(store, clock, {**STEP, "ebbflow.scale.cooldown": "0"})
+    h.start(1)
+    assert len(h.tick(90.0, act=False) + h.tick(90.0, act=False)) == 1
+    assert h.tick(90.0, seconds=h.engine.action_deadline + 1, act=False) != []
 
 
 def test_dry_run_decides_and_records_but_is_marked(store: DecisionStore, clock) -> None:
-    h = Harness(store, clock, dry_run=True)
+    h = Harness(store, clock, STEP, dry_run=True)
     h.start(1)
-    (d,) = [d for _ in range(3) for d in h.tick(90.0)]
-    assert d.dry_run
-    assert store.recent()[0].dry_run
-    assert store.last_decision_time(WEB, dry_run=False) is None  # live cooldown unaffected
+    for _ in range(3):
+        h.tick(90.0)
+    assert h.made[0].dry_run and store.recent()[0].dry_run
+    assert store.last_decision_time(WEB, dry_run=False) is None
 
 
 def test_bad_labels_disable_only_that_service(store: DecisionStore, clock) -> None:
-    h = Harness(store, clock, labels={**LABELS, "aliyun.auto_scaling.max_cpu": "abc"})
+    h = Harness(store, clock, {**STEP, "aliyun.auto_scaling.max_cpu": "abc"})
     h.start(1)
-    problem = h.decisions.get_nowait()
-    assert isinstance(problem, PolicyProblem)
-    assert problem.service == WEB
+    problem = h.events.get_nowait()
+    assert isinstance(problem, PolicyProblem) and problem.service == WEB
     assert "aliyun.auto_scaling.max_cpu" in problem.errors[0]
-    assert [d for _ in range(10) for d in h.tick(99.0)] == []
+    for _ in range(10):
+        h.tick(99.0)
+    assert h.made == []
     metrics = {s.name: s.value for s in h.engine.telemetry(clock())}
     assert metrics["ebbflow_policy_valid"] == 0 and metrics["ebbflow_policy_errors"] == 1
+
+
+def test_config_policy_applies_by_selector_and_wins(store, clock) -> None:
+    defaults = RulesConfig(
+        policies=(
+            ConfiguredPolicy(
+                selector=PolicySelector(service="shop/*"),
+                labels={"aliyun.auto_scaling.max_cpu": "80"},
+            ),
+        )
+    )
+    h = Harness(store, clock, STEP, defaults=defaults)  # labels say 40, the config says 80
+    h.start(1)
+    for _ in range(5):
+        h.tick(60.0)
+    assert h.made == []
+    for _ in range(3):
+        h.tick(90.0)
+    assert h.moves() == [(1, 2)]
+
+
+# -- properties --------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    trace=st.lists(st.floats(0, 100), min_size=5, max_size=120),
+    low=st.integers(1, 3),
+    span=st.integers(0, 5),
+    cooldown_up=st.integers(0, 10),
+    cooldown_down=st.integers(0, 10),
+    mode=st.sampled_from(["step", "proportional", "predictive"]),
+    gaps=st.lists(st.integers(1, 4), min_size=120, max_size=120),
+)
+def test_bounds_and_cooldowns_always_hold(
+    trace: list[float],
+    low: int,
+    span: int,
+    cooldown_up: int,
+    cooldown_down: int,
+    mode: str,
+    gaps: list[int],
+) -> None:
+    high = low + span
+    labels = {
+        "ebbflow.scale.min_replicas": str(low),
+        "ebbflow.scale.max_replicas": str(high),
+        "ebbflow.scale.cooldown_up": str(cooldown_up),
+        "ebbflow.scale.cooldown_down": str(cooldown_down),
+        "ebbflow.scale.window": "3",
+        "ebbflow.scale.metric": "cpu",
+    }
+    if mode == "step":
+        labels |= {"ebbflow.scale.max": "70", "ebbflow.scale.min": "30", "ebbflow.scale.step": "2"}
+    else:
+        labels |= {"ebbflow.scale.target": "50", "ebbflow.scale.mode": mode}
+    clock = VirtualClock()
+    h = Harness(DecisionStore(":memory:"), clock, labels)
+    h.start(low)
+    for value, gap in zip(trace, gaps, strict=False):
+        h.tick(value, seconds=gap)
+        assert low <= len(h.names) <= high
+    for d in h.made:
+        assert low <= d.to_replicas <= high
+    for direction, cooldown in (("out", cooldown_up), ("in", cooldown_down)):
+        times = [d.timestamp for d in h.made if d.direction == direction]
+        assert all(b - a >= cooldown for a, b in itertools.pairwise(times))

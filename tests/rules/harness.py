@@ -1,0 +1,104 @@
+"""A service on a virtual clock, fed straight into the real RuleEngine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ebbflow.bus import Bus
+from ebbflow.config import RulesConfig
+from ebbflow.model import (
+    ActionResult,
+    ContainerEvent,
+    ContainerEventKind,
+    ContainerInfo,
+    Decision,
+    PolicyProblem,
+    Sample,
+    ServiceKey,
+    labels_of,
+)
+from ebbflow.rules.engine import RuleEngine
+from ebbflow.rules.policy import CPU_METRIC
+from ebbflow.state import DecisionStore
+
+WEB = ServiceKey("compose", "web", "shop")
+COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
+
+
+class Harness:
+    def __init__(
+        self,
+        store: DecisionStore,
+        clock,
+        labels: Mapping[str, str],
+        dry_run: bool = False,
+        defaults: RulesConfig | None = None,
+    ) -> None:
+        self.bus = Bus()
+        self.events = self.bus.subscribe("test", Decision, PolicyProblem)
+        self.clock = clock
+        self.engine = RuleEngine(self.bus, store, clock, defaults, dry_run=dry_run)
+        self.labels = {**COMPOSE, **labels}
+        self.names: list[str] = []
+        self.made: list[Decision] = []
+        self.serial = 0
+
+    def start(self, n: int = 1) -> list[str]:
+        started = []
+        for _ in range(n):
+            self.serial += 1
+            name = f"shop_web_{self.serial}"
+            self.names.append(name)
+            info = ContainerInfo(
+                id=name,
+                name=name,
+                image="i",
+                started_at=self.clock(),
+                labels=MappingProxyType(self.labels),
+            )
+            self.engine.on_container(ContainerEvent(ContainerEventKind.START, info, self.clock()))
+            started.append(name)
+        return started
+
+    def stop_newest(self) -> None:
+        name = self.names.pop()
+        info = ContainerInfo(id=name, name=name, image="i")
+        self.engine.on_container(ContainerEvent(ContainerEventKind.DIE, info, self.clock()))
+
+    def samples(
+        self, value: float, metric: str = CPU_METRIC, names: list[str] | None = None
+    ) -> list[Decision]:
+        now = self.clock()
+        batch = [
+            Sample(metric, value, labels_of({"name": n}), now)
+            for n in (self.names if names is None else names)
+        ]
+        return self.engine.on_samples(batch)
+
+    def tick(
+        self,
+        value: float,
+        seconds: float = 1.0,
+        metric: str = CPU_METRIC,
+        names: list[str] | None = None,
+        act: bool = True,
+    ) -> list[Decision]:
+        self.clock.advance(seconds)
+        made = self.samples(value, metric, names)
+        for decision in made:
+            self.made.append(decision)
+            if act:
+                self.finish(decision)
+        return made
+
+    def finish(self, decision: Decision) -> None:
+        """What the scaler would do: change the replica set, then report."""
+        while len(self.names) < decision.to_replicas:
+            self.start()
+        while len(self.names) > decision.to_replicas:
+            self.stop_newest()
+        self.engine.handle(ActionResult(decision, True, "done", self.clock()))
+
+    def moves(self) -> list[tuple[int, int]]:
+        return [(d.from_replicas, d.to_replicas) for d in self.made]
