@@ -165,10 +165,8 @@ def _policy_text(policy: dict[str, Any] | None) -> str:
             f"{k}={rule[k]:g}" for k in ("target", "max", "min") if rule[k] is not None
         )
         rules.append(f"{rule['id']}[{bounds}]")
-    cooldowns = (
-        f"{policy['cooldown_up'] if policy['cooldown_up'] is not None else policy['cooldown']:g}/"
-        f"{policy['cooldown_down'] if policy['cooldown_down'] is not None else policy['cooldown']:g}s"
-    )
+    up, down, both = policy["cooldown_up"], policy["cooldown_down"], policy["cooldown"]
+    cooldowns = f"{both if up is None else up:g}/{both if down is None else down:g}s"
     return (
         f"{' '.join(rules)} mode={policy['mode']} replicas={policy['min_replicas']}.."
         f"{policy['max_replicas']} cooldown(up/down)={cooldowns} window={policy['window']:g}s"
