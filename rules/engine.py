@@ -32,7 +32,15 @@ from ebbflow.model import (
 from ebbflow.services import service_key
 from ebbflow.state import DecisionStore
 
-from .policy import MetricRule, Policy, PolicyResult, effective_labels, parse_policy
+from .policy import (
+    CPU_METRIC,
+    PERCENT_METRICS,
+    MetricRule,
+    Policy,
+    PolicyResult,
+    effective_labels,
+    parse_policy,
+)
 from .window import RingWindow
 
 log = logging.getLogger("ebbflow.rules")
@@ -40,6 +48,8 @@ log = logging.getLogger("ebbflow.rules")
 PROBE_INITIAL_DELAY = ("aliyun.probe.initial_delay_seconds", "ebbflow.health.initial_delay")
 PROBE_LABELS = ("aliyun.probe.url", "aliyun.probe.cmd", "ebbflow.health.url", "ebbflow.health.cmd")
 SATURATED = 95.0  # a percent metric this high may be hiding demand: it cannot go past 100
+SATURATION_GROWTH = 1.5  # per round while saturated (benchmarks/README.md: 1.4-1.6 alike)
+SATURATION_WINDOW = 3.0  # seconds: long enough that one noisy point is not saturation
 STARTUP_SMOOTHING = 0.5
 
 
@@ -332,25 +342,36 @@ class RuleEngine:
         replicas, why = recommend_proportional(
             rule, value, implied, current, ready, policy.tolerance
         )
-        if (
-            rule.metric in ("ebbflow_container_cpu_percent",)
-            and instant >= SATURATED
-            and replicas <= ready
-        ):
-            # Saturated: the real demand is above what the replicas can show.
-            replicas = max(replicas, ready + 1)
-            why = f"{rule.label} saturated at {rule.show(instant)}"
+        recent = state.values[rule.id].aggregate(now - SATURATION_WINDOW, "avg") or value
+        boosted = math.ceil(SATURATION_GROWTH * ready - 1e-9)
+        if rule.metric == CPU_METRIC and recent >= SATURATED and boosted > replicas:
+            # Saturated: the real demand is above what the replicas can show, by an
+            # unknown amount: grow by a fixed factor rather than by what is visible.
+            replicas = boosted
+            why = f"{rule.label} saturated at {rule.show(recent)}"
+        if rule.metric in PERCENT_METRICS and policy.headroom > 0:
+            # The target is about the mean; running out of capacity is about the tail. Keep
+            # mean + headroom·σ of the load within 100 % (costly only at low counts).
+            spread = implied_window.spread(since)
+            if spread is not None:
+                assert rule.target is not None
+                needed = rule.target / 100 * (implied + policy.headroom * spread)
+                if math.ceil(needed - 1e-9) > max(replicas, ready):
+                    replicas = math.ceil(needed - 1e-9)
+                    why = (
+                        f"{rule.label} {rule.aggregation} {rule.show(value)}, load "
+                        f"{needed:.1f} cores with {policy.headroom:g}σ of noise"
+                    )
         if policy.mode == "predictive":
-            slope = implied_window.slope(since)
             horizon = state.startup if state.startup is not None else policy.startup
-            if slope is not None and slope > 0:
-                latest = implied_window.aggregate(now, "avg") or implied
-                forecast = latest + slope * horizon
+            line = implied_window.trend(since, now)
+            if line is not None and line[1] > 0:
+                forecast = line[0] + line[1] * horizon
                 assert rule.target is not None
                 if forecast > replicas and forecast / max(ready, 1) > 1 + policy.tolerance:
                     replicas = math.ceil(forecast - 1e-9)
                     why = (
-                        f"{rule.label} trend +{slope * 60:.3g} replicas/min, forecast "
+                        f"{rule.label} trend +{line[1] * 60:.3g} replicas/min, forecast "
                         f"{forecast:.1f} replicas in {horizon:.0f}s at target "
                         f"{rule.show(rule.target)}"
                     )
@@ -406,6 +427,11 @@ class RuleEngine:
                 return None  # never scale in on missing or stale data
             held = state.recommended.aggregate(now - policy.stabilization_window, "max")
             desired = max(desired, int(held or desired))
+        elif desired > current and policy.stabilization_up > 0:
+            # Out only as far as every recommendation of the last moments agrees: one
+            # noisy point is not a rise.
+            agreed = state.recommended.aggregate(now - policy.stabilization_up, "min")
+            desired = max(current, min(desired, int(agreed or desired)))
         desired = min(desired, policy.max_replicas)
         desired = max(desired, policy.min_replicas)
         if current > policy.max_replicas:

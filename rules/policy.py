@@ -38,6 +38,8 @@ SETTING_LABELS: dict[str, str] = {
     "ebbflow.scale.cooldown_down": "cooldown_down",
     "ebbflow.scale.window": "window",
     "ebbflow.scale.stabilization": "stabilization",
+    "ebbflow.scale.stabilization_up": "stabilization_up",
+    "ebbflow.scale.headroom": "headroom",
     "ebbflow.scale.mode": "mode",
     "ebbflow.scale.tolerance": "tolerance",
     "ebbflow.scale.on_missing": "on_missing",
@@ -120,7 +122,9 @@ class Policy(FrozenModel):
     cooldown_down: float | None = Field(None, ge=0)
     window: float = Field(30.0, gt=0)
     stabilization: float | None = Field(None, ge=0)
-    tolerance: float = Field(0.1, ge=0, lt=1)
+    stabilization_up: float = Field(0.0, ge=0)
+    headroom: float = Field(1.75, ge=0, description="σ of load noise kept within capacity.")
+    tolerance: float = Field(0.15, ge=0, lt=1)
     on_missing: str = "hold"
     max_up: int | None = Field(None, ge=1)
     max_down: int | None = Field(None, ge=1)
@@ -238,13 +242,16 @@ def parse_policy(labels: Mapping[str, str], defaults: RulesConfig | None = None)
             "no metric: set a threshold (aliyun.auto_scaling.max_cpu, ...) or "
             "ebbflow.scale.metric with a target or max/min"
         )
+    step_only = bool(rules) and all(not r.proportional for r in rules)
     settings: dict[str, Any] = {
         "rules": tuple(rules),
-        "cooldown": defaults.default_cooldown,
+        # Step mode needs a cooldown to see an action's effect; proportional modes do not:
+        # they count starting replicas, and scale-in is held by the stabilisation window.
+        "cooldown": defaults.default_cooldown if step_only else 0.0,
         "window": defaults.default_window,
         "max_replicas": defaults.default_max_instances,
     }
-    if rules and all(not r.proportional for r in rules):
+    if step_only:
         settings["mode"] = "step"
     policy, policy_errors = parse_labels(labels, SETTING_LABELS, Policy, settings)
     if errors or policy_errors:

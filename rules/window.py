@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-Aggregation = Literal["avg", "max", "p95"]
+Aggregation = Literal["avg", "max", "min", "p95"]
 
 
 class RingWindow:
@@ -53,14 +53,25 @@ class RingWindow:
             return None
         if how == "max":
             return float(values.max())
+        if how == "min":
+            return float(values.min())
         if how == "p95":
             return float(np.percentile(values, 95))
         return float(values.mean())
 
-    def slope(self, t0: float) -> float | None:
-        """Least-squares trend (value per second) of the points since t0; None under 3."""
+    def spread(self, t0: float) -> float | None:
+        """Standard deviation of the points since t0; None under 3."""
+        _, values = self.since(t0)
+        return float(values.std()) if values.size >= 3 else None
+
+    def trend(self, t0: float, at: float) -> tuple[float, float] | None:
+        """Least-squares line through the points since t0: (its value at `at`, slope per
+        second). Starting a forecast from the line, not the newest point, keeps noise from
+        passing for a trend. None under 3 points."""
         times, values = self.since(t0)
         if values.size < 3 or float(np.ptp(times)) == 0.0:
             return None
-        centred = times - times.mean()
-        return float((centred * (values - values.mean())).sum() / (centred**2).sum())
+        t_mean, v_mean = times.mean(), values.mean()
+        centred = times - t_mean
+        slope = float((centred * (values - v_mean)).sum() / (centred**2).sum())
+        return float(v_mean + slope * (at - t_mean)), slope

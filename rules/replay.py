@@ -1,0 +1,209 @@
+"""Replay: a demand trace against a simulated service, driven by an autoscaler.
+
+The model, exactly: the trace gives demand in cores at 1 s steps; each ready replica
+serves one core; each ready replica's CPU percent is `min(100, 100 × demand / ready)`; a
+new replica becomes ready `start_delay` seconds after the decision; scale-in removes
+replicas at once (newest first); the run starts at the policy's initial replica count.
+Each second is accounted with the replicas it began with, then the autoscaler sees it.
+
+`EngineAutoscaler` is ebbflow's real RuleEngine — the live code path — fed container
+events and CPU samples on a virtual clock; any other autoscaler with `observe` (the HPA
+reference in benchmarks/) runs under the same model.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Protocol
+
+import yaml
+
+from ebbflow.bus import Bus
+from ebbflow.config import RulesConfig
+from ebbflow.model import (
+    ActionResult,
+    ContainerEvent,
+    ContainerEventKind,
+    ContainerInfo,
+    Sample,
+    labels_of,
+)
+from ebbflow.state import DecisionStore
+
+from .engine import RuleEngine
+from .policy import CPU_METRIC, Policy, parse_policy
+
+SERVICE = {"com.docker.compose.project": "replay", "com.docker.compose.service": "svc"}
+
+
+class Autoscaler(Protocol):
+    def observe(
+        self, t: float, cpu_percent: float | None, ready: int, total: int
+    ) -> list[tuple[int, str]]:
+        """Decisions taken at second `t`, as (replicas wanted, reason)."""
+        ...
+
+
+@dataclass
+class Summary:
+    violation_seconds: int = 0
+    unserved_core_seconds: float = 0.0
+    replica_seconds: int = 0
+    actions: int = 0
+    reversals: int = 0
+
+
+@dataclass
+class ReplayResult:
+    decisions: list[dict[str, object]] = field(default_factory=list)
+    summary: Summary = field(default_factory=Summary)
+
+    def as_dict(self) -> dict[str, object]:
+        summary = asdict(self.summary)
+        summary["unserved_core_seconds"] = round(self.summary.unserved_core_seconds, 3)
+        return {"decisions": self.decisions, "summary": summary}
+
+
+def load_trace(path: Path) -> list[tuple[float, float]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"t", "demand"} <= set(rows[0]):
+        raise ValueError(f"{path}: needs a header with columns t,demand")
+    trace = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            trace.append((float(row["t"]), float(row["demand"])))
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}:{number}: t and demand must be numbers: {row}") from None
+    return trace
+
+
+def load_labels(path: Path) -> dict[str, str]:
+    """A YAML mapping, or `key=value` lines as for `docker run --label-file`."""
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: must be a mapping of labels")
+        return {str(k): str(v) for k, v in data.items()}
+    labels = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}:{number}: expected key=value, got {line!r}")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def simulate(
+    trace: Sequence[tuple[float, float]],
+    scaler: Autoscaler,
+    initial: int,
+    start_delay: float = 5.0,
+) -> ReplayResult:
+    result = ReplayResult()
+    ready_at: list[float] = [float("-inf")] * initial  # creation order; newest last
+    last_direction = 0
+    for t, demand in trace:
+        ready = sum(1 for r in ready_at if r <= t)
+        total = len(ready_at)
+        s = result.summary
+        s.violation_seconds += demand > ready
+        s.unserved_core_seconds += max(0.0, demand - ready)
+        s.replica_seconds += total
+        cpu = min(100.0, 100.0 * demand / ready) if ready else None
+        for wanted, reason in scaler.observe(t, cpu, ready, total):
+            before = len(ready_at)
+            if wanted > before:
+                ready_at += [t + start_delay] * (wanted - before)
+            else:
+                del ready_at[wanted:]
+            if wanted == before:
+                continue
+            direction = 1 if wanted > before else -1
+            s.actions += 1
+            s.reversals += last_direction not in (0, direction)
+            last_direction = direction
+            result.decisions.append({"t": t, "from": before, "to": wanted, "reason": reason})
+    return result
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class EngineAutoscaler:
+    """ebbflow's RuleEngine, with the simulated replicas as containers."""
+
+    def __init__(self, labels: Mapping[str, str], defaults: RulesConfig | None = None) -> None:
+        self.labels = MappingProxyType({**SERVICE, **labels})
+        self.clock = VirtualClock()
+        self.engine = RuleEngine(Bus(), DecisionStore(":memory:"), self.clock, defaults)
+        self.names: list[str] = []
+        self.serial = 0
+
+    def _start(self, t: float) -> None:
+        self.serial += 1
+        name = f"replay_svc_{self.serial}"
+        self.names.append(name)
+        info = ContainerInfo(id=name, name=name, image="replay", labels=self.labels, started_at=t)
+        self.engine.on_container(ContainerEvent(ContainerEventKind.START, info, t))
+
+    def _stop_newest(self, t: float) -> None:
+        name = self.names.pop()
+        info = ContainerInfo(id=name, name=name, image="replay", running=False)
+        self.engine.on_container(ContainerEvent(ContainerEventKind.DESTROY, info, t))
+
+    def observe(
+        self, t: float, cpu_percent: float | None, ready: int, total: int
+    ) -> list[tuple[int, str]]:
+        self.clock.now = t
+        while len(self.names) < total:  # the initial replicas
+            self._start(t)
+        if cpu_percent is None:
+            return []
+        samples = [
+            Sample(CPU_METRIC, cpu_percent, labels_of({"name": name}), t)
+            for name in self.names[:ready]
+        ]  # ready replicas are the oldest ones
+        made = []
+        for decision in self.engine.on_samples(samples):
+            while len(self.names) < decision.to_replicas:
+                self._start(t)
+            while len(self.names) > decision.to_replicas:
+                self._stop_newest(t)
+            self.engine.handle(ActionResult(decision, True, "simulated", t))
+            made.append((decision.to_replicas, decision.reason))
+        return made
+
+
+def policy_of(labels: Mapping[str, str], defaults: RulesConfig | None = None) -> Policy:
+    result = parse_policy({**SERVICE, **labels}, defaults)
+    if result.policy is None:
+        problems = "; ".join(result.errors) or "no scaling policy in the labels"
+        raise ValueError(problems)
+    return result.policy
+
+
+def replay(
+    trace: Sequence[tuple[float, float]],
+    labels: Mapping[str, str],
+    start_delay: float = 5.0,
+    defaults: RulesConfig | None = None,
+) -> ReplayResult:
+    policy = policy_of(labels, defaults)
+    initial = (
+        policy.initial_replicas if policy.initial_replicas is not None else policy.min_replicas
+    )
+    return simulate(trace, EngineAutoscaler(labels, defaults), initial, start_delay)
