@@ -21,6 +21,7 @@ from ebbflow.logs import setup_logging
 from ebbflow.model import Sample
 from ebbflow.plugins import load_benchmark
 from ebbflow.rules.engine import group_services
+from ebbflow.rules.replay import load_labels, load_trace, replay
 from ebbflow.services import format_service_key, parse_service_key
 from ebbflow.state import DecisionStore
 
@@ -61,6 +62,32 @@ def _parser() -> argparse.ArgumentParser:
     decisions.add_argument("--service", help="e.g. compose:demo/web")
     decisions.add_argument("--limit", type=int, default=50)
     decisions.add_argument("--json", action="store_true")
+
+    explain = sub.add_parser(
+        "explain", parents=[common], help="a service's last decisions, their reasons and inputs"
+    )
+    explain.add_argument("service", help="compose:demo/web, demo/web or web")
+    explain.add_argument("--state", type=Path)
+    explain.add_argument("--limit", type=int, default=10)
+    explain.add_argument("--json", action="store_true")
+
+    replay = sub.add_parser(
+        "replay", parents=[common], help="run the engine against a demand trace on a virtual clock"
+    )
+    replay.add_argument("trace", type=Path, help="CSV with columns t,demand (cores, 1 s steps)")
+    replay.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help="the service's labels: YAML mapping or key=value lines",
+    )
+    replay.add_argument(
+        "--start-delay",
+        type=float,
+        default=5.0,
+        help="seconds from a decision until a new replica is ready",
+    )
+    replay.add_argument("--json", action="store_true")
     return parser
 
 
@@ -233,6 +260,63 @@ def cmd_bench(config: AppConfig, name: str, cycles: int, as_json: bool) -> int:
     return 0
 
 
+def cmd_explain(config: AppConfig, service: str, limit: int, as_json: bool) -> int:
+    store = DecisionStore(config.state)
+    try:
+        known = store.services()
+        matches = [
+            k
+            for k in known
+            if k == service or k.endswith(":" + service) or k.rsplit("/", 1)[-1] == service
+        ]
+        if len(matches) != 1:
+            listed = ", ".join(known) or "none yet"
+            what = "matches several" if matches else "has no decisions"
+            print(
+                f"ebbflow: {service!r} {what} (services with decisions: {listed})", file=sys.stderr
+            )
+            return 1
+        rows = store.recent(limit, parse_service_key(matches[0]))
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps([row.__dict__ for row in rows], indent=1))
+        return 0
+    print(f"{matches[0]}: last {len(rows)} decision(s), newest last")
+    for row in reversed(rows):
+        when = datetime.fromtimestamp(row.timestamp).isoformat(timespec="seconds")
+        print(f"{when}  {row.reason}")
+        outcome = row.outcome or "pending"
+        print(
+            f"    outcome: {outcome}{' (dry run)' if row.dry_run else ''}"
+            f"{': ' + row.detail if row.detail else ''}"
+        )
+        inputs = "  ".join(f"{k}={v:g}" for k, v in sorted(row.inputs.items()))
+        print(f"    inputs:  {inputs}")
+    return 0
+
+
+def cmd_replay(
+    config: AppConfig, trace: Path, labels: Path, start_delay: float, as_json: bool
+) -> int:
+    try:
+        result = replay(load_trace(trace), load_labels(labels), start_delay, config.rules)
+    except (OSError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return 0
+    for d in result.decisions:
+        print(f"t={d['t']:>7g}  {d['from']:>3} → {d['to']:<3} {d['reason']}")
+    s = result.summary
+    print(
+        f"violation_seconds={s.violation_seconds} unserved_core_seconds="
+        f"{s.unserved_core_seconds:.3f} replica_seconds={s.replica_seconds} "
+        f"actions={s.actions} reversals={s.reversals}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -248,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_policies(config, args.json)
         if args.command == "bench":
             return cmd_bench(config, args.name, args.cycles, args.json)
+        if args.command == "explain":
+            return cmd_explain(config, args.service, args.limit, args.json)
+        if args.command == "replay":
+            return cmd_replay(config, args.trace, args.labels, args.start_delay, args.json)
         return cmd_decisions(config, args.service, args.limit, args.json)
     except ConfigError as err:
         print(f"ebbflow: config error: {err}", file=sys.stderr)

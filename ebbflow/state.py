@@ -99,6 +99,11 @@ class DecisionStore:
         row = self._db.execute(query, (format_service_key(service), int(dry_run))).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
+    def services(self) -> list[str]:
+        """Every service with at least one recorded decision."""
+        rows = self._db.execute("SELECT DISTINCT service FROM decisions ORDER BY service")
+        return [str(row[0]) for row in rows]
+
     def recent(self, limit: int = 50, service: ServiceKey | None = None) -> list[StoredDecision]:
         query = "SELECT * FROM decisions"
         args: tuple[object, ...] = ()

@@ -144,3 +144,28 @@ def test_docker_host_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
     assert DockerHandle().host == "tcp://127.0.0.1:2375"
     assert DockerHandle("unix:///x.sock").host == "unix:///x.sock"  # config wins
+
+
+def test_explain_shows_reasons_and_inputs(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path / "s.db")
+    web = ServiceKey("compose", "web", "shop")
+    for n, (a, b) in enumerate([(1, 2), (2, 4)]):
+        d = Decision(
+            web,
+            a,
+            b,
+            f"web: {a}→{b}, cpu avg 91.0% > target 60.0% over 30s",
+            1.0e9 + n,
+            {"cpu_avg": 91.0, "replicas": a},
+        )
+        store.record(d)
+        store.record_outcome(d, True, f"started {b - a}")
+    store.close()
+    state = str(tmp_path / "s.db")
+    text = ebbflow("explain", "web", "--state", state, cwd=tmp_path).stdout
+    assert text.startswith("compose:shop/web: last 2 decision(s)")
+    assert "web: 2→4, cpu avg 91.0% > target 60.0% over 30s" in text
+    assert "inputs:  cpu_avg=91  replicas=2" in text
+    assert text.index("1→2") < text.index("2→4")  # newest last
+    unknown = ebbflow("explain", "api", "--state", state, cwd=tmp_path)
+    assert unknown.returncode == 1 and "compose:shop/web" in unknown.stderr
