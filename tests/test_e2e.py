@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ class Ebbflow:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
         self.starts += 1
         log = open(self.workdir / f"ebbflow-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -51,6 +52,7 @@ class Ebbflow:
                 f"127.0.0.1:{self.port}",
                 "--interval",
                 "0.5",
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -90,7 +92,7 @@ def ebbflow(tmp_path: Path) -> Iterator[Ebbflow]:
         proc.stop()
 
 
-def replicas(project: str) -> int:
+def replicas(project: str, service: str = "burn") -> int:
     out = subprocess.run(
         [
             "docker",
@@ -99,7 +101,7 @@ def replicas(project: str) -> int:
             "--filter",
             f"label=com.docker.compose.project={project}",
             "--filter",
-            "label=com.docker.compose.service=burn",
+            f"label=com.docker.compose.service={service}",
         ],
         capture_output=True,
         text=True,
@@ -109,12 +111,12 @@ def replicas(project: str) -> int:
     return len(out.stdout.split())
 
 
-def decisions(state: Path, project: str) -> list[StoredDecision]:
+def decisions(state: Path, project: str, service: str = "burn") -> list[StoredDecision]:
     if not state.exists():
         return []
     store = DecisionStore(state)
     try:
-        return list(reversed(store.recent(service=ServiceKey("compose", "burn", project))))
+        return list(reversed(store.recent(service=ServiceKey("compose", service, project))))
     finally:
         store.close()
 
@@ -242,3 +244,123 @@ def test_a_restart_between_actions_keeps_the_cooldown(
     assert second.timestamp > restarted_at  # decided by the restarted process
     assert second.timestamp - first.timestamp >= cooldown
     assert (first.to_replicas, second.to_replicas) == (2, 3)
+
+
+def labelled(project: str, service: str, labels: dict[str, str]) -> list[str]:
+    compose = {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": service,
+        "com.docker.compose.container-number": "1",
+    }
+    return [arg for k, v in {**compose, **labels}.items() for arg in ("--label", f"{k}={v}")]
+
+
+def test_scales_on_an_app_metric_pushed_over_udp(
+    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
+) -> None:
+    """An application pushes its queue depth as line protocol; ebbflow scales its service."""
+    udp_port = free_port()
+    config = tmp_path / "ebbflow.yaml"
+    config.write_text(f"inputs:\n  containers: {{}}\n  udp:\n    listen: 127.0.0.1:{udp_port}\n")
+    run_container(
+        f"{project}_worker_1",
+        "--init",
+        "--network",
+        "none",
+        *labelled(
+            project,
+            "worker",
+            {
+                "ebbflow.scale.metric": "queue_depth",
+                "ebbflow.scale.target": "10",
+                "ebbflow.scale.max_replicas": "3",
+                "ebbflow.scale.window": "2",
+                "ebbflow.scale.stabilization": "3",
+            },
+        ),
+    )
+    ebbflow.start("--config", str(config))
+    depth = {"value": 30}
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def push() -> None:  # one datagram per poll: bounded by wait_for's own deadline
+        ebbflow.assert_alive()
+        line = f"queue,service={project}/worker depth={depth['value']}i"
+        sender.sendto(line.encode(), ("127.0.0.1", udp_port))
+
+    try:
+        # 30 waiting at 10 per replica: 3 replicas
+        wait_for("3 workers", lambda: replicas(project, "worker") == 3, 60, push)
+        depth["value"] = 0
+        wait_for("1 worker", lambda: replicas(project, "worker") == 1, 60, push)
+    finally:
+        sender.close()
+    assert ebbflow.stop() == 0
+    made = decisions(ebbflow.state, project, "worker")
+    assert [(d.from_replicas, d.to_replicas) for d in made] == [(1, 3), (3, 1)]
+    assert "queue_depth avg 30 > target 10" in made[0].reason
+    assert made[0].inputs["queue_depth_avg"] == 30
+
+
+def test_scales_on_an_http_probe_latency(
+    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
+) -> None:
+    """A slow endpoint (a CGI that sleeps while a flag exists) scales the service out."""
+    www, flag = tmp_path / "www", tmp_path / "flag"
+    (www / "cgi-bin").mkdir(parents=True)
+    flag.mkdir()
+    cgi = www / "cgi-bin" / "slow"
+    cgi.write_text(
+        "#!/bin/sh\n[ -f /flag/slow ] && sleep 0.4\n"
+        'printf "Content-Type: text/plain\\r\\n\\r\\nok\\n"\n'
+    )
+    cgi.chmod(0o755)
+    port = free_port()
+    run_container(
+        f"{project}-server",
+        "--network",
+        "host",
+        "-v",
+        f"{www}:/www:ro",
+        "-v",
+        f"{flag}:/flag:ro",
+        cmd=("httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"),
+    )
+    (flag / "slow").touch()
+    run_container(
+        f"{project}_web_1",
+        "--init",
+        "--network",
+        "host",
+        *labelled(
+            project,
+            "web",
+            {
+                "aliyun.probe.url": f"http://container:{port}/cgi-bin/slow",
+                "ebbflow.health.interval": "0.5",
+                "ebbflow.scale.metric": "probe_duration_seconds",
+                "ebbflow.scale.max": "0.2",
+                "ebbflow.scale.min": "0.05",
+                "ebbflow.scale.max_replicas": "2",
+                "ebbflow.scale.cooldown": "2",
+                "ebbflow.scale.window": "2",
+            },
+        ),
+    )
+    ebbflow.start()
+    wait_for(
+        "2 replicas while the endpoint is slow",
+        lambda: replicas(project, "web") == 2,
+        60,
+        ebbflow.assert_alive,
+    )
+    (flag / "slow").unlink()
+    wait_for(
+        "1 replica once it is fast", lambda: replicas(project, "web") == 1, 60, ebbflow.assert_alive
+    )
+    assert ebbflow.stop() == 0
+    made = decisions(ebbflow.state, project, "web")
+    assert [(d.from_replicas, d.to_replicas) for d in made] == [(1, 2), (2, 1)]
+    assert "probe_duration_seconds avg" in made[0].reason and "> max 0.2" in made[0].reason
+    assert made[0].inputs["probe_duration_seconds_avg"] > 0.2
+    assert made[1].inputs["probe_duration_seconds_avg"] < 0.05
