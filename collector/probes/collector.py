@@ -21,6 +21,7 @@ from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo, Sample, SampleBatch, labels_of
 
 from ..identity import container_labels
+from ..label_errors import LabelErrors
 from ..watch import ContainerWatch
 from .checks import ProbeResult, cmd_probe, http_probe, tcp_probe
 from .spec import ProbeSpec, parse_probe
@@ -110,7 +111,7 @@ class ProbeInput:
         self.clock = clock
         self.watch = ContainerWatch(bus, "probes", self._changed)
         self.states: dict[str, ProbeState] = {}
-        self.config_errors: dict[str, tuple[str, ...]] = {}
+        self.config_errors = LabelErrors("probe", "ebbflow_probe_config_errors", log)
         self.results = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
@@ -132,7 +133,7 @@ class ProbeInput:
             task.cancel()
         if not running:
             self.states.pop(info.id, None)
-            self.config_errors.pop(info.name, None)
+            self.config_errors.record(info.name, ())
             self.bus.publish(SampleBatch(SOURCE_PREFIX + info.id, self.clock(), ()))
             return
         spec = self._spec(info)
@@ -141,10 +142,7 @@ class ProbeInput:
 
     def _spec(self, info: ContainerInfo) -> ProbeSpec | None:
         spec, errors = parse_probe(info.labels)
-        if errors:
-            if self.config_errors.get(info.name) != errors:
-                log.warning("container %s: probe disabled: %s", info.name, "; ".join(errors))
-            self.config_errors[info.name] = errors
+        self.config_errors.record(info.name, errors)
         return spec
 
     async def probe(self, info: ContainerInfo, spec: ProbeSpec) -> ProbeResult:
@@ -229,12 +227,4 @@ class ProbeInput:
             "counter",
             "Probe results published.",
         )
-        for name, errors in self.config_errors.items():
-            yield Sample(
-                "ebbflow_probe_config_errors",
-                len(errors),
-                labels_of({"name": name}),
-                now,
-                "gauge",
-                "Errors in a container's probe labels (probe disabled).",
-            )
+        yield from self.config_errors.telemetry(now)

@@ -14,6 +14,7 @@ from ebbflow.model import ContainerInfo, Sample, labels_of
 
 from ..base import PollingInput
 from ..identity import container_labels
+from ..label_errors import LabelErrors
 from ..watch import ContainerWatch
 from .formats import PARSERS
 from .spec import ScrapeSpec, parse_scrape
@@ -39,20 +40,20 @@ class ScrapeInput(PollingInput):
         self.watch = ContainerWatch(bus, "scrape")
         self.target_timeout = timeout * 0.8  # one slow target never fails the whole cycle
         self.target_up: dict[str, bool] = {}
-        self.config_errors: dict[str, tuple[str, ...]] = {}
+        self.config_errors = LabelErrors("scrape", "ebbflow_scrape_config_errors", log)
 
     def targets(
         self, containers: Iterable[ContainerInfo]
     ) -> list[tuple[ContainerInfo, ScrapeSpec]]:
         found = []
+        seen = []
         for info in containers:
             spec, errors = parse_scrape(info.labels)
-            if errors and self.config_errors.get(info.name) != errors:
-                log.warning("container %s: scrape disabled: %s", info.name, "; ".join(errors))
-            if errors:
-                self.config_errors[info.name] = errors
+            self.config_errors.record(info.name, errors)
+            seen.append(info.name)
             if spec is not None:
                 found.append((info, spec))
+        self.config_errors.keep_only(seen)
         return found
 
     async def scrape(
@@ -125,12 +126,4 @@ class ScrapeInput(PollingInput):
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)
-        for name, errors in self.config_errors.items():
-            yield Sample(
-                "ebbflow_scrape_config_errors",
-                len(errors),
-                labels_of({"name": name}),
-                now,
-                "gauge",
-                "Errors in a container's scrape labels (scrape disabled).",
-            )
+        yield from self.config_errors.telemetry(now)
