@@ -1,0 +1,88 @@
+"""The InfluxDB output: v2 (`/api/v2/write`, org/bucket/token) and v1 (`/write`, db/rp).
+
+Written with aiohttp rather than influxdb-client: the pipeline needs each answer's status
+and `Retry-After` to retry, split or drop, and Debian's influxd 1.6 has no v2 endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+
+from ebbflow.bus import Bus
+from ebbflow.model import Sample
+
+from ..buffered import BufferedOutput, DeliveryOptions, SendError
+from .config import InfluxConfig
+from .lineprotocol import serialize
+
+RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+class InfluxOutput(BufferedOutput):
+    def __init__(
+        self,
+        bus: Bus,
+        name: str,
+        config: InfluxConfig,
+        options: DeliveryOptions,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        super().__init__(bus, options, clock)
+        self.config = config
+        self._session: aiohttp.ClientSession | None = None
+
+    def endpoint(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """(url, query, headers) for a write."""
+        c = self.config
+        base = c.url.rstrip("/")
+        if c.api == "v2":
+            headers = {"Authorization": f"Token {c.token}"} if c.token else {}
+            return (
+                f"{base}/api/v2/write",
+                {"org": c.org, "bucket": c.bucket, "precision": "ns"},
+                headers,
+            )
+        query = {"db": c.database, "precision": "ns"}
+        if c.retention_policy:
+            query["rp"] = c.retention_policy
+        if c.username:
+            query |= {"u": c.username, "p": c.password}
+        return f"{base}/write", query, {}
+
+    async def send(self, samples: list[Sample]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url, query, headers = self.endpoint()
+        body = serialize(samples).encode()
+        async with self._session.post(
+            url,
+            params=query,
+            data=body,
+            headers={**headers, "Content-Type": "text/plain; charset=utf-8"},
+        ) as resp:
+            if resp.status < 300:
+                return
+            answer = (await resp.text())[:300].strip()
+            message = f"{url} answered {resp.status}: {answer}"
+            if resp.status == 413:
+                raise SendError(message, too_large=True)
+            if resp.status in RETRYABLE or resp.status >= 500:
+                raise SendError(message, retry_after=_retry_after(resp.headers.get("Retry-After")))
+            raise SendError(message, retry=False)
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            if self._session is not None:
+                await self._session.close()
