@@ -297,7 +297,10 @@ def test_scales_on_an_app_metric_pushed_over_udp(
         sender.close()
     assert ebbflow.stop() == 0
     made = decisions(ebbflow.state, project, "worker")
-    assert [(d.from_replicas, d.to_replicas) for d in made] == [(1, 3), (3, 1)]
+    moves = [(d.from_replicas, d.to_replicas) for d in made]
+    # out to 3 at once; then only down, to 1 (the window may pass through 2 on the way)
+    assert moves[0] == (1, 3) and moves[-1][1] == 1
+    assert all(b < a for a, b in moves[1:]), moves
     assert "queue_depth avg 30 > target 10" in made[0].reason
     assert made[0].inputs["queue_depth_avg"] == 30
 
