@@ -13,6 +13,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,19 @@ def remove_test_containers() -> None:
     ids = docker_cli("ps", "-aq", "--filter", f"label={TEST_LABEL}={RUN_ID}", check=False).split()
     if ids:
         docker_cli("rm", "-f", *ids, check=False)
+
+
+def start_httpd(run_container: object, name: str, www: Path, port: int, *mounts: str) -> str:
+    """A busybox httpd serving `www` on 127.0.0.1:`port`, host network (loopback only)."""
+    return run_container(  # type: ignore[operator, no-any-return]
+        name,
+        "--network",
+        "host",
+        "-v",
+        f"{www}:/www:ro",
+        *mounts,
+        cmd=("httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"),
+    )
 
 
 @pytest.fixture

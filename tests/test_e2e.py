@@ -22,7 +22,7 @@ import pytest
 from ebbflow.model import ServiceKey
 from ebbflow.state import DecisionStore, StoredDecision
 
-from .conftest import free_port
+from .conftest import free_port, start_httpd
 
 pytestmark = pytest.mark.integration
 
@@ -319,16 +319,7 @@ def test_scales_on_an_http_probe_latency(
     )
     cgi.chmod(0o755)
     port = free_port()
-    run_container(
-        f"{project}-server",
-        "--network",
-        "host",
-        "-v",
-        f"{www}:/www:ro",
-        "-v",
-        f"{flag}:/flag:ro",
-        cmd=("httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"),
-    )
+    start_httpd(run_container, f"{project}-server", www, port, "-v", f"{flag}:/flag:ro")
     (flag / "slow").touch()
     run_container(
         f"{project}_web_1",

@@ -17,7 +17,7 @@ from ebbflow.collector.probes import ProbeInput
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import Sample, SampleBatch
 
-from ...conftest import free_port
+from ...conftest import free_port, start_httpd
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,7 @@ async def test_probe_outcomes_and_reasons(
     run_container: Callable[..., str], project: str, tmp_path: Path
 ) -> None:
     port, dead_port = free_port(), free_port()
-    run_container(
-        f"{project}-server",
-        "--network",
-        "host",
-        "-v",
-        f"{site(tmp_path)}:/www:ro",
-        cmd=("httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"),
-    )
+    start_httpd(run_container, f"{project}-server", site(tmp_path), port)
     fast = {"ebbflow.health.interval": "0.5"}
     carriers = {
         "up": {

@@ -9,7 +9,7 @@ from ebbflow.bus import Bus
 from ebbflow.collector.scrape import ScrapeInput
 from ebbflow.docker_api import DockerHandle
 
-from ...conftest import free_port
+from ...conftest import free_port, start_httpd
 from .test_formats import APACHE, NGINX
 
 pytestmark = pytest.mark.integration
@@ -31,14 +31,7 @@ async def test_prometheus_apache_and_nginx_endpoints(
     (www / "server-status").write_text(APACHE)
     (www / "stub_status").write_text(NGINX)
     port = free_port()
-    run_container(
-        f"{project}-server",
-        "--network",
-        "host",
-        "-v",
-        f"{www}:/www:ro",
-        cmd=("httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"),
-    )
+    start_httpd(run_container, f"{project}-server", www, port)
     apps = {
         "prom": {"ebbflow.scrape.port": str(port)},
         "apache": {"ebbflow.scrape.port": str(port), "ebbflow.scrape.format": "apache"},
