@@ -74,10 +74,6 @@ class ContainerInfo:
     cpu_limit_cores: float | None = None
     memory_limit_bytes: int | None = None
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
 
 class ContainerEventKind(enum.StrEnum):
     PRESENT = "present"  # found by the initial listing

@@ -296,8 +296,9 @@ class RuleEngine:
         policy: Policy,
         ready: list[Replica],
         now: float,
-    ) -> tuple[float, float] | None:
-        """This instant's (value, implied replicas) for a rule, or None when data is missing."""
+    ) -> bool:
+        """Add this instant's value and implied replicas to a rule's windows; False when
+        its data is missing or stale."""
         stale_before = now - max(10.0, policy.window)
         values = [
             r.latest[rule.metric][1]
@@ -316,10 +317,10 @@ class RuleEngine:
             value = total / len(ready) if rule.target else total
             implied = total / rule.target if rule.target else float(len(ready))
         else:
-            return None
+            return False
         state.values.setdefault(rule.id, RingWindow()).add(now, value)
         state.implied.setdefault(rule.id, RingWindow()).add(now, implied)
-        return value, implied
+        return True
 
     def _recommend(
         self,
@@ -328,7 +329,6 @@ class RuleEngine:
         policy: Policy,
         ready: int,
         now: float,
-        instant: float,
     ) -> Recommendation:
         since = now - policy.window
         value = state.values[rule.id].aggregate(since, rule.aggregation)
@@ -399,13 +399,10 @@ class RuleEngine:
         recommendations: list[Recommendation] = []
         missing: list[MetricRule] = []
         for rule in policy.rules:
-            observed = self._observe(state, rule, policy, ready, now)
-            if observed is None:
-                missing.append(rule)
+            if self._observe(state, rule, policy, ready, now):
+                recommendations.append(self._recommend(state, rule, policy, len(ready), now))
             else:
-                recommendations.append(
-                    self._recommend(state, rule, policy, len(ready), now, observed[0])
-                )
+                missing.append(rule)
         state.averages = {r.rule.id: r.value for r in recommendations if r.value is not None}
         if missing:
             if policy.on_missing == "hold" or (not recommendations and policy.fallback is None):

@@ -33,10 +33,6 @@ class RingWindow:
     def __len__(self) -> int:
         return self._count
 
-    @property
-    def newest_time(self) -> float | None:
-        return float(self._t[self._next - 1]) if self._count else None
-
     def since(self, t0: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(times, values) of the points at or after t0, oldest first."""
         if self._count < self.capacity:

@@ -7,6 +7,7 @@ removed at the end of the session, even when a test fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -91,6 +92,28 @@ def remove_test_containers() -> None:
     ids = docker_cli("ps", "-aq", "--filter", f"label={TEST_LABEL}={RUN_ID}", check=False).split()
     if ids:
         docker_cli("rm", "-f", *ids, check=False)
+
+
+def compose_containers(project: str, service: str) -> list[str]:
+    """Names of a compose service's running containers, sorted."""
+    out = docker_cli(
+        "ps",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        f"label=com.docker.compose.project={project}",
+        "--filter",
+        f"label=com.docker.compose.service={service}",
+    )
+    return sorted(out.split())
+
+
+async def bound_address(component: object, timeout: float = 2.0) -> tuple[str, int]:
+    """Wait until a listening component (its `bound` attribute) has its socket."""
+    async with asyncio.timeout(timeout):
+        while getattr(component, "bound", None) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return component.bound  # type: ignore[attr-defined, no-any-return]
 
 
 def start_httpd(run_container: object, name: str, www: Path, port: int, *mounts: str) -> str:

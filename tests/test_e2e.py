@@ -22,7 +22,7 @@ import pytest
 from ebbflow.model import ServiceKey
 from ebbflow.state import DecisionStore, StoredDecision
 
-from .conftest import free_port, start_httpd
+from .conftest import compose_containers, free_port, start_httpd
 
 pytestmark = pytest.mark.integration
 
@@ -93,22 +93,7 @@ def ebbflow(tmp_path: Path) -> Iterator[Ebbflow]:
 
 
 def replicas(project: str, service: str = "burn") -> int:
-    out = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "-q",
-            "--filter",
-            f"label=com.docker.compose.project={project}",
-            "--filter",
-            f"label=com.docker.compose.service={service}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return len(out.stdout.split())
+    return len(compose_containers(project, service))
 
 
 def decisions(state: Path, project: str, service: str = "burn") -> list[StoredDecision]:

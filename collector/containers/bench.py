@@ -43,7 +43,7 @@ def _raw_read(path: str) -> None:
 
 def _bare_read(collector: ContainerInput, containers: list[ContainerInfo]) -> None:
     for info in containers:
-        for path in collector.reader.files(collector._paths[info.id]):
+        for path in collector.reader.files(collector.files_of(info)):
             _raw_read(path)
         if info.network_mode != "host":
             _raw_read(net_dev_path(collector.proc_root, info.pid))

@@ -40,15 +40,19 @@ class ContainerInput(PollingInput):
         self.reader: CgroupReader = detect(cgroup_root, proc_root)
         self.proc_root = proc_root
         self.node_memory = psutil.virtual_memory().total
-        self._paths: dict[str, CgroupFiles] = {}
+        self._files: dict[str, CgroupFiles] = {}  # by container id, located once
         self._previous: dict[str, tuple[float, float]] = {}  # id -> (wall time, cpu seconds)
         self.read_errors = 0
 
+    def files_of(self, info: ContainerInfo) -> CgroupFiles:
+        """The container's cgroup files, located on first use."""
+        files = self._files.get(info.id)
+        if files is None:
+            files = self._files[info.id] = self.reader.locate(info.id, info.pid)
+        return files
+
     def read_container(self, info: ContainerInfo, now: float) -> list[Sample]:
-        paths = self._paths.get(info.id)
-        if paths is None:
-            paths = self._paths[info.id] = self.reader.locate(info.id, info.pid)
-        stats = self.reader.read(paths)
+        stats = self.reader.read(self.files_of(info))
         cores = stats.cpu_limit_cores or info.cpu_limit_cores or 1.0
         cpu_percent = None
         previous = self._previous.get(info.id)
@@ -99,11 +103,11 @@ class ContainerInput(PollingInput):
             except (OSError, ValueError, KeyError):
                 # Gone between the listing and the read: the die event follows shortly.
                 self.read_errors += 1
-                self._paths.pop(info.id, None)
+                self._files.pop(info.id, None)
         live = {info.id for info in containers}
         for gone in set(self._previous) - live:
             self._previous.pop(gone, None)
-            self._paths.pop(gone, None)
+            self._files.pop(gone, None)
         return samples
 
     async def fetch(self) -> list[Sample]:

@@ -21,8 +21,6 @@ from .spec import ScrapeSpec, parse_scrape
 
 log = logging.getLogger("ebbflow.collector.scrape")
 
-RESERVED = ("id", "name", "image")
-
 
 class ScrapeInput(PollingInput):
     name = "scrape"

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ebbflow.bus import Bus
 from ebbflow.exporters.buffered import BufferedOutput, DeliveryOptions, SendError
-from ebbflow.exporters.influx import InfluxConfig, InfluxOutput
+from ebbflow.exporters.influxdb import InfluxConfig, InfluxOutput
 from ebbflow.model import Sample, SampleBatch
 
 from ..conftest import free_port

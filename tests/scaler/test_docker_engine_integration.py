@@ -12,31 +12,14 @@ from ebbflow.docker_api import DockerHandle
 from ebbflow.model import Decision, ServiceKey
 from ebbflow.scaler.docker_engine import DockerEngineActuator
 
+from ..conftest import compose_containers
+
 pytestmark = pytest.mark.integration
 
 
 def inspect(name: str) -> dict:
     out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)[0]
-
-
-def names(project: str, service: str) -> list[str]:
-    out = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            f"label=com.docker.compose.project={project}",
-            "--filter",
-            f"label=com.docker.compose.service={service}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return sorted(out.stdout.split())
 
 
 async def test_clone_fidelity_and_scale_in_newest_first(
@@ -95,7 +78,11 @@ async def test_clone_fidelity_and_scale_in_newest_first(
     try:
         result = await actuator.apply(Decision(service, 1, 3, "test", time.time()))
         assert result.ok, result.detail
-        assert names(project, "web") == [f"{project}_web_1", f"{project}_web_2", f"{project}_web_3"]
+        assert compose_containers(project, "web") == [
+            f"{project}_web_1",
+            f"{project}_web_2",
+            f"{project}_web_3",
+        ]
         template, clone = inspect(f"{project}_web_1"), inspect(f"{project}_web_3")
         for key in ("Image", "Cmd", "Env", "WorkingDir", "StopSignal"):
             assert clone["Config"][key] == template["Config"][key], key
@@ -122,16 +109,18 @@ async def test_clone_fidelity_and_scale_in_newest_first(
         result = await actuator.apply(Decision(service, 3, 1, "test", time.time()))
         assert result.ok, result.detail
         assert result.containers == (f"{project}_web_3", f"{project}_web_2")  # newest first
-        assert names(project, "web") == [f"{project}_web_1"]
+        assert compose_containers(project, "web") == [f"{project}_web_1"]
         for before in neighbours:
             after = inspect(before["Name"].lstrip("/"))
             assert (after["Id"], after["State"]["Running"]) == (before["Id"], True)
         # the freed numbers are reused
         await actuator.apply(Decision(service, 1, 2, "test", time.time()))
-        assert names(project, "web") == [f"{project}_web_1", f"{project}_web_2"]
+        assert compose_containers(project, "web") == [f"{project}_web_1", f"{project}_web_2"]
     finally:
         await docker.close()
-        subprocess.run(["docker", "rm", "-f", *names(project, "web")], capture_output=True)
+        subprocess.run(
+            ["docker", "rm", "-f", *compose_containers(project, "web")], capture_output=True
+        )
         subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
 
 

@@ -10,15 +10,13 @@ from ebbflow.bus import Bus
 from ebbflow.collector.udp import UdpConfig, UdpInput
 from ebbflow.model import SampleBatch
 
+from ...conftest import bound_address
+
 
 async def started(bus: Bus, **options: object) -> tuple[UdpInput, asyncio.Task[None]]:
     udp = UdpInput(bus, UdpConfig(listen="127.0.0.1:0", **options), lambda: 1000.0)
     task = asyncio.create_task(udp.run())
-    for _ in range(100):
-        if udp.bound:
-            break
-        await asyncio.sleep(0.01)
-    assert udp.bound is not None
+    await bound_address(udp)
     return udp, task
 
 

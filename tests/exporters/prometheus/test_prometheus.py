@@ -7,6 +7,8 @@ from ebbflow.bus import Bus
 from ebbflow.exporters.prometheus import PrometheusOutput
 from ebbflow.model import Sample, SampleBatch, labels_of
 
+from ...conftest import bound_address
+
 
 def batch(source: str, names: list[str]) -> SampleBatch:
     cpu = tuple(
@@ -37,12 +39,7 @@ async def test_serves_the_latest_batch_per_source_over_http() -> None:
     bus = Bus()
     output = PrometheusOutput(bus, "127.0.0.1:0")
     task = asyncio.create_task(output.run())
-    for _ in range(100):
-        if output.bound:
-            break
-        await asyncio.sleep(0.02)
-    assert output.bound is not None
-    port = output.bound[1]
+    port = (await bound_address(output))[1]
     bus.publish(batch("containers", ["a", "b"]))
     bus.publish(SampleBatch("ebbflow", 1.0, (Sample("ebbflow_up", 1.0),)))
     await asyncio.sleep(0.05)

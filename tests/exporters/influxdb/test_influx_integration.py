@@ -10,7 +10,7 @@ import pytest
 
 from ebbflow.bus import Bus
 from ebbflow.exporters.buffered import DeliveryOptions
-from ebbflow.exporters.influx import InfluxConfig, InfluxOutput
+from ebbflow.exporters.influxdb import InfluxConfig, InfluxOutput
 from ebbflow.model import Sample, SampleBatch, labels_of
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-from ebbflow.exporters.influx.lineprotocol import serialize
+from ebbflow.exporters.influxdb.lineprotocol import serialize
 from ebbflow.model import Sample, labels_of
 
 
