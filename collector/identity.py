@@ -6,22 +6,12 @@ secrets and explode cardinality."""
 from __future__ import annotations
 
 from ebbflow.model import ContainerInfo
-
-EXPORTED_LABELS = (
-    "com.docker.compose.project",
-    "com.docker.compose.service",
-    "com.docker.swarm.service.name",
-    "ebbflow.service",
-)
-
-
-def exported_label_name(label: str) -> str:
-    return "container_label_" + "".join(c if c.isalnum() else "_" for c in label)
+from ebbflow.services import SERIES_LABELS, series_label_name
 
 
 def container_labels(info: ContainerInfo) -> dict[str, str]:
     labels = {"id": f"/docker/{info.id}", "name": info.name, "image": info.image}
-    for key in EXPORTED_LABELS:
+    for key in SERIES_LABELS:
         if key in info.labels:
-            labels[exported_label_name(key)] = info.labels[key]
+            labels[series_label_name(key)] = info.labels[key]
     return labels

@@ -48,13 +48,15 @@ class SampleBatch:
     cycle) replaces that source's previous series in snapshot-style outputs, so series of
     vanished containers disappear by themselves. Push inputs (probes, UDP) send each new
     result at once as a partial batch (`replace=False`) that only updates its own series,
-    and a full batch now and then to retire what is gone.
+    and a full batch now and then to retire what is gone; that batch repeats samples already
+    published (`repeat=True`), so outputs that keep every sample (InfluxDB, Kafka...) skip it.
     """
 
     source: str
     timestamp: float
     samples: tuple[Sample, ...]
     replace: bool = True
+    repeat: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,25 @@ def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
     return ServiceKey("container", container_name)
 
 
+# The container labels every container-level series carries, under cAdvisor's prefix.
+SERIES_LABELS = (COMPOSE_PROJECT, COMPOSE_SERVICE, SWARM_SERVICE, SERVICE_LABEL)
+
+
+def series_label_name(label: str) -> str:
+    """`com.docker.compose.service` → `container_label_com_docker_compose_service`."""
+    return "container_label_" + "".join(c if c.isalnum() else "_" for c in label)
+
+
+def series_service(labels: Mapping[str, str]) -> ServiceKey | None:
+    """The service a series belongs to, from its exported labels; None for a series of no
+    container (node metrics, ebbflow's own)."""
+    exported = {key: labels.get(series_label_name(key), "") for key in SERIES_LABELS}
+    name = labels.get("name", "")
+    if not name and not any(exported.values()):
+        return None
+    return service_key({k: v for k, v in exported.items() if v}, name)
+
+
 def member_filters(service: ServiceKey) -> dict[str, list[str]]:
     """Docker API `filters` that select exactly the service's containers."""
     if service.kind == "compose":

@@ -6,7 +6,9 @@ size or time; a failed batch is retried with exponential backoff and jitter, hon
 `Retry-After`; a batch the server finds too large is split; a batch it rejects for good
 (a permanent 4xx) is dropped with the server's reason logged. When the memory bound is
 reached, the oldest batches spill to a size-capped spool file on disk, which is replayed
-in order — also after a restart — before newer data. Every count is a metric.
+in order — also after a restart — before newer data. While the server is away, a batch that
+failed and whatever comes in after it go to the spool within a flush interval, so a crash
+(even SIGKILL) loses at most that interval. Every count is a metric.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field
+
 from ebbflow.bus import Bus
+from ebbflow.config import FrozenModel
 from ebbflow.model import Sample, SampleBatch, labels_of
 
 log = logging.getLogger("ebbflow.exporters")
@@ -39,11 +44,40 @@ class SendError(Exception):
         retry: bool = True,
         too_large: bool = False,
         retry_after: float | None = None,
+        misconfigured: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry = retry
         self.too_large = too_large
         self.retry_after = retry_after
+        self.misconfigured = misconfigured
+
+
+# Worth retrying as they are; 5xx too.
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+# Wrong credentials or an unknown database/bucket: the batch is fine, the settings are not.
+# Dropping would lose everything until someone notices, so the samples are kept (and
+# spooled) and retried until the operator fixes the output.
+MISCONFIGURED_STATUS = frozenset({401, 403, 404})
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def http_error(url: str, status: int, answer: str, retry_after: str | None) -> SendError:
+    """What a push output makes of an HTTP answer of 300 or more."""
+    message = f"{url} answered {status}: {answer[:300].strip()}"
+    if status == 413:
+        return SendError(message, too_large=True)
+    if status in MISCONFIGURED_STATUS:
+        return SendError(message, misconfigured=True)
+    if status in RETRYABLE_STATUS or status >= 500:
+        return SendError(message, retry_after=_retry_after(retry_after))
+    return SendError(message, retry=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +90,31 @@ class DeliveryOptions:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     timeout: float = 10.0
+
+
+class DeliveryConfig(FrozenModel):
+    """The delivery settings every push output's config shares."""
+
+    batch_size: int = Field(5000, ge=1)
+    flush_interval: float = Field(1.0, gt=0)
+    max_buffered: int = Field(100_000, ge=1, description="Samples in memory before spooling.")
+    spool_dir: Path | None = Field(None, description="Default: spool/<output> beside the state.")
+    spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    timeout: float = Field(10.0, gt=0)
+    backoff_initial: float = Field(1.0, gt=0, description="First wait after a failed send.")
+    backoff_max: float = Field(60.0, gt=0, description="Longest wait between retries.")
+
+    def delivery(self, default_spool: Path) -> DeliveryOptions:
+        return DeliveryOptions(
+            batch_size=self.batch_size,
+            flush_interval=self.flush_interval,
+            max_buffered=self.max_buffered,
+            spool_dir=self.spool_dir or default_spool,
+            spool_max_bytes=self.spool_max_bytes,
+            backoff_initial=self.backoff_initial,
+            backoff_max=self.backoff_max,
+            timeout=self.timeout,
+        )
 
 
 def encode(samples: Iterable[Sample]) -> str:
@@ -91,13 +150,13 @@ class Spool:
     def pending_bytes(self) -> int:
         return max(0, self.size - self.offset)
 
-    def append(self, samples: list[Sample]) -> bool:
-        """False when the spool is full (the caller counts the loss)."""
-        line = encode(samples) + "\n"
-        if self.pending_bytes + len(line) > self.max_bytes:
+    def append(self, *batches: list[Sample]) -> bool:
+        """All the batches, or none when they do not fit (the caller decides what then)."""
+        text = "".join(encode(samples) + "\n" for samples in batches)
+        if self.pending_bytes + len(text.encode()) > self.max_bytes:
             return False
         with open(self.path, "a") as f:
-            f.write(line)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         return True
@@ -160,7 +219,7 @@ class BufferedOutput(abc.ABC):
 
     async def _intake(self) -> None:
         async for event in self.subscription:
-            if isinstance(event, SampleBatch):
+            if isinstance(event, SampleBatch) and not event.repeat:
                 self.accept(event.samples)
 
     # -- delivery ------------------------------------------------------------------------
@@ -170,15 +229,17 @@ class BufferedOutput(abc.ABC):
         from the spool is still there, uncommitted."""
         pending = [batch]
         try:
-            await self._deliver(pending)
+            await self._deliver(pending, from_memory)
         except asyncio.CancelledError:
             if from_memory:
                 for part in reversed(pending):
                     self.buffer.extendleft(reversed(part))
             raise
 
-    async def _deliver(self, pending: list[list[Sample]]) -> None:
-        """`pending[0]` leaves the list only once it is sent or dropped for good."""
+    async def _deliver(self, pending: list[list[Sample]], from_memory: bool) -> None:
+        """`pending[0]` leaves the list once it is sent or dropped for good, or — when it
+        came from memory and the server is away — once it is safe in the spool, to be sent
+        from there."""
         backoff = self.options.backoff_initial
         while pending:
             part = pending[0]
@@ -202,9 +263,20 @@ class BufferedOutput(abc.ABC):
                     )
                     continue
                 if self.up:
-                    log.warning("output %s is unavailable: %s; retrying", self.name, error)
+                    if error.misconfigured:
+                        log.error(
+                            "output %s: the server refused its settings (%s); check the "
+                            "output's credentials and database; samples are kept and retried",
+                            self.name,
+                            error,
+                        )
+                    else:
+                        log.warning("output %s is unavailable: %s; retrying", self.name, error)
                     self.up = False
                 self.retries += 1
+                if from_memory and self.spool is not None and self.spool.append(*pending):
+                    pending.clear()
+                    return
                 wait = (
                     error.retry_after
                     if error.retry_after is not None
@@ -245,23 +317,40 @@ class BufferedOutput(abc.ABC):
             if batch:
                 await self.deliver(batch)
 
+    def spill(self) -> bool:
+        """Memory to the spool, a batch at a time; False once the spool is full."""
+        while self.buffer and self.spool is not None:
+            size = min(self.options.batch_size, len(self.buffer))
+            if not self.spool.append([self.buffer[i] for i in range(size)]):
+                return False
+            for _ in range(size):
+                self.buffer.popleft()
+        return True
+
+    async def _spill_while_down(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.flush_interval)
+            if not self.up:
+                self.spill()  # if the spool is full, memory holds the rest up to its bound
+
     async def run(self) -> None:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._intake())
                 group.create_task(self._deliveries())
+                if self.spool is not None:
+                    group.create_task(self._spill_while_down())
         finally:
             self.save_on_exit()
 
     def save_on_exit(self) -> None:
         """What is still queued or in memory goes to the spool, to be sent after a restart."""
         while (event := self.subscription.get_nowait()) is not None:
-            if isinstance(event, SampleBatch):
+            if isinstance(event, SampleBatch) and not event.repeat:
                 self.accept(event.samples)
-        while self.buffer and self.spool is not None:
-            batch = self._next_from_memory()
-            if not self.spool.append(batch):
-                self.dropped["spool_full"] += len(batch)
+        if self.spool is not None and not self.spill():
+            self.dropped["spool_full"] += len(self.buffer)
+            self.buffer.clear()
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         labels = labels_of({"output": self.name})

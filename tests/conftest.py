@@ -8,15 +8,23 @@ removed at the end of the session, even when a test fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.kafka_mock import MockCluster
+
+if TYPE_CHECKING:
+    from tests.ebbflow_process import Ebbflow
 
 TEST_LABEL = "ebbflow.test"
 IMAGE = os.environ.get("EBBFLOW_TEST_IMAGE", "ebbflow/busybox:latest")
@@ -135,29 +143,15 @@ def project() -> str:
     return f"ebbt{uuid.uuid4().hex[:6]}"
 
 
-@pytest.fixture
-def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's VictoriaMetrics on a loopback port; its base URL. Stopped by its pid."""
-    binary = shutil.which("victoria-metrics")
-    if binary is None:
-        pytest.fail("victoria-metrics is not installed: scripts/test installs it")
-    port = free_port()
-    data = tmp_path_factory.mktemp("vm")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"-httpListenAddr=127.0.0.1:{port}",
-            f"-storageDataPath={data}",
-            "-search.latencyOffset=0s",
-            "-loggerLevel=ERROR",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+@contextlib.contextmanager
+def served(argv: list[str], health_url: str, cwd: Path | None = None) -> Iterator[None]:
+    """A real server process, ready when `health_url` answers; stopped by its pid."""
+    if shutil.which(argv[0]) is None:
+        pytest.fail(f"{argv[0]} is not installed: scripts/test installs it")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
     try:
-        wait_http(f"{url}/health", proc)
-        yield url
+        wait_http(health_url, proc)
+        yield
     finally:
         proc.terminate()
         try:
@@ -165,6 +159,85 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def start_victoria_metrics(port: int, data: Path) -> contextlib.AbstractContextManager[None]:
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        "victoria-metrics",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-storageDataPath={data}",
+        "-search.latencyOffset=0s",
+        "-loggerLevel=ERROR",
+    ]
+    return served(argv, f"{url}/health")
+
+
+@pytest.fixture
+def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's VictoriaMetrics on a loopback port; its base URL."""
+    port = free_port()
+    with start_victoria_metrics(port, tmp_path_factory.mktemp("vm")):
+        yield f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Influxd:
+    url: str
+    username: str
+    password: str
+
+    def query(self, q: str, db: str = "", anonymous: bool = False) -> dict[str, Any]:
+        import json
+        import urllib.parse
+        import urllib.request
+
+        params = {"q": q} | ({"db": db} if db else {})
+        if not anonymous:  # influxd reads credentials from the URL, not the form
+            params |= {"u": self.username, "p": self.password}
+        url = f"{self.url}/query?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, data=b"", timeout=10) as resp:
+            answer: dict[str, Any] = json.loads(resp.read())
+        return answer
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """Debian's InfluxDB 1.6 with authentication on, database `ebbflow`, user admin."""
+    home = tmp_path_factory.mktemp("influxd")
+    port, rpc_port = free_port(), free_port()
+    config = subprocess.run(
+        ["influxd", "config"], capture_output=True, text=True, check=True
+    ).stdout
+    replacements = {
+        'bind-address = "127.0.0.1:8088"': f'bind-address = "127.0.0.1:{rpc_port}"',
+        'bind-address = ":8086"': f'bind-address = "127.0.0.1:{port}"',
+        '"/var/lib/influxdb/': f'"{home}/',
+        "auth-enabled = false": "auth-enabled = true",
+        "store-enabled = true": "store-enabled = false",
+        "log-enabled = true": "log-enabled = false",
+    }
+    for old, new in replacements.items():
+        config = config.replace(old, new)
+    (home / "influxdb.conf").write_text(config)
+    url = f"http://127.0.0.1:{port}"
+    with served(["influxd", "run", "-config", str(home / "influxdb.conf")], f"{url}/ping"):
+        server = Influxd(url, "admin", "s3cret")
+        # The first user may be created without credentials; after that, auth is on.
+        server.query("CREATE USER admin WITH PASSWORD 's3cret' WITH ALL PRIVILEGES", anonymous=True)
+        server.query("CREATE DATABASE ebbflow")
+        yield server
+
+
+@pytest.fixture
+def kafka_bootstrap() -> Iterator[tuple[str, MockCluster | None]]:
+    """A real broker when EBBFLOW_TEST_KAFKA names one, else librdkafka's mock cluster."""
+    real = os.environ.get("EBBFLOW_TEST_KAFKA")
+    if real:
+        yield real, None
+        return
+    with MockCluster() as cluster:
+        yield cluster.bootstrap, cluster
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -181,3 +254,14 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) ->
         except OSError:
             time.sleep(0.1)
     pytest.fail(f"{url} did not answer in {timeout}s")
+
+
+@pytest.fixture
+def ebbflow(tmp_path: Path) -> Iterator[Ebbflow]:
+    """An `ebbflow run` of the test's own; stopped at the end if still running."""
+    from tests.ebbflow_process import Ebbflow
+
+    proc = Ebbflow(tmp_path, tmp_path / "state.db", free_port())
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        proc.stop()

@@ -7,14 +7,9 @@ from outside; ebbflow runs as its own process, as an operator would run it.
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,73 +18,11 @@ from ebbflow.model import ServiceKey
 from ebbflow.state import DecisionStore, StoredDecision
 
 from .conftest import compose_containers, free_port, start_httpd
+from .ebbflow_process import Ebbflow, wait_for
 
 pytestmark = pytest.mark.integration
 
 BURN = "while :; do if [ -f /flag/burn ]; then :; else sleep 0.2; fi; done"
-
-
-class Ebbflow:
-    """An `ebbflow run` process of the test's own, stopped by its pid."""
-
-    def __init__(self, workdir: Path, state: Path, port: int) -> None:
-        self.workdir, self.state, self.port = workdir, state, port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self, *extra: str) -> None:
-        self.starts += 1
-        log = open(self.workdir / f"ebbflow-{self.starts}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ebbflow",
-                "run",
-                "--state",
-                str(self.state),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--interval",
-                "0.5",
-                *extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            env={**os.environ, "EBBFLOW_LOG_LEVEL": "DEBUG"},
-        )
-
-    def assert_alive(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"ebbflow exited with {self.proc.returncode}:\n{self.logs()}")
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(timeout=10)
-
-    def logs(self) -> str:
-        return "".join(
-            p.read_text(errors="replace") for p in sorted(self.workdir.glob("ebbflow-*.log"))
-        )
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
-            return str(resp.read().decode())
-
-
-@pytest.fixture
-def ebbflow(tmp_path: Path) -> Iterator[Ebbflow]:
-    proc = Ebbflow(tmp_path, tmp_path / "state.db", free_port())
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        proc.stop()
 
 
 def replicas(project: str, service: str = "burn") -> int:
@@ -104,21 +37,6 @@ def decisions(state: Path, project: str, service: str = "burn") -> list[StoredDe
         return list(reversed(store.recent(service=ServiceKey("compose", service, project))))
     finally:
         store.close()
-
-
-def wait_for(
-    what: str,
-    predicate: Callable[[], bool],
-    timeout: float,
-    during: Callable[[], None] = lambda: None,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        during()
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def start_burner(

@@ -144,7 +144,8 @@ class UdpInput(asyncio.DatagramProtocol):
         now = self.clock()
         horizon = now - self.config.expire_after
         self.series = {k: v for k, v in self.series.items() if v[1] >= horizon}
-        self.bus.publish(SampleBatch(self.name, now, tuple(s for s, _ in self.series.values())))
+        latest = tuple(s for s, _ in self.series.values())
+        self.bus.publish(SampleBatch(self.name, now, latest, repeat=True))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

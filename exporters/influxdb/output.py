@@ -13,18 +13,9 @@ import aiohttp
 from ebbflow.bus import Bus
 from ebbflow.model import Sample
 
-from ..buffered import BufferedOutput, DeliveryOptions, SendError
+from ..buffered import BufferedOutput, DeliveryOptions, http_error
+from ..serializers import line_protocol
 from .config import InfluxConfig
-from .lineprotocol import serialize
-
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
 
 
 class InfluxOutput(BufferedOutput):
@@ -63,7 +54,7 @@ class InfluxOutput(BufferedOutput):
         if self._session is None:
             self._session = aiohttp.ClientSession()
         url, query, headers = self.endpoint()
-        body = serialize(samples).encode()
+        body = line_protocol(samples).encode()
         async with self._session.post(
             url,
             params=query,
@@ -72,13 +63,7 @@ class InfluxOutput(BufferedOutput):
         ) as resp:
             if resp.status < 300:
                 return
-            answer = (await resp.text())[:300].strip()
-            message = f"{url} answered {resp.status}: {answer}"
-            if resp.status == 413:
-                raise SendError(message, too_large=True)
-            if resp.status in RETRYABLE or resp.status >= 500:
-                raise SendError(message, retry_after=_retry_after(resp.headers.get("Retry-After")))
-            raise SendError(message, retry=False)
+            raise http_error(url, resp.status, await resp.text(), resp.headers.get("Retry-After"))
 
     async def run(self) -> None:
         try:

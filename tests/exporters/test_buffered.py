@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from ebbflow.bus import Bus
-from ebbflow.exporters.buffered import BufferedOutput, DeliveryOptions, SendError
+from ebbflow.exporters.buffered import BufferedOutput, DeliveryOptions, SendError, decode
 from ebbflow.exporters.influxdb import InfluxConfig, InfluxOutput
 from ebbflow.model import Sample, SampleBatch
 
@@ -33,7 +33,9 @@ class Server:
         if self.mode == "busy":
             return web.Response(status=503, text="overloaded", headers={"Retry-After": "0.05"})
         if self.mode == "bad":
-            return web.Response(status=400, text='{"error":"unknown database \\"nope\\""}')
+            return web.Response(status=400, text='{"error":"unable to parse \'x y\': bad field"}')
+        if self.mode == "unauthorized":
+            return web.Response(status=401, text='{"error":"authorization failed"}')
         if len(lines) > self.max_lines:
             return web.Response(status=413, text="request entity too large")
         self.lines.extend(lines)
@@ -127,9 +129,50 @@ async def test_a_permanent_error_drops_with_the_servers_answer(
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert "output influxdb: dropped 10 samples the server rejected" in caplog.text
-    assert '400: {"error":"unknown database \\"nope\\""}' in caplog.text
+    assert """400: {"error":"unable to parse 'x y': bad field"}""" in caplog.text
     metrics = {(s.name, s.label("reason")): s.value for s in out.telemetry(0)}
     assert metrics[("ebbflow_output_dropped_samples_total", "rejected")] == 10
+
+
+async def test_refused_credentials_keep_the_samples_until_fixed(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = Bus()
+    out = output(bus, server.port)
+    server.mode = "unauthorized"
+    task = asyncio.create_task(out.run())
+    with caplog.at_level(logging.ERROR, "ebbflow.exporters"):
+        bus.publish(samples(0, 10))
+        await until(lambda: out.retries >= 2)
+        assert not out.up and out.sent == 0 and sum(out.dropped.values()) == 0
+        server.mode = "ok"  # the operator fixed the token
+        await until(lambda: len(server.lines) == 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert values(server.lines) == list(range(10))
+    assert caplog.text.count("output influxdb: the server refused its settings") == 1
+    assert '401: {"error":"authorization failed"}' in caplog.text
+
+
+async def test_while_down_everything_reaches_the_disk_within_a_flush_interval(
+    server: Server, tmp_path: Path
+) -> None:
+    """Memory is never the only copy for long while the server is away, so a SIGKILL
+    loses at most one flush interval."""
+    port = server.port
+    await server.stop()
+    bus = Bus()
+    out = output(bus, port, tmp_path, flush_interval=0.05)
+    task = asyncio.create_task(out.run())
+    bus.publish(samples(0, 25))  # 2.5 batches, far below the memory bound
+    await until(lambda: not out.up and not out.buffer)
+    spool = out.spool
+    assert spool is not None
+    text = spool.path.read_text()[spool.offset :]
+    on_disk = [int(s.value) for line in text.splitlines() for s in decode(line)]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert on_disk == list(range(25))  # all of it, in order, before any shutdown
 
 
 async def test_down_server_spools_and_replays_in_order(server: Server, tmp_path: Path) -> None:
@@ -230,3 +273,17 @@ async def test_batches_still_queued_on_the_bus_are_spooled_on_exit(tmp_path: Pat
     assert out.spool is not None and out.spool.pending_bytes > 0
     entry = out.spool.peek()
     assert entry is not None and [int(s.value) for s in entry[0]] == [0, 1, 2, 3, 4]
+
+
+async def test_repeated_samples_are_not_sent_again(server: Server) -> None:
+    bus = Bus()
+    out = output(bus, server.port)
+    task = asyncio.create_task(out.run())
+    bus.publish(samples(0, 5))
+    repeat = samples(0, 5)
+    bus.publish(SampleBatch(repeat.source, 0.0, repeat.samples, repeat=True))
+    bus.publish(samples(5, 5))
+    await until(lambda: len(server.lines) == 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert values(server.lines) == list(range(10))

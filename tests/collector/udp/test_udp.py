@@ -66,7 +66,7 @@ async def test_series_cap_and_expiry() -> None:
     full = bus.subscribe("t", SampleBatch)
     udp.retire_expired()
     batch = full.get_nowait()
-    assert isinstance(batch, SampleBatch) and batch.replace
+    assert isinstance(batch, SampleBatch) and batch.replace and batch.repeat
     assert [(s.name, s.value) for s in batch.samples] == [("a", 2.0)]
 
 

@@ -1,0 +1,59 @@
+"""Options of a Kafka output."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from kafka import codec
+from pydantic import Field, field_validator, model_validator
+
+from ..buffered import DeliveryConfig
+
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+_CODECS = {
+    "gzip": (codec.has_gzip, "the zlib module"),
+    "snappy": (codec.has_snappy, "the python-snappy package"),
+    "lz4": (codec.has_lz4, "the lz4 package"),
+    "zstd": (codec.has_zstd, "the zstandard package"),
+}
+
+
+class KafkaConfig(DeliveryConfig):
+    bootstrap_servers: tuple[str, ...] = Field(("127.0.0.1:9092",), min_length=1)
+    topic: str = Field("ebbflow", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    format: Literal["influx", "json"] = Field(
+        "influx", description="influx: line protocol; json: Telegraf-style JSON lines."
+    )
+    compression: Compression = "gzip"
+    acks: Literal[0, 1, "all"] = "all"
+    idempotent: bool = Field(
+        True, description="No duplicates from the client's own retries (needs acks: all)."
+    )
+    client_id: str = "ebbflow"
+    max_message_bytes: int = Field(
+        900_000, ge=1024, description="A service's samples are split into messages this big."
+    )
+    producer_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Passed to kafka-python's KafkaProducer as is (security_protocol, sasl_*...).",
+    )
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else value
+
+    @field_validator("compression")
+    @classmethod
+    def _codec_installed(cls, value: Compression) -> Compression:
+        if value != "none":
+            available, needs = _CODECS[value]
+            if not available():
+                raise ValueError(f"compression {value!r} needs {needs}, which is not installed")
+        return value
+
+    @model_validator(mode="after")
+    def _idempotence_needs_all(self) -> KafkaConfig:
+        if self.idempotent and self.acks != "all":
+            raise ValueError("idempotent: true needs acks: all (or set idempotent: false)")
+        return self

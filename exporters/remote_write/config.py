@@ -1,0 +1,20 @@
+"""Options of a Prometheus remote-write output."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..buffered import DeliveryConfig
+
+
+class RemoteWriteConfig(DeliveryConfig):
+    url: str = Field(
+        "http://127.0.0.1:9090/api/v1/write",
+        pattern=r"^https?://",
+        description="Prometheus (with --web.enable-remote-write-receiver), VictoriaMetrics, "
+        "Mimir, Thanos receive...",
+    )
+    bearer_token: str = ""
+    username: str = ""
+    password: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
