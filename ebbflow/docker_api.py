@@ -59,6 +59,7 @@ def container_info(inspect: Mapping[str, Any]) -> ContainerInfo:
         address=address,
         cpu_limit_cores=cores,
         memory_limit_bytes=host.get("Memory") or None,
+        restart_count=int(inspect.get("RestartCount") or 0),
     )
 
 

@@ -75,6 +75,7 @@ class ContainerInfo:
     address: str = ""  # where `container` in a probe URL points: 127.0.0.1 for host network
     cpu_limit_cores: float | None = None
     memory_limit_bytes: int | None = None
+    restart_count: int = 0  # restarts by Docker's own restart policy
 
 
 class ContainerEventKind(enum.StrEnum):

@@ -9,6 +9,7 @@ cooldowns per direction are read from the store, so a restart does not shorten t
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -175,7 +176,7 @@ class RuleEngine:
         # service → when its decision was published; cleared by the action's result, and
         # expired after `action_deadline` so a lost result cannot freeze a service forever.
         self.in_flight: dict[ServiceKey, float] = {}
-        self.decisions = 0
+        self.decisions: collections.Counter[tuple[str, str]] = collections.Counter()
 
     # -- events --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -478,21 +479,27 @@ class RuleEngine:
         self.in_flight[state.key] = now
         if desired > current:
             state.last_scale_out = now
-        self.decisions += 1
+        self.decisions[(str(decision.service), decision.direction)] += 1
         log.info("decision%s: %s", " (dry run)" if self.dry_run else "", decision.reason)
         self.bus.publish(decision)
         return decision
 
     # -- telemetry -----------------------------------------------------------------------
     def telemetry(self, now: float) -> Iterable[Sample]:
-        yield Sample(
-            "ebbflow_decisions_total",
-            self.decisions,
-            (),
-            now,
-            "counter",
-            "Scaling decisions taken since start.",
-        )
+        # Every service's counters exist from 0, so the first decision is an increase.
+        declared = {str(key) for key, state in self.services.items() if state.result.declared}
+        counted = {key for key, _ in self.decisions} | declared
+        for service in sorted(counted):
+            for direction in ("out", "in"):
+                yield Sample(
+                    "ebbflow_decisions_total",
+                    self.decisions[(service, direction)],
+                    labels_of({"service": service, "direction": direction}),
+                    now,
+                    "counter",
+                    "Scaling decisions taken since start, by service and direction "
+                    "(dashboards annotate them).",
+                )
         for key, state in self.services.items():
             if not state.result.declared:
                 continue

@@ -173,6 +173,26 @@ def start_victoria_metrics(port: int, data: Path) -> contextlib.AbstractContextM
     return served(argv, f"{url}/health")
 
 
+def start_prometheus(
+    port: int, home: Path, targets: list[str], interval: str = "1s"
+) -> contextlib.AbstractContextManager[None]:
+    """Debian's Prometheus scraping `targets` (HOST:PORT) every `interval`."""
+    config = home / "prometheus.yml"
+    config.write_text(
+        f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}}}\n"
+        "scrape_configs:\n"
+        f"  - job_name: ebbflow\n    static_configs: [{{targets: {targets!r}}}]\n"
+    )
+    argv = [
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={home / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=error",
+    ]
+    return served(argv, f"http://127.0.0.1:{port}/-/ready", cwd=home)
+
+
 @pytest.fixture
 def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's VictoriaMetrics on a loopback port; its base URL."""

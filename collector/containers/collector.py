@@ -61,7 +61,11 @@ class ContainerInput(PollingInput):
         self._previous[info.id] = (now, stats.cpu_seconds)
         mem_limit = stats.memory_limit_bytes or info.memory_limit_bytes or self.node_memory
         reading = Reading(
-            stats, cpu_percent, 100.0 * stats.memory_working_set_bytes / mem_limit, info.started_at
+            stats,
+            cpu_percent,
+            100.0 * stats.memory_working_set_bytes / mem_limit,
+            info.started_at,
+            info.restart_count,
         )
         labels = container_labels(info)
         pairs = labels_of(labels)

@@ -22,6 +22,7 @@ class Reading:
     cpu_percent: float | None
     memory_percent: float | None
     started_at: float
+    restart_count: int
 
 
 Extract = Callable[[Reading], float | None]
@@ -86,6 +87,11 @@ CONTAINER_METRICS: dict[str, tuple[MetricKind, str, Extract]] = {
         "gauge",
         "Start time of the container, Unix seconds.",
         lambda r: r.started_at or None,
+    ),
+    "ebbflow_container_restarts_total": (
+        "counter",
+        "Restarts of the container by Docker's restart policy.",
+        lambda r: r.restart_count,
     ),
     "ebbflow_container_cpu_percent": (
         "gauge",
