@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     policies.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", parents=[common], help="measure a part, side by side")
-    bench.add_argument("name", help="collect: the containers input vs bare reads vs stats API")
+    bench.add_argument(
+        "name",
+        help="collect: the containers input vs bare reads vs stats API; "
+        "pipeline: samples/s into each output's serializer, /metrics for 100k series",
+    )
     bench.add_argument("--cycles", type=int, default=20)
     bench.add_argument("--json", action="store_true")
 

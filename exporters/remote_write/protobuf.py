@@ -42,17 +42,36 @@ def write_request(samples: Iterable[Sample]) -> bytes:
     """The uncompressed WriteRequest: one TimeSeries per series, samples in time order."""
     series: dict[tuple[str, Labels], list[Sample]] = {}
     for s in samples:
-        series.setdefault((s.name, s.labels), []).append(s)
+        points = series.get((s.name, s.labels))
+        if points is None:
+            points = series[(s.name, s.labels)] = []
+        points.append(s)
+    labels_bytes: dict[Labels, bytes] = {}
     out = bytearray()
     for (name, labels), points in series.items():
-        pairs = sorted([("__name__", name), *((k, v) for k, v in labels if v)])
-        body = b"".join(_label(k, v) for k, v in pairs)
-        body += b"".join(
-            _sample(p.value, round(p.timestamp * 1000))
-            for p in sorted(points, key=lambda p: p.timestamp)
+        encoded = labels_bytes.get(labels)
+        if encoded is None:
+            # `__name__` sorts before every lowercase label name but after uppercase ones.
+            encoded = labels_bytes[labels] = b"".join(
+                _label(k, v) for k, v in sorted((k, v) for k, v in labels if v)
+            )
+        if len(points) > 1:
+            points.sort(key=lambda p: p.timestamp)
+        body = _named(name, labels, encoded) + b"".join(
+            _sample(p.value, round(p.timestamp * 1000)) for p in points
         )
         out += _field(1, body)
     return bytes(out)
+
+
+def _named(name: str, labels: Labels, encoded: bytes) -> bytes:
+    """The label fields with `__name__` in its sorted place."""
+    before = sum(1 for k, v in labels if v and k < "__name__")
+    if before == 0:
+        return _label("__name__", name) + encoded
+    return b"".join(
+        _label(k, v) for k, v in sorted([("__name__", name), *((k, v) for k, v in labels if v)])
+    )
 
 
 def compressed_write_request(samples: Iterable[Sample]) -> bytes:
