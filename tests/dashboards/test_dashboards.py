@@ -158,7 +158,8 @@ def scene(
         "aliyun.auto_scaling.max_cpu": "90",
         "aliyun.auto_scaling.min_cpu": "50",
         "aliyun.auto_scaling.min_instances": "1",
-        "ebbflow.scale.window": "5",
+        "ebbflow.scale.window": "3",
+        "ebbflow.scale.warmup": "6",  # no decision for 6 s: Prometheus sees the counters at 0
     }
     api = {
         "ebbflow.scale.metric": "cpu",
@@ -199,6 +200,12 @@ def scene(
                 f"{project}-web-{number}", "--network", "none", *compose(project, "web", number),
                 *label_args(web),
             )  # fmt: skip
+        web_in = f'ebbflow_decisions_total{{service="{project}/web",direction="in"}}'
+        wait_for(
+            "Prometheus to see web's decision counter at 0",
+            lambda: bool(scene.query(f"{web_in} == 0")),
+            20,
+        )
         wait_for(
             "web to scale in to 1",
             lambda: len(compose_containers(project, "web")) == 1,
@@ -207,7 +214,7 @@ def scene(
         )
         wait_for(
             "Prometheus to see the decision",
-            lambda: bool(scene.query('ebbflow_decisions_total{direction="in"} > 0')),
+            lambda: bool(scene.query(f"{web_in} > 0")),
             20,
         )
         time.sleep(3)  # a few more scrapes, so rate() and increase() have two points
