@@ -144,11 +144,24 @@ class ActionResult:
 
 @dataclass(frozen=True, slots=True)
 class PolicyProblem:
-    """A policy that failed validation: the service is left alone until it is fixed."""
+    """A policy that failed validation: the service is left alone until it is fixed.
+    Published again with no errors when it is fixed."""
 
     service: ServiceKey
     errors: tuple[str, ...]
     timestamp: float
 
 
-Event = SampleBatch | ContainerEvent | Decision | ActionResult | PolicyProblem
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """A container's probe verdict changed (after its failure/success thresholds)."""
+
+    container: ContainerInfo
+    service: ServiceKey
+    healthy: bool
+    reason: str  # the last probe's reason: ok, timeout, connection_refused, ...
+    detail: str
+    timestamp: float
+
+
+Event = SampleBatch | ContainerEvent | Decision | ActionResult | PolicyProblem | HealthChange

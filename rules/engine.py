@@ -222,13 +222,17 @@ class RuleEngine:
     def _set_policy(self, state: ServiceState, result: PolicyResult) -> None:
         if result == state.result:
             return
+        was_invalid = bool(state.result.errors)
         state.result = result
         state.values.clear()
         state.implied.clear()
         if result.errors:
             log.warning("service %s: policy disabled: %s", state.key, "; ".join(result.errors))
             self.bus.publish(PolicyProblem(state.key, result.errors, self.clock()))
-        elif result.policy is not None:
+            return
+        if was_invalid:
+            self.bus.publish(PolicyProblem(state.key, (), self.clock()))  # fixed
+        if result.policy is not None:
             log.info(
                 "service %s: policy %s",
                 state.key,

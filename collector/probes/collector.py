@@ -18,7 +18,8 @@ import aiohttp
 
 from ebbflow.bus import Bus
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import ContainerInfo, Sample, SampleBatch, labels_of
+from ebbflow.model import ContainerInfo, HealthChange, Sample, SampleBatch, labels_of
+from ebbflow.services import service_key
 
 from ..identity import container_labels
 from ..label_errors import LabelErrors
@@ -158,6 +159,16 @@ class ProbeInput:
     def publish(self, info: ContainerInfo, state: ProbeState, result: ProbeResult) -> None:
         self.results += 1
         if state.record(result):
+            self.bus.publish(
+                HealthChange(
+                    info,
+                    service_key(info.labels, info.name),
+                    state.healthy,
+                    result.reason,
+                    result.detail,
+                    self.clock(),
+                )
+            )
             if state.healthy:
                 log.info("container %s: probe healthy again", info.name)
             else:

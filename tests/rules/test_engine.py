@@ -329,6 +329,17 @@ def test_bad_labels_disable_only_that_service(store: DecisionStore, clock) -> No
     assert metrics["ebbflow_policy_valid"] == 0 and metrics["ebbflow_policy_errors"] == 1
 
 
+def test_a_fixed_policy_is_announced(store: DecisionStore, clock) -> None:
+    h = Harness(store, clock, {**STEP, "aliyun.auto_scaling.max_cpu": "abc"})
+    h.start(1)
+    assert isinstance(h.events.get_nowait(), PolicyProblem)
+    h.labels = {**h.labels, "aliyun.auto_scaling.max_cpu": "40"}  # redeployed with a fix
+    h.start(1)
+    fixed = h.events.get_nowait()
+    assert isinstance(fixed, PolicyProblem) and fixed.service == WEB and fixed.errors == ()
+    assert h.events.get_nowait() is None
+
+
 def test_config_policy_applies_by_selector_and_wins(store, clock) -> None:
     defaults = RulesConfig(
         policies=(

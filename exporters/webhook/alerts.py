@@ -1,0 +1,193 @@
+"""ebbflow's events as Alertmanager alerts, and the JSON that carries them.
+
+Decisions and failed actions are one-off events: each fires once and ends by itself after
+`event_ttl`. A policy error and an unhealthy container are states: they fire while they
+last and are sent again as resolved when the policy is fixed or the container is healthy.
+The webhook body is the one Alertmanager sends to its webhook receivers (version 4), so a
+receiver written for Alertmanager reads ebbflow's as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ebbflow.model import ActionResult, Decision, Event, HealthChange, PolicyProblem
+
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "no end yet"
+
+
+def rfc3339(timestamp: float) -> str:
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+@dataclass(frozen=True)
+class Alert:
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: float
+    ends_at: float | None = None  # None: firing until resolved
+    resolved: bool = False
+    event: bool = False  # a one-off: never de-duplicated against an earlier one
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "resolved" if self.resolved else "firing"
+
+    @property
+    def fingerprint(self) -> str:
+        text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(self.labels.items()))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def alertmanager(self) -> dict[str, Any]:
+        """One alert as Alertmanager's API v2 takes it."""
+        body: dict[str, Any] = {
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": rfc3339(self.starts_at),
+            "generatorURL": "",
+        }
+        if self.ends_at is not None:
+            body["endsAt"] = rfc3339(self.ends_at)
+        return body
+
+    def webhook(self) -> dict[str, Any]:
+        """One alert as Alertmanager's webhook JSON carries it."""
+        return {
+            "status": self.status,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": rfc3339(self.starts_at),
+            "endsAt": rfc3339(self.ends_at) if self.ends_at is not None else ZERO_TIME,
+            "generatorURL": "",
+            "fingerprint": self.fingerprint,
+        }
+
+
+def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Alert | None:
+    if isinstance(event, Decision):
+        if event.dry_run and not dry_run_alerts:
+            return None
+        labels = {
+            "alertname": "EbbflowScaled",
+            "service": str(event.service),
+            "direction": event.direction,
+            "replicas": str(event.to_replicas),
+            "severity": "info",
+        }
+        if event.dry_run:
+            labels["dry_run"] = "true"
+        summary = (
+            f"{event.service}: scale {event.direction} {event.from_replicas} → {event.to_replicas}"
+        )
+        return Alert(
+            labels,
+            {"summary": summary, "description": event.reason},
+            event.timestamp,
+            event.timestamp + event_ttl,
+            event=True,
+        )
+    if isinstance(event, ActionResult):
+        if event.ok:
+            return None
+        d = event.decision
+        return Alert(
+            {
+                "alertname": "EbbflowActionFailed",
+                "service": str(d.service),
+                "direction": d.direction,
+                "severity": "warning",
+            },
+            {
+                "summary": f"{d.service}: scale {d.direction} to {d.to_replicas} failed",
+                "description": event.detail,
+            },
+            event.timestamp,
+            event.timestamp + event_ttl,
+            event=True,
+        )
+    if isinstance(event, PolicyProblem):
+        labels = {
+            "alertname": "EbbflowPolicyInvalid",
+            "service": str(event.service),
+            "severity": "warning",
+        }
+        if not event.errors:
+            return Alert(
+                labels,
+                {"summary": f"{event.service}: policy valid again"},
+                event.timestamp,
+                event.timestamp,
+                resolved=True,
+            )
+        return Alert(
+            labels,
+            {
+                "summary": f"{event.service}: policy disabled by invalid labels",
+                "description": "; ".join(event.errors),
+            },
+            event.timestamp,
+        )
+    if isinstance(event, HealthChange):
+        labels = {
+            "alertname": "EbbflowContainerUnhealthy",
+            "service": str(event.service),
+            "container": event.container.name,
+            "severity": "warning",
+        }
+        if event.healthy:
+            return Alert(
+                labels,
+                {"summary": f"{event.container.name}: healthy again"},
+                event.timestamp,
+                event.timestamp,
+                resolved=True,
+            )
+        return Alert(
+            labels,
+            {
+                "summary": f"{event.container.name}: probe failing ({event.reason})",
+                "description": event.detail or event.reason,
+            },
+            event.timestamp,
+        )
+    return None
+
+
+def group_key(labels: Mapping[str, str]) -> str:
+    """Alertmanager's form: `{}:{alertname="X", service="Y"}`."""
+    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{{}}:{{{inner}}}"
+
+
+def _common(maps: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    items = [dict(m) for m in maps]
+    if not items:
+        return {}
+    first = items[0]
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in items[1:])}
+
+
+def notification(receiver: str, group: Mapping[str, str], alerts: list[Alert]) -> dict[str, Any]:
+    """Alertmanager's webhook body (version 4) for one group."""
+    firing = any(not a.resolved for a in alerts)
+    return {
+        "version": "4",
+        "groupKey": group_key(group),
+        "truncatedAlerts": 0,
+        "status": "firing" if firing else "resolved",
+        "receiver": receiver,
+        "groupLabels": dict(group),
+        "commonLabels": _common(a.labels for a in alerts),
+        "commonAnnotations": _common(a.annotations for a in alerts),
+        "externalURL": "",
+        "alerts": [a.webhook() for a in alerts],
+    }

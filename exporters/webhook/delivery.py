@@ -1,0 +1,110 @@
+"""One target's queue of notifications, sent in order, retried until delivered.
+
+A receiver that is down for a while gets every notification once it is back; only a
+permanent 4xx drops one (logged with the receiver's answer), and past `max_queued` the
+oldest go first (counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import hmac
+import json
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ..buffered import SendError, http_error
+from .config import WebhookConfig, WebhookTarget
+
+log = logging.getLogger("ebbflow.exporters.webhook")
+SIGNATURE_HEADER = "X-Ebbflow-Signature"
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Notification:
+    webhook: dict[str, Any]  # Alertmanager's webhook body
+    alerts: list[dict[str, Any]]  # the same alerts as Alertmanager's API takes them
+
+
+class TargetQueue:
+    def __init__(self, target: WebhookTarget, config: WebhookConfig) -> None:
+        self.target = target
+        self.config = config
+        self.queue: collections.deque[Notification] = collections.deque()
+        self.sent = 0
+        self.retries = 0
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.up = True
+        self._wake = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        base = self.target.url.rstrip("/")
+        return f"{base}/api/v2/alerts" if self.target.kind == "alertmanager" else self.target.url
+
+    def put(self, notification: Notification) -> None:
+        if len(self.queue) >= self.config.max_queued:
+            self.queue.popleft()
+            self.dropped["queue_full"] += 1
+        self.queue.append(notification)
+        self._wake.set()
+
+    def body(self, notification: Notification) -> bytes:
+        payload = (
+            notification.alerts if self.target.kind == "alertmanager" else notification.webhook
+        )
+        return json.dumps(payload, ensure_ascii=False).encode()
+
+    async def send(self, session: aiohttp.ClientSession, body: bytes) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": "ebbflow"}
+        headers |= self.target.headers
+        if self.target.secret:
+            headers[SIGNATURE_HEADER] = signature(self.target.secret, body)
+        async with session.post(self.url, data=body, headers=headers) as resp:
+            if resp.status >= 300:
+                raise http_error(
+                    self.url, resp.status, await resp.text(), resp.headers.get("Retry-After")
+                )
+
+    async def run(self, session: aiohttp.ClientSession) -> None:
+        backoff = self.config.backoff_initial
+        while True:
+            if not self.queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            body = self.body(self.queue[0])
+            try:
+                async with asyncio.timeout(self.config.timeout):
+                    await self.send(session, body)
+            except (SendError, TimeoutError, aiohttp.ClientError, OSError) as err:
+                error = err if isinstance(err, SendError) else SendError(repr(err))
+                if not error.retry:
+                    self.queue.popleft()
+                    self.dropped["rejected"] += 1
+                    log.error("webhook %s rejected a notification: %s", self.target.name, error)
+                    continue
+                if self.up:
+                    log.warning("webhook %s is unavailable: %s; retrying", self.target.name, error)
+                    self.up = False
+                self.retries += 1
+                wait = error.retry_after or backoff * random.uniform(0.5, 1.5)
+                backoff = min(self.config.backoff_max, backoff * 2)
+                await asyncio.sleep(wait)
+                continue
+            self.queue.popleft()
+            self.sent += 1
+            backoff = self.config.backoff_initial
+            if not self.up:
+                log.info("webhook %s recovered", self.target.name)
+                self.up = True

@@ -1,0 +1,88 @@
+from ebbflow.bus import Bus
+from ebbflow.exporters.webhook import WebhookConfig, WebhookOutput
+from ebbflow.exporters.webhook.alerts import alert_for, group_key, notification
+from ebbflow.model import ContainerInfo, Decision, HealthChange, PolicyProblem, ServiceKey
+from tests.conftest import VirtualClock
+
+WEB = ServiceKey("compose", "web", "shop")
+
+
+def config(**extra: object) -> WebhookConfig:
+    return WebhookConfig(targets=[{"url": "http://127.0.0.1:1/hook"}], **extra)  # type: ignore[arg-type]
+
+
+def test_a_decision_is_a_one_off_alert() -> None:
+    alert = alert_for(Decision(WEB, 2, 3, "cpu avg 91 > max 80", 1700000000.0), 300)
+    assert alert is not None and alert.event and not alert.resolved
+    assert dict(alert.labels) == {
+        "alertname": "EbbflowScaled",
+        "service": "shop/web",
+        "direction": "out",
+        "replicas": "3",
+        "severity": "info",
+    }
+    assert alert.annotations["description"] == "cpu avg 91 > max 80"
+    body = alert.alertmanager()
+    assert body["startsAt"] == "2023-11-14T22:13:20.000Z"
+    assert body["endsAt"] == "2023-11-14T22:18:20.000Z"  # ends by itself after event_ttl
+
+
+def test_states_fire_and_resolve_with_the_same_labels() -> None:
+    firing = alert_for(PolicyProblem(WEB, ("max_cpu: 'abc' is not a number",), 10.0), 300)
+    fixed = alert_for(PolicyProblem(WEB, (), 20.0), 300)
+    assert firing is not None and fixed is not None
+    assert firing.fingerprint == fixed.fingerprint
+    assert (firing.status, fixed.status) == ("firing", "resolved")
+    info = ContainerInfo("c1", "shop-web-1", "img")
+    sick = alert_for(HealthChange(info, WEB, False, "timeout", "no answer in 2s", 30.0), 300)
+    well = alert_for(HealthChange(info, WEB, True, "ok", "", 40.0), 300)
+    assert sick is not None and well is not None
+    assert sick.labels["container"] == "shop-web-1" and sick.fingerprint == well.fingerprint
+    assert well.webhook()["status"] == "resolved"
+
+
+def test_notification_is_alertmanagers_webhook_body() -> None:
+    a = alert_for(PolicyProblem(WEB, ("bad",), 10.0), 300)
+    assert a is not None
+    body = notification(
+        "ebbflow", {"alertname": "EbbflowPolicyInvalid", "service": "shop/web"}, [a]
+    )
+    assert body["version"] == "4" and body["status"] == "firing"
+    assert body["groupKey"] == group_key(body["groupLabels"])
+    assert body["groupKey"] == '{}:{alertname="EbbflowPolicyInvalid", service="shop/web"}'
+    assert body["commonLabels"]["severity"] == "warning"
+    assert body["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
+
+
+def test_grouping_and_deduplication_on_a_virtual_clock(clock: VirtualClock) -> None:
+    out = WebhookOutput(Bus(), config(group_wait=5, repeat_interval=60), clock)
+    problem = alert_for(PolicyProblem(WEB, ("bad",), clock.now), 300)
+    assert problem is not None
+    out.accept(problem)
+    out.accept(problem)  # the same state twice within the group: one alert
+    for to in (2, 3):  # two decisions: two alerts, never merged
+        decision = alert_for(Decision(WEB, to - 1, to, "r", clock.now), 300)
+        assert decision is not None
+        out.accept(decision)
+    clock.advance(4)
+    out.flush_due()
+    assert not out.targets[0].queue  # still gathering
+    clock.advance(1)
+    out.flush_due()
+    sent = [n.webhook for n in out.targets[0].queue]
+    assert [len(n["alerts"]) for n in sent] == [1, 2]  # grouped by alertname and service
+    clock.advance(30)
+    out.accept(problem)  # unchanged within repeat_interval: not again
+    clock.advance(5)
+    out.flush_due()
+    assert len(out.targets[0].queue) == 2 and out.deduplicated == 1
+    fixed = alert_for(PolicyProblem(WEB, (), clock.now), 300)
+    assert fixed is not None
+    out.accept(fixed)
+    clock.advance(5)
+    out.flush_due()
+    assert out.targets[0].queue[-1].webhook["status"] == "resolved"
+    never_fired = alert_for(PolicyProblem(ServiceKey("compose", "db", "shop"), (), clock.now), 300)
+    assert never_fired is not None
+    out.accept(never_fired)
+    assert not out.pending  # nothing announced, nothing to resolve
