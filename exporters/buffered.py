@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 from pydantic import Field
 
 from ebbflow.bus import Bus
@@ -186,8 +187,14 @@ class BufferedOutput(abc.ABC):
     name: str
 
     def __init__(
-        self, bus: Bus, options: DeliveryOptions, clock: Callable[[], float] = time.time
+        self,
+        bus: Bus,
+        options: DeliveryOptions,
+        clock: Callable[[], float] = time.time,
+        name: str | None = None,
     ) -> None:
+        if name is not None:
+            self.name = name
         self.options = options
         self.clock = clock
         self.subscription = bus.subscribe(self.name, SampleBatch, capacity=10_000)
@@ -403,3 +410,22 @@ class BufferedOutput(abc.ABC):
                 "counter",
                 "Samples an output dropped, by reason.",
             )
+
+
+class HttpOutput(BufferedOutput):
+    """A push output that POSTs each batch: one aiohttp session for its life."""
+
+    _session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            if self._session is not None:
+                await self._session.close()

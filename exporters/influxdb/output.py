@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiohttp
-
 from ebbflow.bus import Bus
 from ebbflow.model import Sample
 
-from ..buffered import BufferedOutput, DeliveryOptions, http_error
+from ..buffered import DeliveryOptions, HttpOutput, http_error
 from ..serializers import line_protocol
 from .config import InfluxConfig
 
 
-class InfluxOutput(BufferedOutput):
+class InfluxOutput(HttpOutput):
     def __init__(
         self,
         bus: Bus,
@@ -27,10 +25,8 @@ class InfluxOutput(BufferedOutput):
         options: DeliveryOptions,
         clock: Callable[[], float],
     ) -> None:
-        self.name = name
-        super().__init__(bus, options, clock)
+        super().__init__(bus, options, clock, name)
         self.config = config
-        self._session: aiohttp.ClientSession | None = None
 
     def endpoint(self) -> tuple[str, dict[str, str], dict[str, str]]:
         """(url, query, headers) for a write."""
@@ -51,11 +47,9 @@ class InfluxOutput(BufferedOutput):
         return f"{base}/write", query, {}
 
     async def send(self, samples: list[Sample]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         url, query, headers = self.endpoint()
         body = line_protocol(samples).encode()
-        async with self._session.post(
+        async with self.session.post(
             url,
             params=query,
             data=body,
@@ -64,10 +58,3 @@ class InfluxOutput(BufferedOutput):
             if resp.status < 300:
                 return
             raise http_error(url, resp.status, await resp.text(), resp.headers.get("Retry-After"))
-
-    async def run(self) -> None:
-        try:
-            await super().run()
-        finally:
-            if self._session is not None:
-                await self._session.close()

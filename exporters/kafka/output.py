@@ -49,8 +49,7 @@ class KafkaOutput(BufferedOutput):
         options: DeliveryOptions,
         clock: Callable[[], float],
     ) -> None:
-        self.name = name
-        super().__init__(bus, options, clock)
+        super().__init__(bus, options, clock, name)
         self.config = config
         self.serialize = FORMATS[config.format]
         self.host = socket.gethostname()

@@ -9,7 +9,7 @@ import aiohttp
 from ebbflow.bus import Bus
 from ebbflow.model import Sample
 
-from ..buffered import BufferedOutput, DeliveryOptions, http_error
+from ..buffered import DeliveryOptions, HttpOutput, http_error
 from .config import RemoteWriteConfig
 from .protobuf import compressed_write_request
 
@@ -21,7 +21,7 @@ HEADERS = {
 }
 
 
-class RemoteWriteOutput(BufferedOutput):
+class RemoteWriteOutput(HttpOutput):
     def __init__(
         self,
         bus: Bus,
@@ -30,30 +30,19 @@ class RemoteWriteOutput(BufferedOutput):
         options: DeliveryOptions,
         clock: Callable[[], float],
     ) -> None:
-        self.name = name
-        super().__init__(bus, options, clock)
+        super().__init__(bus, options, clock, name)
         self.config = config
         self.headers = HEADERS | config.headers
         if config.bearer_token:
             self.headers["Authorization"] = f"Bearer {config.bearer_token}"
         self.auth = aiohttp.BasicAuth(config.username, config.password) if config.username else None
-        self._session: aiohttp.ClientSession | None = None
 
     async def send(self, samples: list[Sample]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         body = compressed_write_request(samples)
-        async with self._session.post(
+        async with self.session.post(
             self.config.url, data=body, headers=self.headers, auth=self.auth
         ) as resp:
             if resp.status >= 300:
                 raise http_error(
                     self.config.url, resp.status, await resp.text(), resp.headers.get("Retry-After")
                 )
-
-    async def run(self) -> None:
-        try:
-            await super().run()
-        finally:
-            if self._session is not None:
-                await self._session.close()
