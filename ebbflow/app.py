@@ -21,7 +21,9 @@ from ebbflow.plugins import (
     load,
 )
 from ebbflow.rules.engine import RuleEngine
+from ebbflow.scaler.healing import Healer
 from ebbflow.scaler.runner import ActionRunner
+from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
 from ebbflow.supervisor import Supervisor
 from ebbflow.telemetry import TelemetryInput
@@ -65,10 +67,14 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     app = App(config, ctx, store)
     app.inputs = build_plugins(ctx, "inputs", config.inputs)
     app.outputs = build_plugins(ctx, "outputs", config.outputs)
-    actuator = load("actuators", config.actuator).build(ctx, {}, f"actuator {config.actuator}")
+    actuators = [
+        load("actuators", name).build(ctx, {}, f"actuators.{name}") for name in config.actuators
+    ]
+    gate = ActionGate(config.max_actions_per_minute)
     engine = RuleEngine(ctx.bus, store, clock, config.rules, dry_run=config.dry_run)
-    runner = ActionRunner(ctx.bus, actuator, store, clock)
-    parts: list[Any] = [*app.outputs.values(), engine, runner, *app.inputs.values()]
+    runner = ActionRunner(ctx.bus, actuators, store, clock, gate)
+    healer = Healer(ctx.bus, actuators, gate, store, clock, config.healing, config.dry_run)
+    parts: list[Any] = [*app.outputs.values(), engine, runner, healer, *app.inputs.values()]
     reporters: list[ReportsTelemetry] = [ctx.bus]
     reporters += [p for p in parts if isinstance(p, ReportsTelemetry)]
     telemetry = TelemetryInput(ctx.bus, reporters, config.interval, clock)

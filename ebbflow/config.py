@@ -10,7 +10,7 @@ import fnmatch
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -80,6 +80,25 @@ class RulesConfig(FrozenModel):
     )
 
 
+class HealingPolicy(FrozenModel):
+    """How a failing container is recovered: restarts with exponential backoff (a crash-loop
+    backoff), at most `budget` of them in `window`; past it one replacement, then ebbflow
+    gives up and alerts."""
+
+    action: Literal["restart", "none"] = "restart"
+    backoff: float = Field(10.0, gt=0, description="Seconds before the first restart.")
+    backoff_max: float = Field(300.0, gt=0, description="The backoff doubles up to this.")
+    budget: int = Field(5, ge=0, description="Restarts per window before replacing.")
+    window: float = Field(600.0, gt=0, description="Seconds a restart counts against the budget.")
+
+    def delay(self, earlier_steps: int) -> float:
+        return float(min(self.backoff * 2**earlier_steps, self.backoff_max))
+
+
+class HealingConfig(HealingPolicy):
+    enabled: bool = Field(True, description="Recover failing containers at all.")
+
+
 def _enable(*plugins: str) -> dict[str, dict[str, Any] | bool]:
     return {name: {} for name in plugins}
 
@@ -96,7 +115,14 @@ class AppConfig(FrozenModel):
         default_factory=lambda: _enable("containers", "node", "probes", "scrape")
     )
     outputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: _enable("prometheus"))
-    actuator: str = "docker"
+    healing: HealingConfig = HealingConfig()
+    actuators: tuple[str, ...] = Field(
+        ("docker", "swarm"),
+        description="Actuator plugins; each service goes to the first that drives its kind.",
+    )
+    max_actions_per_minute: int = Field(
+        30, ge=1, description="All actions together, scaling and healing: a storm brake."
+    )
 
 
 def env_overrides(environ: Mapping[str, str], sections: Iterable[str]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ and the translation of inspect output into the data model."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -60,19 +62,27 @@ def container_info(inspect: Mapping[str, Any]) -> ContainerInfo:
         cpu_limit_cores=cores,
         memory_limit_bytes=host.get("Memory") or None,
         restart_count=int(inspect.get("RestartCount") or 0),
+        restart_policy=str((host.get("RestartPolicy") or {}).get("Name") or ""),
     )
+
+
+SWARM_SERVICE_ID = "com.docker.swarm.service.id"
+SERVICE_LABELS_TTL = 10.0  # seconds a Swarm service's labels are reused before re-reading
 
 
 class DockerHandle:
     """Opens the aiodocker client on first use, with a total timeout on every API call.
 
-    Calls that stream (events) or wait (stop) pass their own timeout.
+    Calls that stream (events) or wait (stop) pass their own timeout. A Swarm task's
+    container is seen with its service's labels under its own: policies are declared on
+    the service (`docker service create --label`), which its containers do not carry.
     """
 
     def __init__(self, host: str | None = None, timeout: float = 10.0) -> None:
         self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.timeout = timeout
         self._client: aiodocker.Docker | None = None
+        self._service_labels: dict[str, tuple[float, dict[str, str]]] = {}
 
     @property
     def client(self) -> aiodocker.Docker:
@@ -95,7 +105,27 @@ class DockerHandle:
             if err.status == 404:
                 return None
             raise
-        return container_info(container._container)
+        info = container_info(container._container)
+        service_id = info.labels.get(SWARM_SERVICE_ID)
+        if service_id:
+            merged = {**await self.service_labels(service_id), **info.labels}
+            info = dataclasses.replace(info, labels=MappingProxyType(merged))
+        return info
+
+    async def service_labels(self, service_id: str) -> dict[str, str]:
+        """A Swarm service's own labels; {} when it is gone."""
+        cached = self._service_labels.get(service_id)
+        if cached is not None and time.monotonic() - cached[0] < SERVICE_LABELS_TTL:
+            return cached[1]
+        try:
+            spec = (await self.client.services.inspect(service_id)).get("Spec") or {}
+        except aiodocker.DockerError as err:
+            if err.status in (404, 503):  # 503: this engine is not a Swarm manager
+                return {}
+            raise
+        labels = dict(spec.get("Labels") or {})
+        self._service_labels[service_id] = (time.monotonic(), labels)
+        return labels
 
     async def running_containers(self) -> list[ContainerInfo]:
         listed = await self.client.containers.list()

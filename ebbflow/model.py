@@ -76,6 +76,7 @@ class ContainerInfo:
     cpu_limit_cores: float | None = None
     memory_limit_bytes: int | None = None
     restart_count: int = 0  # restarts by Docker's own restart policy
+    restart_policy: str = ""  # Docker's: "", "no", "always", "unless-stopped", "on-failure"
 
 
 class ContainerEventKind(enum.StrEnum):
@@ -164,4 +165,33 @@ class HealthChange:
     timestamp: float
 
 
-Event = SampleBatch | ContainerEvent | Decision | ActionResult | PolicyProblem | HealthChange
+HealingAction = Literal["restart", "replace", "give_up", "recovered"]
+
+
+@dataclass(frozen=True, slots=True)
+class HealingStep:
+    """One step of a container's recovery, published when it is done (or, in a dry run,
+    when it would have been): restart, replace, give up (past the restart budget), or
+    recovered (healthy again after ebbflow gave up)."""
+
+    service: ServiceKey
+    container: str
+    action: HealingAction
+    reason: str  # why it was needed: "probe failing (timeout)", "exited (code 1)"
+    attempt: int  # restarts and replacements in the budget window, this one included
+    ok: bool
+    detail: str
+    timestamp: float
+    dry_run: bool = False
+    next_delay: float | None = None  # the wait before the next step, if it fails again
+
+
+Event = (
+    SampleBatch
+    | ContainerEvent
+    | Decision
+    | ActionResult
+    | PolicyProblem
+    | HealthChange
+    | HealingStep
+)

@@ -15,7 +15,14 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig, ConfigError, FrozenModel, validate
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import ActionResult, Decision, Sample, ServiceKey
+from ebbflow.model import (
+    ActionResult,
+    ContainerInfo,
+    Decision,
+    HealingAction,
+    Sample,
+    ServiceKey,
+)
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,31 @@ class Output(Component, Protocol):
 
 
 class Actuator(Protocol):
+    """Changes an engine. `apply` converges a service on a decision's replica count, so
+    repeating it (after a restart cut it off) does no harm; `heal` restarts or replaces one
+    container and returns what it did, raising when it could not."""
+
     name: str
 
-    def supports(self, service: ServiceKey) -> bool: ...
+    def supports(self, service: ServiceKey) -> bool:
+        """Whether this actuator scales the service."""
+        ...
 
-    async def apply(self, decision: Decision) -> ActionResult: ...
+    def can_heal(self, service: ServiceKey) -> bool: ...
+
+    async def apply(
+        self, decision: Decision, unhealthy: frozenset[str] = frozenset()
+    ) -> ActionResult:
+        """`unhealthy` names containers to remove first on scale-in."""
+        ...
+
+    async def heal(
+        self, service: ServiceKey, container: ContainerInfo, action: HealingAction
+    ) -> str: ...
+
+    def stopped_by_us(self, container_id: str) -> bool:
+        """Whether this actuator stopped the container (so its exit is no failure)."""
+        ...
 
 
 C = TypeVar("C", bound=FrozenModel)

@@ -1,4 +1,4 @@
-"""ebbflow's state in SQLite: decisions and their outcomes.
+"""ebbflow's state in SQLite: decisions and their outcomes, and healing steps.
 
 The rule engine records decisions and reads cooldowns; the scaler records outcomes; the CLI
 reads the audit log. Kept across restarts, so cooldowns outlive them.
@@ -13,8 +13,9 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ebbflow.model import Decision, ServiceKey
+from ebbflow.model import Decision, HealingStep, ServiceKey
 from ebbflow.services import format_service_key
 
 SCHEMA = """
@@ -31,6 +32,20 @@ CREATE TABLE IF NOT EXISTS decisions (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_by_service ON decisions (service, dry_run, ts);
+CREATE TABLE IF NOT EXISTS healing (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    service TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    container TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    dry_run INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS healing_by_slot ON healing (slot, dry_run, ts);
 """
 
 
@@ -87,6 +102,47 @@ class DecisionStore:
             ),
         )
 
+    def record_outcome_text(self, decision_id: int, outcome: str, detail: str) -> None:
+        self._db.execute(
+            "UPDATE decisions SET outcome = ?, detail = ? WHERE id = ?",
+            (outcome, detail, decision_id),
+        )
+
+    def unfinished(self) -> list[StoredDecision]:
+        """Decisions (not dry runs) whose action never reported: cut off by a stop."""
+        rows = self._db.execute(
+            "SELECT * FROM decisions WHERE outcome IS NULL AND dry_run = 0 ORDER BY ts, id"
+        ).fetchall()
+        return [self._decision(r) for r in rows]
+
+    def record_step(self, step: HealingStep, slot: str) -> None:
+        self._db.execute(
+            "INSERT INTO healing (ts, service, slot, container, action, reason, attempt, ok,"
+            " detail, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                step.timestamp,
+                format_service_key(step.service),
+                slot,
+                step.container,
+                step.action,
+                step.reason,
+                step.attempt,
+                int(step.ok),
+                step.detail,
+                int(step.dry_run),
+            ),
+        )
+
+    def healing_since(self, since: float, dry_run: bool) -> list[tuple[str, str, float]]:
+        """(slot, action, time) of the restarts and replacements since `since`, oldest first:
+        a restart of ebbflow does not reset a crash loop's backoff."""
+        rows = self._db.execute(
+            "SELECT slot, action, ts FROM healing WHERE ts >= ? AND dry_run = ?"
+            " AND action IN ('restart', 'replace') ORDER BY ts",
+            (since, int(dry_run)),
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
     def last_decision_time(
         self, service: ServiceKey, dry_run: bool, direction: str | None = None
     ) -> float | None:
@@ -112,9 +168,10 @@ class DecisionStore:
             args = (format_service_key(service),)
         query += " ORDER BY ts DESC, id DESC LIMIT ?"
         rows = self._db.execute(query, (*args, limit)).fetchall()
-        return [
-            StoredDecision(
-                r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8], r[9]
-            )
-            for r in rows
-        ]
+        return [self._decision(r) for r in rows]
+
+    @staticmethod
+    def _decision(r: tuple[Any, ...]) -> StoredDecision:
+        return StoredDecision(
+            r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8], r[9]
+        )

@@ -66,7 +66,9 @@ def replica_name(service: ServiceKey, template_name: str, number: int) -> str:
     return sep.join([*parts, str(number)])
 
 
-def clone_request(template: Mapping[str, Any], number: int) -> dict[str, Any]:
+def clone_request(
+    template: Mapping[str, Any], number: int, created_by: str = "scale-out"
+) -> dict[str, Any]:
     config = template.get("Config") or {}
     host = copy.deepcopy(template.get("HostConfig") or {})
     request: dict[str, Any] = {k: copy.deepcopy(config[k]) for k in CONFIG_KEYS if k in config}
@@ -76,7 +78,7 @@ def clone_request(template: Mapping[str, Any], number: int) -> dict[str, Any]:
     labels = dict(request.get("Labels") or {})
     if COMPOSE_NUMBER in labels:
         labels[COMPOSE_NUMBER] = str(number)
-    labels[CREATED_BY_LABEL] = "scale-out"
+    labels[CREATED_BY_LABEL] = created_by
     request["Labels"] = labels
     # A fixed host port cannot be shared: clones publish on an ephemeral port, like compose.
     for bindings in (host.get("PortBindings") or {}).values():

@@ -1,7 +1,11 @@
-"""Carries decisions to the actuator: one action at a time per service, each under a timeout.
+"""Carries decisions to the actuator that drives the service, through the action gate (one
+action at a time per service, a global rate limit), each under a timeout.
 
 Each outcome is recorded beside its decision. On shutdown, actions under way are allowed
-to finish (within a grace period) rather than being cut off halfway through a clone.
+to finish (within a grace period) rather than being cut off halfway through a clone; a
+decision whose action was cut off anyway (SIGKILL, power) is finished at the next start:
+actions converge on the decision's replica count, so finishing one is never doing it twice,
+and an older unfinished decision that a newer one overtook is marked superseded instead.
 In dry-run mode nothing is changed; the result says what would have happened.
 """
 
@@ -9,14 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from types import MappingProxyType
 
 from ebbflow.bus import Bus
-from ebbflow.model import ActionResult, Decision, Sample, labels_of
+from ebbflow.model import ActionResult, Decision, HealthChange, Sample, labels_of
 from ebbflow.plugins import Actuator
-from ebbflow.state import DecisionStore
+from ebbflow.services import parse_service_key
+from ebbflow.state import DecisionStore, StoredDecision
+
+from .safety import ActionGate
 
 log = logging.getLogger("ebbflow.scaler")
+
+
+def actuator_for(actuators: Sequence[Actuator], decision: Decision) -> Actuator | None:
+    return next((a for a in actuators if a.supports(decision.service)), None)
 
 
 class ActionRunner:
@@ -25,30 +37,43 @@ class ActionRunner:
     def __init__(
         self,
         bus: Bus,
-        actuator: Actuator,
+        actuators: Sequence[Actuator],
         store: DecisionStore,
         clock: Callable[[], float],
+        gate: ActionGate | None = None,
         action_timeout: float = 120.0,
         shutdown_grace: float = 30.0,
     ) -> None:
         self.bus = bus
-        self.actuator = actuator
+        self.actuators = list(actuators)
         self.store = store
         self.clock = clock
+        self.gate = gate or ActionGate(max_per_minute=1000)
         self.action_timeout = action_timeout
         self.shutdown_grace = shutdown_grace
-        self.subscription = bus.subscribe("scaler", Decision, capacity=1024)
+        self.subscription = bus.subscribe("scaler", Decision, HealthChange, capacity=1024)
         self.outcomes: dict[tuple[str, bool], int] = {}
-        self._locks: dict[object, asyncio.Lock] = {}
+        self.unhealthy: set[str] = set()  # container names whose probe verdict is failing
 
     async def run(self) -> None:
         under_way: set[asyncio.Task[ActionResult]] = set()
+
+        def start(decision: Decision) -> None:
+            task = asyncio.create_task(self.carry_out(decision))
+            under_way.add(task)
+            task.add_done_callback(under_way.discard)
+
         try:
+            for decision in self.resumable():
+                start(decision)
             async for event in self.subscription:
                 if isinstance(event, Decision):
-                    task = asyncio.create_task(self.carry_out(event))
-                    under_way.add(task)
-                    task.add_done_callback(under_way.discard)
+                    start(event)
+                elif isinstance(event, HealthChange):
+                    if event.healthy:
+                        self.unhealthy.discard(event.container.name)
+                    else:
+                        self.unhealthy.add(event.container.name)
         finally:
             if under_way:
                 log.info("letting %d action(s) under way finish", len(under_way))
@@ -56,9 +81,37 @@ class ActionRunner:
                 for task in under_way:
                     task.cancel()
 
+    def resumable(self) -> list[Decision]:
+        """The newest unfinished decision of each service; older ones are superseded."""
+        newest: dict[str, StoredDecision] = {}
+        for stored in self.store.unfinished():
+            overtaken = newest.get(stored.service)
+            if overtaken is not None:
+                self.store.record_outcome_text(
+                    overtaken.id, "superseded", f"overtaken by decision {stored.id}"
+                )
+            newest[stored.service] = stored
+        decisions = []
+        for stored in newest.values():
+            log.info(
+                "service %s: finishing a decision cut off by a stop: %s",
+                stored.service,
+                stored.reason,
+            )
+            decisions.append(
+                Decision(
+                    parse_service_key(stored.service),
+                    stored.from_replicas,
+                    stored.to_replicas,
+                    stored.reason,
+                    stored.timestamp,
+                    MappingProxyType(dict(stored.inputs)),
+                )
+            )
+        return decisions
+
     async def carry_out(self, decision: Decision) -> ActionResult:
-        lock = self._locks.setdefault(decision.service, asyncio.Lock())
-        async with lock:
+        async with self.gate.turn(decision.service):
             result = await self._act(decision)
         self.store.record_outcome(decision, result.ok, result.detail)
         key = (decision.direction, result.ok)
@@ -75,16 +128,18 @@ class ActionRunner:
             return ActionResult(
                 decision, True, f"dry run: would scale to {decision.to_replicas}", self.clock()
             )
-        if not self.actuator.supports(decision.service):
+        actuator = actuator_for(self.actuators, decision)
+        if actuator is None:
+            names = ", ".join(a.name for a in self.actuators) or "none"
             return ActionResult(
                 decision,
                 False,
-                f"the {self.actuator.name} actuator cannot scale {decision.service.kind} services",
+                f"no actuator scales {decision.service.kind} services (enabled: {names})",
                 self.clock(),
             )
         try:
             async with asyncio.timeout(self.action_timeout):
-                return await self.actuator.apply(decision)
+                return await actuator.apply(decision, frozenset(self.unhealthy))
         except Exception as err:
             why = (
                 f"timed out after {self.action_timeout}s"
@@ -104,3 +159,11 @@ class ActionRunner:
                 "counter",
                 "Scaling actions carried out, by direction and outcome.",
             )
+        yield Sample(
+            "ebbflow_actions_rate_limited_total",
+            self.gate.rate_limited,
+            (),
+            now,
+            "counter",
+            "Actions (scaling and healing) that waited for the global rate limit.",
+        )

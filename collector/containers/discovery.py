@@ -72,8 +72,10 @@ class Discovery:
                 self.bus.publish(ContainerEvent(kind, info, now))
         elif kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
             info = self.containers.pop(cid, None)
+            attrs = (event.get("Actor") or {}).get("Attributes") or {}
+            if kind is ContainerEventKind.DIE and "exitCode" in attrs:
+                detail = f"exited with code {attrs['exitCode']}"
             if info is None:
-                attrs = (event.get("Actor") or {}).get("Attributes") or {}
                 info = ContainerInfo(
                     id=cid,
                     name=attrs.get("name", cid[:12]),

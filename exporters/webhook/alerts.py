@@ -1,8 +1,9 @@
 """ebbflow's events as Alertmanager alerts, and the JSON that carries them.
 
-Decisions and failed actions are one-off events: each fires once and ends by itself after
-`event_ttl`. A policy error and an unhealthy container are states: they fire while they
-last and are sent again as resolved when the policy is fixed or the container is healthy.
+Decisions, healing steps and failed actions are one-off events: each fires once and ends
+by itself after `event_ttl`. A policy error, an unhealthy container and a container ebbflow
+gave up healing are states: they fire while they last and are sent again as resolved when
+the policy is fixed or the container is healthy.
 The webhook body is the one Alertmanager sends to its webhook receivers (version 4), so a
 receiver written for Alertmanager reads ebbflow's as is.
 """
@@ -15,7 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ebbflow.model import ActionResult, Decision, Event, HealthChange, PolicyProblem
+from ebbflow.model import (
+    ActionResult,
+    Decision,
+    Event,
+    HealingStep,
+    HealthChange,
+    PolicyProblem,
+)
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "no end yet"
 
@@ -136,6 +144,10 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
             },
             event.timestamp,
         )
+    if isinstance(event, HealingStep):
+        if event.dry_run and not dry_run_alerts:
+            return None
+        return healing_alert(event, event_ttl)
     if isinstance(event, HealthChange):
         labels = {
             "alertname": "EbbflowContainerUnhealthy",
@@ -160,6 +172,44 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
             event.timestamp,
         )
     return None
+
+
+HEALING_ALERTS = {"restart": "EbbflowContainerRestarted", "replace": "EbbflowContainerReplaced"}
+
+
+def healing_alert(step: HealingStep, event_ttl: float) -> Alert:
+    labels = {"service": str(step.service), "container": step.container}
+    if step.dry_run:
+        labels["dry_run"] = "true"
+    if step.action in ("give_up", "recovered"):
+        labels |= {"alertname": "EbbflowHealingGaveUp", "severity": "critical"}
+        if step.action == "recovered":
+            return Alert(
+                labels,
+                {"summary": f"{step.container}: healthy again"},
+                step.timestamp,
+                step.timestamp,
+                resolved=True,
+            )
+        return Alert(
+            labels,
+            {
+                "summary": f"{step.container}: still failing after {step.attempt} restarts and "
+                "replacements; ebbflow stopped healing it",
+                "description": step.reason,
+            },
+            step.timestamp,
+        )
+    if step.ok:
+        labels |= {"alertname": HEALING_ALERTS[step.action], "severity": "info"}
+        summary = f"{step.container}: {step.action} #{step.attempt} ({step.reason})"
+    else:
+        labels |= {"alertname": "EbbflowActionFailed", "action": step.action, "severity": "warning"}
+        summary = f"{step.container}: {step.action} failed"
+    annotations = {"summary": summary, "description": step.detail}
+    if step.next_delay is not None:
+        annotations["next_delay_seconds"] = f"{step.next_delay:g}"
+    return Alert(labels, annotations, step.timestamp, step.timestamp + event_ttl, event=True)
 
 
 def group_key(labels: Mapping[str, str]) -> str:

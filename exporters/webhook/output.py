@@ -19,6 +19,7 @@ from ebbflow.bus import Bus
 from ebbflow.model import (
     ActionResult,
     Decision,
+    HealingStep,
     HealthChange,
     PolicyProblem,
     Sample,
@@ -47,7 +48,13 @@ class WebhookOutput:
         self.config = config
         self.clock = clock
         self.subscription = bus.subscribe(
-            "webhook", Decision, ActionResult, PolicyProblem, HealthChange, capacity=10_000
+            "webhook",
+            Decision,
+            ActionResult,
+            PolicyProblem,
+            HealthChange,
+            HealingStep,
+            capacity=10_000,
         )
         self.targets = [TargetQueue(target, config) for target in config.targets]
         self.pending: dict[GroupLabels, PendingGroup] = {}

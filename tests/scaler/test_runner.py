@@ -1,38 +1,26 @@
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from ebbflow.bus import Bus
-from ebbflow.model import ActionResult, Decision, ServiceKey
+from ebbflow.model import ContainerInfo, Decision, HealthChange, ServiceKey
+from ebbflow.scaler import safety
 from ebbflow.scaler.runner import ActionRunner
+from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
+
+from .fakes import RecordingActuator
 
 WEB = ServiceKey("compose", "web", "shop")
 
 
-class SlowActuator:
-    name = "slow"
-
-    def __init__(self) -> None:
-        self.applied: list[Decision] = []
-        self.concurrent = 0
-        self.most_concurrent = 0
-
-    def supports(self, service: ServiceKey) -> bool:
-        return service.kind == "compose"
-
-    async def apply(self, decision: Decision) -> ActionResult:
-        self.concurrent += 1
-        self.most_concurrent = max(self.most_concurrent, self.concurrent)
-        await asyncio.sleep(0.1)
-        self.concurrent -= 1
-        self.applied.append(decision)
-        return ActionResult(decision, True, "done", 0.0)
-
-
-def make(tmp_path: Path) -> tuple[Bus, SlowActuator, DecisionStore, ActionRunner]:
-    bus, actuator = Bus(), SlowActuator()
+def make(
+    tmp_path: Path, gate: ActionGate | None = None
+) -> tuple[Bus, RecordingActuator, DecisionStore, ActionRunner]:
+    bus, actuator = Bus(), RecordingActuator()
     store = DecisionStore(tmp_path / "s.db")
-    return bus, actuator, store, ActionRunner(bus, actuator, store, lambda: 0.0)
+    return bus, actuator, store, ActionRunner(bus, [actuator], store, lambda: 0.0, gate)
 
 
 async def test_dry_run_changes_nothing_and_records_outcome(tmp_path: Path) -> None:
@@ -47,13 +35,36 @@ async def test_dry_run_changes_nothing_and_records_outcome(tmp_path: Path) -> No
 async def test_unsupported_service_fails_cleanly(tmp_path: Path) -> None:
     _, _actuator, _, runner = make(tmp_path)
     result = await runner.carry_out(Decision(ServiceKey("swarm", "api"), 1, 2, "r", 1.0))
-    assert not result.ok and "cannot scale swarm services" in result.detail
+    assert not result.ok
+    assert result.detail == "no actuator scales swarm services (enabled: recording)"
 
 
 async def test_one_action_at_a_time_per_service(tmp_path: Path) -> None:
     _, actuator, _, runner = make(tmp_path)
     await asyncio.gather(*(runner.carry_out(Decision(WEB, 1, 2, "r", float(n))) for n in range(3)))
     assert actuator.most_concurrent == 1 and len(actuator.applied) == 3
+
+
+async def test_global_rate_limit_makes_the_excess_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(safety, "RATE_WINDOW", 0.5)
+    gate = ActionGate(max_per_minute=2)
+    _, actuator, _, runner = make(tmp_path, gate)
+    actuator.delay = 0.0
+    services = [ServiceKey("compose", f"s{n}", "p") for n in range(3)]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    finished: list[float] = []
+
+    async def act(service: ServiceKey) -> None:
+        await runner.carry_out(Decision(service, 1, 2, "r", 1.0))
+        finished.append(loop.time() - began)
+
+    await asyncio.gather(*(act(s) for s in services))
+    finished.sort()
+    assert finished[1] < 0.25 and finished[2] >= 0.45  # the third waited for the window
+    assert gate.rate_limited == 1
 
 
 async def test_shutdown_lets_actions_under_way_finish(tmp_path: Path) -> None:
@@ -64,3 +75,44 @@ async def test_shutdown_lets_actions_under_way_finish(tmp_path: Path) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert len(actuator.applied) == 1
+
+
+async def test_scale_in_is_told_which_replicas_are_unhealthy(tmp_path: Path) -> None:
+    bus, actuator, _, runner = make(tmp_path)
+    task = asyncio.create_task(runner.run())
+    sick = ContainerInfo("id2", "shop_web_2", "img")
+    bus.publish(HealthChange(sick, WEB, False, "timeout", "", 1.0))
+    bus.publish(Decision(WEB, 3, 2, "r", 2.0))
+    for _ in range(100):
+        if actuator.applied:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert actuator.applied[0][1] == frozenset({"shop_web_2"})
+
+
+async def test_a_decision_cut_off_by_a_stop_is_finished_once_at_start(tmp_path: Path) -> None:
+    """Two unfinished decisions of one service (a SIGKILL came twice): only the newest is
+    carried out; the older is superseded; a dry run and a finished one are left alone."""
+    _bus, actuator, store, runner = make(tmp_path)
+    store.record(Decision(WEB, 1, 2, "older", 1.0))
+    store.record(Decision(WEB, 2, 3, "newer", 2.0))
+    finished = Decision(ServiceKey("compose", "db", "shop"), 1, 2, "done", 1.5)
+    store.record(finished)
+    store.record_outcome(finished, True, "started")
+    store.record(Decision(ServiceKey("compose", "q", "shop"), 1, 2, "dry", 1.7, dry_run=True))
+    task = asyncio.create_task(runner.run())
+    for _ in range(100):
+        if actuator.applied:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [(d.reason, d.to_replicas) for d, _ in actuator.applied] == [("newer", 3)]
+    outcomes = {d.reason: (d.outcome, d.detail) for d in store.recent()}
+    assert outcomes["older"] == ("superseded", "overtaken by decision 2")
+    assert outcomes["newer"] == ("ok", "done")
+    assert outcomes["dry"] == (None, None)
+    assert store.unfinished() == []

@@ -1,7 +1,14 @@
 from ebbflow.bus import Bus
 from ebbflow.exporters.webhook import WebhookConfig, WebhookOutput
 from ebbflow.exporters.webhook.alerts import alert_for, group_key, notification
-from ebbflow.model import ContainerInfo, Decision, HealthChange, PolicyProblem, ServiceKey
+from ebbflow.model import (
+    ContainerInfo,
+    Decision,
+    HealingStep,
+    HealthChange,
+    PolicyProblem,
+    ServiceKey,
+)
 from tests.conftest import VirtualClock
 
 WEB = ServiceKey("compose", "web", "shop")
@@ -39,6 +46,43 @@ def test_states_fire_and_resolve_with_the_same_labels() -> None:
     assert sick is not None and well is not None
     assert sick.labels["container"] == "shop-web-1" and sick.fingerprint == well.fingerprint
     assert well.webhook()["status"] == "resolved"
+
+
+def test_healing_steps_are_events_and_giving_up_is_a_state() -> None:
+    restarted = alert_for(
+        HealingStep(
+            WEB,
+            "shop-web-1",
+            "restart",
+            "exited with code 1",
+            2,
+            True,
+            "restarted",
+            5.0,
+            next_delay=40.0,
+        ),
+        300,
+    )
+    assert restarted is not None and restarted.event
+    assert dict(restarted.labels) == {
+        "alertname": "EbbflowContainerRestarted",
+        "service": "shop/web",
+        "container": "shop-web-1",
+        "severity": "info",
+    }
+    assert restarted.annotations["next_delay_seconds"] == "40"
+    failed = alert_for(
+        HealingStep(WEB, "shop-web-1", "replace", "x", 3, False, "no image", 6.0), 300
+    )
+    assert failed is not None and failed.labels["alertname"] == "EbbflowActionFailed"
+    assert failed.labels["action"] == "replace" and failed.annotations["description"] == "no image"
+    gave_up = alert_for(HealingStep(WEB, "shop-web-1", "give_up", "exited", 4, True, "", 7.0), 300)
+    back = alert_for(HealingStep(WEB, "shop-web-1", "recovered", "ok", 0, True, "", 9.0), 300)
+    assert gave_up is not None and back is not None and not gave_up.event
+    assert gave_up.labels["severity"] == "critical" and gave_up.fingerprint == back.fingerprint
+    assert (gave_up.status, back.status) == ("firing", "resolved")
+    dry = HealingStep(WEB, "shop-web-1", "restart", "x", 1, True, "dry run", 8.0, dry_run=True)
+    assert alert_for(dry, 300, dry_run_alerts=False) is None
 
 
 def test_notification_is_alertmanagers_webhook_body() -> None:

@@ -4,61 +4,22 @@ Alertmanager (Debian's), which also forwards its own webhook body for comparison
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from ebbflow.bus import Bus
 from ebbflow.exporters.webhook import WebhookConfig, WebhookOutput
 from ebbflow.model import ContainerInfo, Decision, HealthChange, PolicyProblem, ServiceKey
 from tests.conftest import free_port, served
+from tests.receiver import SECRET, Receiver, until
 
 pytestmark = pytest.mark.integration
 
 WEB = ServiceKey("compose", "web", "shop")
-SECRET = "s3cret"
-
-
-class Receiver:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.bodies: dict[str, list[dict[str, Any]]] = {}
-        self.bad_signatures = 0
-        self.runner: web.AppRunner | None = None
-
-    async def hook(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        signed = request.headers.get("X-Ebbflow-Signature")
-        if signed is not None:
-            good = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(signed, good):
-                self.bad_signatures += 1
-                return web.Response(status=401)
-        self.bodies.setdefault(request.path, []).append(json.loads(raw))
-        return web.Response(status=200)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{name}", self.hook)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-
-
-async def until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110  (polling a condition is the point)
-            await asyncio.sleep(0.05)
 
 
 def fast_config(*targets: dict[str, str]) -> WebhookConfig:

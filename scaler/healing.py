@@ -1,0 +1,313 @@
+"""Recovery of failing containers, like a crash-loop backoff.
+
+A container fails when its probe turns unhealthy, or when it exits while a policy claims
+it and Docker's restart policy does not. Each failure schedules one step after a backoff
+that doubles with every step in the budget window (10 s, 20 s, ... up to 5 min by
+default): a restart in place while the budget lasts, then one replacement by a fresh
+container, then ebbflow gives up on it and says so (an alert that resolves when the
+container is healthy again). Steps are recorded, so a restart of ebbflow continues a crash
+loop's backoff instead of starting it over. A failure that clears during the wait (the
+probe passes again, someone started the container) cancels the step.
+
+Swarm services are healed per service: Swarm replaces dead tasks itself, and a forced
+update is how a failing one is restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ebbflow.bus import Bus
+from ebbflow.config import HealingConfig, HealingPolicy
+from ebbflow.model import (
+    ContainerEvent,
+    ContainerEventKind,
+    ContainerInfo,
+    HealingAction,
+    HealingStep,
+    HealthChange,
+    Sample,
+    ServiceKey,
+    labels_of,
+)
+from ebbflow.plugins import Actuator
+from ebbflow.rules.healing import heals_exits, parse_healing
+from ebbflow.services import format_service_key, service_key
+from ebbflow.state import DecisionStore
+
+from .safety import ActionGate
+
+log = logging.getLogger("ebbflow.scaler.healing")
+
+
+COUNTED_STEPS: dict[str, HealingAction] = {"restart": "restart", "replace": "replace"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: HealingAction
+    delay: float
+    attempt: int  # steps in the window, this one included
+
+
+def plan(policy: HealingPolicy, earlier: int, replaced: bool) -> Plan:
+    """The next step after `earlier` restarts/replacements in the window."""
+    if earlier < policy.budget:
+        return Plan("restart", policy.delay(earlier), earlier + 1)
+    if not replaced:
+        return Plan("replace", policy.delay(earlier), earlier + 1)
+    return Plan("give_up", 0.0, earlier)
+
+
+@dataclass
+class Slot:
+    """One container's place in its service (for Swarm: the service) and its history."""
+
+    key: str
+    steps: collections.deque[tuple[float, HealingAction]] = field(default_factory=collections.deque)
+    waiting: asyncio.Task[None] | None = None
+    cause: str = ""  # "probe" or "exit": what the waiting step answers
+    acting: bool = False
+    gave_up: bool = False
+
+    def prune(self, since: float) -> None:
+        while self.steps and self.steps[0][0] < since:
+            self.steps.popleft()
+
+    @property
+    def replaced(self) -> bool:
+        return any(action == "replace" for _, action in self.steps)
+
+
+def slot_key(service: ServiceKey, container: str) -> str:
+    return format_service_key(service) if service.kind == "swarm" else container
+
+
+class Healer:
+    name = "healer"
+
+    def __init__(
+        self,
+        bus: Bus,
+        actuators: Sequence[Actuator],
+        gate: ActionGate,
+        store: DecisionStore,
+        clock: Callable[[], float],
+        config: HealingConfig,
+        dry_run: bool = False,
+        action_timeout: float = 120.0,
+    ) -> None:
+        self.bus = bus
+        self.actuators = list(actuators)
+        self.gate = gate
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.dry_run = dry_run
+        self.action_timeout = action_timeout
+        self.subscription = bus.subscribe("healer", ContainerEvent, HealthChange, capacity=4096)
+        self.slots: dict[str, Slot] = {}
+        self.counts: collections.Counter[tuple[str, str, bool]] = collections.Counter()
+        self._bad_labels: set[str] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._restore()
+
+    def _restore(self) -> None:
+        since = self.clock() - self.config.window
+        for key, action, when in self.store.healing_since(since, self.dry_run):
+            counted = COUNTED_STEPS.get(action)
+            if counted is not None:
+                self._slot(key).steps.append((when, counted))
+
+    def _slot(self, key: str) -> Slot:
+        return self.slots.setdefault(key, Slot(key))
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            async for event in self.subscription:
+                if isinstance(event, HealthChange):
+                    self.on_health(event)
+                elif isinstance(event, ContainerEvent):
+                    self.on_container(event)
+            for slot in self.slots.values():
+                if slot.waiting is not None and not slot.acting:
+                    slot.waiting.cancel()
+
+    # -- failures and recoveries -----------------------------------------------------------
+    def on_health(self, change: HealthChange) -> None:
+        slot = self._slot(slot_key(change.service, change.container.name))
+        if change.healthy:
+            self._clear(slot, "probe")
+            if slot.gave_up:
+                slot.gave_up = False
+                self._publish(
+                    slot, change.service, change.container.name, "recovered", "probe healthy", 0
+                )
+            return
+        self.failed(change.container, change.service, "probe", f"probe failing ({change.reason})")
+
+    def on_container(self, event: ContainerEvent) -> None:
+        info = event.container
+        service = service_key(info.labels, info.name)
+        if event.kind is ContainerEventKind.START:
+            self._clear(self._slot(slot_key(service, info.name)), "exit")
+        elif event.kind is ContainerEventKind.DIE and event.detail != "missing":
+            if service.kind == "swarm" or not heals_exits(info.labels, info.restart_policy):
+                return
+            if any(a.stopped_by_us(info.id) for a in self.actuators):
+                return
+            self.failed(info, service, "exit", event.detail or "exited")
+
+    def _clear(self, slot: Slot, cause: str) -> None:
+        """The failure went away by itself: the step that waits for it is not needed."""
+        if slot.waiting is not None and not slot.acting and slot.cause == cause:
+            slot.waiting.cancel()
+            slot.waiting = None
+
+    def failed(self, info: ContainerInfo, service: ServiceKey, cause: str, reason: str) -> None:
+        if not self.config.enabled:
+            return
+        policy, errors = parse_healing(info.labels, self.config)
+        if policy is None:
+            if info.name not in self._bad_labels:
+                self._bad_labels.add(info.name)
+                log.error("container %s: not healed: %s", info.name, "; ".join(errors))
+            return
+        if policy.action == "none":
+            return
+        slot = self._slot(slot_key(service, info.name))
+        if slot.waiting is not None or slot.gave_up:
+            return  # one step at a time; after giving up, only recovery counts
+        now = self.clock()
+        slot.prune(now - policy.window)
+        step = plan(policy, len(slot.steps), slot.replaced)
+        if step.action == "give_up":
+            slot.gave_up = True
+            log.error(
+                "container %s: %s after %d steps in %gs: giving up",
+                info.name,
+                reason,
+                len(slot.steps),
+                policy.window,
+            )
+            self._publish(slot, service, info.name, "give_up", reason, step.attempt)
+            return
+        log.warning(
+            "container %s: %s; %s in %gs (step %d)",
+            info.name,
+            reason,
+            step.action,
+            step.delay,
+            step.attempt,
+        )
+        assert self._group is not None, "failed() is called from run()"
+        slot.cause = cause
+        slot.waiting = self._group.create_task(
+            self._later(slot, info, service, step, reason, policy)
+        )
+
+    async def _later(
+        self,
+        slot: Slot,
+        info: ContainerInfo,
+        service: ServiceKey,
+        step: Plan,
+        reason: str,
+        policy: HealingPolicy,
+    ) -> None:
+        try:
+            await asyncio.sleep(step.delay)
+            slot.acting = True
+            async with self.gate.turn(service):
+                ok, detail = await self._act(info, service, step.action)
+            slot.steps.append((self.clock(), step.action))
+            after = plan(policy, len(slot.steps), slot.replaced)
+            self._publish(
+                slot,
+                service,
+                info.name,
+                step.action,
+                reason,
+                step.attempt,
+                ok,
+                detail,
+                after.delay if after.action != "give_up" else None,
+            )
+        finally:
+            slot.acting = False
+            if slot.waiting is asyncio.current_task():
+                slot.waiting = None
+
+    async def _act(
+        self, info: ContainerInfo, service: ServiceKey, action: HealingAction
+    ) -> tuple[bool, str]:
+        if self.dry_run:
+            return True, f"dry run: would {action} {info.name}"
+        actuator = next((a for a in self.actuators if a.can_heal(service)), None)
+        if actuator is None:
+            return False, f"no actuator heals {service.kind} services"
+        try:
+            async with asyncio.timeout(self.action_timeout):
+                return True, await actuator.heal(service, info, action)
+        except Exception as err:
+            why = "timed out" if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}"
+            return False, why
+
+    def _publish(
+        self,
+        slot: Slot,
+        service: ServiceKey,
+        container: str,
+        action: HealingAction,
+        reason: str,
+        attempt: int,
+        ok: bool = True,
+        detail: str = "",
+        next_delay: float | None = None,
+    ) -> None:
+        step = HealingStep(
+            service,
+            container,
+            action,
+            reason,
+            attempt,
+            ok,
+            detail or reason,
+            self.clock(),
+            self.dry_run,
+            next_delay,
+        )
+        self.store.record_step(step, slot.key)
+        self.counts[(str(service), action, ok)] += 1
+        if ok:
+            log.info("container %s: %s: %s", container, action, step.detail)
+        else:
+            log.error("container %s: %s failed: %s", container, action, step.detail)
+        self.bus.publish(step)
+
+    # -- telemetry -------------------------------------------------------------------------
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        for (service, action, ok), count in sorted(self.counts.items()):
+            yield Sample(
+                "ebbflow_healing_steps_total",
+                count,
+                labels_of(
+                    {"service": service, "action": action, "outcome": "ok" if ok else "failed"}
+                ),
+                now,
+                "counter",
+                "Healing steps taken (restart, replace, give_up, recovered), by service.",
+            )
+        yield Sample(
+            "ebbflow_healing_given_up",
+            sum(1 for slot in self.slots.values() if slot.gave_up),
+            (),
+            now,
+            "gauge",
+            "Containers ebbflow stopped healing after their budget ran out.",
+        )

@@ -1,0 +1,108 @@
+"""Scaling and healing on Docker Swarm: service updates, never container calls.
+
+Swarm keeps a service at its replica count and replaces tasks that die, so ebbflow only
+changes the spec: `Mode.Replicated.Replicas` to scale, `TaskTemplate.ForceUpdate` to
+restart (a forced update replaces the service's tasks, as `docker service update --force`
+does). Each update names the service version it read, so an update made by someone else
+in between is never overwritten: Swarm refuses it and ebbflow reads the spec again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiodocker
+from pydantic import Field
+
+from ebbflow.config import FrozenModel
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
+from ebbflow.plugins import Plugin, PluginContext
+
+log = logging.getLogger("ebbflow.scaler.swarm")
+
+SpecChange = Callable[[dict[str, Any]], str]
+
+
+class SwarmConfig(FrozenModel):
+    update_attempts: int = Field(
+        3, ge=1, description="Tries when another client updates the service at the same time."
+    )
+
+
+class SwarmActuator:
+    name = "swarm"
+
+    def __init__(self, docker: DockerHandle, clock: Callable[[], float], attempts: int = 3):
+        self.docker = docker
+        self.clock = clock
+        self.attempts = attempts
+
+    def supports(self, service: ServiceKey) -> bool:
+        return service.kind == "swarm"
+
+    def can_heal(self, service: ServiceKey) -> bool:
+        return service.kind == "swarm"
+
+    def stopped_by_us(self, container_id: str) -> bool:
+        return False  # Swarm replaces what stops; ebbflow never stops a task itself
+
+    async def apply(
+        self, decision: Decision, unhealthy: frozenset[str] = frozenset()
+    ) -> ActionResult:
+        """Swarm picks which tasks go on scale-in; `unhealthy` cannot steer it."""
+        target = decision.to_replicas
+
+        def set_replicas(spec: dict[str, Any]) -> str:
+            replicated = (spec.get("Mode") or {}).get("Replicated")
+            if replicated is None:
+                raise RuntimeError("a global service runs one task per node: it cannot be scaled")
+            before = replicated.get("Replicas", 1)
+            replicated["Replicas"] = target
+            return f"replicas {before} → {target}"
+
+        detail = await self.update(decision.service.name, set_replicas)
+        return ActionResult(decision, True, detail, self.clock())
+
+    async def heal(
+        self, service: ServiceKey, container: ContainerInfo, action: HealingAction
+    ) -> str:
+        def force_update(spec: dict[str, Any]) -> str:
+            template = spec.setdefault("TaskTemplate", {})
+            template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+            return f"forced an update of {service.name} (its tasks are replaced)"
+
+        return await self.update(service.name, force_update)
+
+    async def update(self, name: str, change: SpecChange) -> str:
+        client = self.docker.client
+        for attempt in range(1, self.attempts + 1):
+            current = await client.services.inspect(name)
+            spec = copy.deepcopy(current["Spec"])
+            detail = change(spec)
+            try:
+                await client._query_json(
+                    f"services/{current['ID']}/update",
+                    method="POST",
+                    params={"version": current["Version"]["Index"]},
+                    data=json.dumps(spec),
+                )
+            except aiodocker.DockerError as err:
+                if "out of sequence" not in str(err.message) or attempt == self.attempts:
+                    raise
+                log.info("service %s changed under us; reading it again", name)
+                continue
+            log.info("swarm service %s: %s", name, detail)
+            return detail
+        raise AssertionError("unreachable")
+
+
+def create(ctx: PluginContext, config: SwarmConfig) -> SwarmActuator:
+    return SwarmActuator(ctx.docker, ctx.clock, config.update_attempts)
+
+
+plugin: Plugin[SwarmConfig, SwarmActuator] = Plugin("swarm", SwarmConfig, create)

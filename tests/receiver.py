@@ -1,0 +1,59 @@
+"""A real HTTP receiver for webhook bodies, checking HMAC signatures when they come."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+SECRET = "s3cret"
+
+
+class Receiver:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.bodies: dict[str, list[dict[str, Any]]] = {}
+        self.bad_signatures = 0
+        self.runner: web.AppRunner | None = None
+
+    async def hook(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        signed = request.headers.get("X-Ebbflow-Signature")
+        if signed is not None:
+            good = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(signed, good):
+                self.bad_signatures += 1
+                return web.Response(status=401)
+        self.bodies.setdefault(request.path, []).append(json.loads(raw))
+        return web.Response(status=200)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{name}", self.hook)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110  (polling a condition is the point)
+            await asyncio.sleep(0.05)
+
+
+def alerts(bodies: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, str]]]:
+    """(status, alertname, labels) of every alert in every body, in arrival order."""
+    return [
+        (alert["status"], alert["labels"]["alertname"], alert["labels"])
+        for body in bodies
+        for alert in body["alerts"]
+    ]

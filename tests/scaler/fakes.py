@@ -1,0 +1,47 @@
+"""An actuator that records what it was asked, for runner and healer tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
+
+
+class RecordingActuator:
+    name = "recording"
+
+    def __init__(self, delay: float = 0.1, fail_heal: bool = False) -> None:
+        self.delay = delay
+        self.fail_heal = fail_heal
+        self.applied: list[tuple[Decision, frozenset[str]]] = []
+        self.healed: list[tuple[str, HealingAction, float]] = []  # (container, action, loop time)
+        self.concurrent = 0
+        self.most_concurrent = 0
+        self.ours: set[str] = set()
+
+    def supports(self, service: ServiceKey) -> bool:
+        return service.kind == "compose"
+
+    def can_heal(self, service: ServiceKey) -> bool:
+        return service.kind in ("compose", "label", "container")
+
+    def stopped_by_us(self, container_id: str) -> bool:
+        return container_id in self.ours
+
+    async def apply(
+        self, decision: Decision, unhealthy: frozenset[str] = frozenset()
+    ) -> ActionResult:
+        self.concurrent += 1
+        self.most_concurrent = max(self.most_concurrent, self.concurrent)
+        await asyncio.sleep(self.delay)
+        self.concurrent -= 1
+        self.applied.append((decision, unhealthy))
+        return ActionResult(decision, True, "done", 0.0)
+
+    async def heal(
+        self, service: ServiceKey, container: ContainerInfo, action: HealingAction
+    ) -> str:
+        self.healed.append((container.name, action, asyncio.get_running_loop().time()))
+        if self.fail_heal:
+            raise RuntimeError("engine said no")
+        return f"{action}ed {container.name}"

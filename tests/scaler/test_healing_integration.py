@@ -1,0 +1,211 @@
+"""Healing on the real engine, through a real `ebbflow run`: a crash loop restarted with
+growing delays and given up past its budget (with alerts to a real receiver), a replica
+killed or removed outside ebbflow brought back, and dry runs that change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import docker_cli, free_port
+from tests.ebbflow_process import Ebbflow
+from tests.receiver import Receiver, alerts, until
+
+pytestmark = pytest.mark.integration
+
+CRASH_LOOP = ("sh", "-c", "sleep 1; exit 3")
+
+
+def healing_rows(state: Path) -> list[tuple[float, str, str, int]]:
+    """(time, action, container, ok) of every healing step recorded so far."""
+    if not state.exists():
+        return []
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT ts, action, container, ok FROM healing ORDER BY id").fetchall()
+    return [(float(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+
+def state_of(name: str) -> dict[str, object]:
+    out = docker_cli("inspect", "--format", "{{json .State}}", name)
+    return dict(json.loads(out))
+
+
+def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, hook_port: int, *extra: str) -> None:
+    config = tmp_path / "ebbflow.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "inputs": {"containers": {}, "probes": {}},
+                "outputs": {
+                    "prometheus": {},
+                    "webhook": {
+                        "targets": [{"url": f"http://127.0.0.1:{hook_port}/hook"}],
+                        "group_wait": 0.1,
+                    },
+                },
+            }
+        )
+    )
+    ebbflow.start("--config", str(config), *extra)
+
+
+@pytest.fixture
+async def receiver() -> Iterator[Receiver]:  # type: ignore[misc]
+    hook = Receiver(free_port())
+    await hook.start()
+    yield hook
+    await hook.stop()
+
+
+async def ready(ebbflow: Ebbflow) -> None:
+    await until(lambda: ebbflow.metric("ebbflow_healing_given_up") is not None, 30)
+
+
+async def test_a_crash_loop_backs_off_then_is_given_up_with_an_alert(
+    run_container: Callable[..., str],
+    ebbflow: Ebbflow,
+    receiver: Receiver,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    start_ebbflow(ebbflow, tmp_path, receiver.port)
+    await ready(ebbflow)
+    name = f"{project}-crash"
+    labels = {"ebbflow.service": name, "ebbflow.heal.backoff": "1", "ebbflow.heal.budget": "2"}
+    run_container(
+        name,
+        "--network",
+        "none",
+        *[arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")],
+        cmd=CRASH_LOOP,
+    )
+    # exit → 1 s → restart → exit → 2 s → restart → exit → 4 s → replace → exit → give up
+    await until(lambda: any(r[1] == "give_up" for r in healing_rows(ebbflow.state)), 60)
+    rows = healing_rows(ebbflow.state)
+    assert [(action, ok) for _, action, _, ok in rows] == [
+        ("restart", 1),
+        ("restart", 1),
+        ("replace", 1),
+        ("give_up", 1),
+    ]
+    times = [t for t, *_ in rows]
+    # Each gap is the container's 1 s of life plus a backoff twice the one before.
+    assert 1 + 2 <= times[1] - times[0] < 1 + 2 + 3
+    assert 1 + 4 <= times[2] - times[1] < 1 + 4 + 3
+    # Given up: the container stays down.
+    await until(lambda: state_of(name)["Running"] is False, 10)
+    died = state_of(name)["FinishedAt"]
+    await asyncio.sleep(4)
+    assert state_of(name)["Running"] is False and state_of(name)["FinishedAt"] == died
+    assert len(healing_rows(ebbflow.state)) == 4
+    assert ebbflow.metric("ebbflow_healing_given_up") == 1
+    assert (
+        ebbflow.metric("ebbflow_healing_steps_total", service=name, action="restart", outcome="ok")
+        == 2
+    )
+    await until(
+        lambda: any(
+            a[1] == "EbbflowHealingGaveUp" for a in alerts(receiver.bodies.get("/hook", []))
+        ),
+        10,
+    )
+    sent = alerts(receiver.bodies["/hook"])
+    names = [(status, alertname) for status, alertname, _ in sent]
+    assert names.count(("firing", "EbbflowContainerRestarted")) == 2
+    assert names.count(("firing", "EbbflowContainerReplaced")) == 1
+    assert names.count(("firing", "EbbflowHealingGaveUp")) == 1
+    gave_up = next(labels for _, n, labels in sent if n == "EbbflowHealingGaveUp")
+    assert gave_up == {
+        "alertname": "EbbflowHealingGaveUp",
+        "service": name,
+        "container": name,
+        "severity": "critical",
+    }
+    assert "giving up" in ebbflow.logs()
+
+
+def run_replicas(run_container: Callable[..., str], service: str, count: int) -> list[str]:
+    names = [f"{service}-{n}" for n in range(1, count + 1)]
+    for name in names:
+        run_container(
+            name,
+            "--network",
+            "none",
+            "--label",
+            f"ebbflow.service={service}",
+            "--label",
+            f"aliyun.scale={count}",
+            "--label",
+            "ebbflow.heal.backoff=1",
+        )
+    return names
+
+
+async def test_a_replica_killed_or_removed_outside_ebbflow_is_brought_back(
+    run_container: Callable[..., str],
+    ebbflow: Ebbflow,
+    receiver: Receiver,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    start_ebbflow(ebbflow, tmp_path, receiver.port)
+    await ready(ebbflow)
+    first, second = run_replicas(run_container, f"{project}-web", 2)
+    await asyncio.sleep(1)  # discovery has seen them
+    killed_id = docker_cli("inspect", "--format", "{{.Id}}", first)
+    docker_cli("kill", first)
+    await until(lambda: state_of(first)["Running"] is True, 20)
+    assert docker_cli("inspect", "--format", "{{.Id}}", first) == killed_id  # restarted in place
+    removed_id = docker_cli("inspect", "--format", "{{.Id}}", second)
+    docker_cli("rm", "-f", second)
+    await until(lambda: docker_cli("ps", "-q", "--filter", f"name=^{second}$") != "", 20)
+    replacement = json.loads(docker_cli("inspect", second))[0]
+    assert replacement["Id"] != removed_id and replacement["State"]["Running"]
+    assert replacement["Config"]["Labels"]["ebbflow.created-by"] == "replace"
+    assert replacement["Config"]["Labels"]["ebbflow.service"] == f"{project}-web"
+    rows = healing_rows(ebbflow.state)
+    assert [(action, container, ok) for _, action, container, ok in rows] == [
+        ("restart", first, 1),
+        ("restart", second, 1),  # gone: restarted as a clone of a sibling, under its name
+    ]
+    assert "cloned from" in ebbflow.logs()
+
+
+async def test_dry_run_records_the_steps_and_changes_nothing(
+    run_container: Callable[..., str],
+    ebbflow: Ebbflow,
+    receiver: Receiver,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    start_ebbflow(ebbflow, tmp_path, receiver.port, "--dry-run")
+    await ready(ebbflow)
+    crash = f"{project}-crash"
+    run_container(crash, "--network", "none", "--label", "ebbflow.heal.backoff=1", cmd=CRASH_LOOP)
+    (replica,) = run_replicas(run_container, f"{project}-web", 1)
+    await asyncio.sleep(1)
+    docker_cli("kill", replica)
+    await until(lambda: len(healing_rows(ebbflow.state)) == 2, 20)
+    before = {name: state_of(name) for name in (crash, replica)}
+    await asyncio.sleep(3)
+    for name in (crash, replica):
+        after = state_of(name)
+        assert after["Running"] is False and after == before[name]
+        assert docker_cli("inspect", "--format", "{{.RestartCount}}", name) == "0"
+    assert sorted(
+        (action, container) for _, action, container, _ in healing_rows(ebbflow.state)
+    ) == [
+        ("restart", crash),
+        ("restart", replica),
+    ]
+    assert ebbflow.logs().count("dry run: would restart") == 2
+    await until(lambda: len(alerts(receiver.bodies.get("/hook", []))) >= 2, 10)
+    await asyncio.sleep(0.5)
+    sent = [a for a in alerts(receiver.bodies["/hook"]) if a[2]["service"].startswith(project)]
+    assert sorted(labels["dry_run"] for _, _, labels in sent) == ["true", "true"], sent
