@@ -52,6 +52,7 @@ SATURATED = 95.0  # a percent metric this high may be hiding demand: it cannot g
 SATURATION_GROWTH = 1.5  # per round while saturated (benchmarks/README.md: 1.4-1.6 alike)
 SATURATION_WINDOW = 3.0  # seconds: long enough that one noisy point is not saturation
 STARTUP_SMOOTHING = 0.5
+CONVERGE_DEADLINE = 60.0  # seconds the containers get to match an action's replica count
 
 
 @dataclass
@@ -95,6 +96,9 @@ class ServiceState:
     averages: dict[str, float] = field(default_factory=dict)
     startup: float | None = None  # learned: decision → first ready sample of a new replica
     last_scale_out: float | None = None
+    # (replicas, until): an action succeeded and the containers are still catching up
+    # (Swarm starts and stops tasks after the update returns); no decision until they do.
+    converging: tuple[int, float] | None = None
 
     @property
     def count(self) -> int:
@@ -189,7 +193,11 @@ class RuleEngine:
         if isinstance(event, ContainerEvent):
             self.on_container(event)
         elif isinstance(event, ActionResult):
-            self.in_flight.pop(event.decision.service, None)
+            decision = event.decision
+            self.in_flight.pop(decision.service, None)
+            state = self.services.get(decision.service)
+            if state is not None and event.ok and not decision.dry_run:
+                state.converging = (decision.to_replicas, self.clock() + CONVERGE_DEADLINE)
         return []
 
     def on_container(self, event: ContainerEvent) -> None:
@@ -394,6 +402,24 @@ class RuleEngine:
             return False
         return since is not None
 
+    @staticmethod
+    def _converging(state: ServiceState, now: float) -> bool:
+        if state.converging is None:
+            return False
+        target, deadline = state.converging
+        if state.count == target or now >= deadline:
+            if state.count != target:
+                log.warning(
+                    "service %s: %d replicas %gs after an action asked for %d; deciding again",
+                    state.key,
+                    state.count,
+                    CONVERGE_DEADLINE,
+                    target,
+                )
+            state.converging = None
+            return False
+        return True
+
     def evaluate(self, state: ServiceState) -> Decision | None:
         policy = state.result.policy
         if policy is None or state.result.errors:
@@ -419,7 +445,11 @@ class RuleEngine:
                     )
                     for r in missing
                 ]
-        if not recommendations or self._action_under_way(state.key, now):
+        if (
+            not recommendations
+            or self._action_under_way(state.key, now)
+            or self._converging(state, now)
+        ):
             return None
         best = max(recommendations, key=lambda r: r.replicas)
         desired, why = best.replicas, best.why

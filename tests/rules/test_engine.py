@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebbflow.config import ConfiguredPolicy, PolicySelector, RulesConfig
-from ebbflow.model import PolicyProblem, Sample, labels_of
-from ebbflow.rules.engine import recommend_proportional, recommend_step
+from ebbflow.model import ActionResult, PolicyProblem, Sample, labels_of
+from ebbflow.rules.engine import CONVERGE_DEADLINE, recommend_proportional, recommend_step
 from ebbflow.rules.policy import MetricRule
 from ebbflow.state import DecisionStore
 
@@ -305,6 +305,30 @@ def test_no_second_decision_while_one_is_in_flight(
     h.start(1)
     assert len(h.tick(90.0, act=False) + h.tick(90.0, act=False)) == 1
     assert h.tick(90.0, seconds=h.engine.action_deadline + 1, act=False) != []
+
+
+def test_no_decision_until_the_containers_match_the_last_action(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    """Swarm answers an update before its tasks start or stop: the engine waits for the
+    containers instead of deciding the same move again."""
+    h = Harness(store, clock, {**STEP, "ebbflow.scale.cooldown": "0"})
+    h.start(1)
+    (out,) = h.tick(90.0, act=False) or h.tick(90.0, act=False)
+    h.engine.handle(ActionResult(out, True, "replicas 1 → 2", clock()))  # no task yet
+    assert [h.tick(90.0, act=False) for _ in range(5)] == [[]] * 5
+    h.start(1)  # the task is up: the engine may decide again
+    assert h.tick(90.0, act=False) != []
+
+
+def test_containers_that_never_match_the_action_are_decided_on_again(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    h = Harness(store, clock, {**STEP, "ebbflow.scale.cooldown": "0"})
+    h.start(1)
+    (out,) = h.tick(90.0, act=False) or h.tick(90.0, act=False)
+    h.engine.handle(ActionResult(out, True, "replicas 1 → 2", clock()))
+    assert h.tick(90.0, seconds=CONVERGE_DEADLINE + 1, act=False) != []
 
 
 def test_dry_run_decides_and_records_but_is_marked(store: DecisionStore, clock) -> None:
