@@ -168,7 +168,7 @@ DASHBOARDS = (
     Dashboard(
         "ebbflow-health",
         "ebbflow / Health",
-        "Probes (blackbox_exporter's names), why they fail, restarts and policy errors.",
+        "Probes (blackbox_exporter's names), why they fail, healing, restarts and policy errors.",
         (
             Panel("Probe success", (q("probe_success", "{{name}} {{probe}} {{reason}}"),)),
             Panel(
@@ -182,6 +182,22 @@ DASHBOARDS = (
             ),
             Panel("Probe duration", (q("probe_duration_seconds", "{{name}} {{probe}}"),), "s"),
             Panel("HTTP status", (q("probe_http_status_code", "{{name}}"),)),
+            Panel(
+                "Healing steps (5m)",
+                (
+                    q(
+                        "sum by (service, action) (increase(ebbflow_healing_steps_total[5m]))",
+                        "{{service}} {{action}}",
+                    ),
+                ),
+                description="Restarts and replacements ebbflow made; give_up means it stopped.",
+            ),
+            Panel(
+                "Containers given up",
+                (q("ebbflow_healing_given_up", "given up"),),
+                kind="stat",
+                description="Containers past their restart budget; an alert fires for each.",
+            ),
             Panel(
                 "Restarts in the last hour",
                 (
