@@ -1,4 +1,4 @@
-"""The `ebbflow` command: run, collect, policies, decisions."""
+"""The `ebbflow` command: run, collect, policies, decisions, healing, explain, replay, bench."""
 
 from __future__ import annotations
 
@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     decisions.add_argument("--service", help="e.g. compose:demo/web")
     decisions.add_argument("--limit", type=int, default=50)
     decisions.add_argument("--json", action="store_true")
+    healing = sub.add_parser(
+        "healing", parents=[common], help="the healing audit log: restarts, replacements"
+    )
+    healing.add_argument("--state", type=Path)
+    healing.add_argument("--limit", type=int, default=50)
+    healing.add_argument("--json", action="store_true")
 
     explain = sub.add_parser(
         "explain", parents=[common], help="a service's last decisions, their reasons and inputs"
@@ -235,6 +241,25 @@ def cmd_decisions(config: AppConfig, service: str | None, limit: int, as_json: b
     return 0
 
 
+def cmd_healing(config: AppConfig, limit: int, as_json: bool) -> int:
+    store = DecisionStore(config.state)
+    try:
+        rows = store.recent_steps(limit)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in reversed(rows):
+        when = datetime.fromtimestamp(row["ts"]).isoformat(timespec="seconds")
+        outcome = ("ok" if row["ok"] else "failed") + (" (dry run)" if row["dry_run"] else "")
+        print(
+            f"{when}  {row['service']} {row['container']}: {row['action']} #{row['attempt']}"
+            f" ({row['reason']})  [{outcome}: {row['detail']}]"
+        )
+    return 0
+
+
 async def _bench(config: AppConfig, name: str, cycles: int) -> dict[str, Any]:
     bench = load_benchmark(name)
     ctx = build_context(config)
@@ -340,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_explain(config, args.service, args.limit, args.json)
         if args.command == "replay":
             return cmd_replay(config, args.trace, args.labels, args.start_delay, args.json)
+        if args.command == "healing":
+            return cmd_healing(config, args.limit, args.json)
         return cmd_decisions(config, args.service, args.limit, args.json)
     except ConfigError as err:
         print(f"ebbflow: config error: {err}", file=sys.stderr)

@@ -143,6 +143,19 @@ class DecisionStore:
         ).fetchall()
         return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
+    def recent_steps(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest healing steps, newest first, for the audit CLI."""
+        cursor = self._db.execute(
+            "SELECT ts, service, container, action, reason, attempt, ok, detail, dry_run"
+            " FROM healing ORDER BY ts DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:
+            row["ok"], row["dry_run"] = bool(row["ok"]), bool(row["dry_run"])
+        return rows
+
     def last_decision_time(
         self, service: ServiceKey, dry_run: bool, direction: str | None = None
     ) -> float | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import Decision, ServiceKey
+from ebbflow.model import Decision, HealingStep, ServiceKey
 from ebbflow.state import DecisionStore
 
 
@@ -123,6 +123,24 @@ def test_decisions_reads_the_audit_log(tmp_path: Path) -> None:
         ).stdout
     )
     assert [(r["from_replicas"], r["to_replicas"], r["outcome"]) for r in rows] == [(1, 2, "ok")]
+
+
+def test_healing_reads_the_healing_log(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path / "s.db")
+    web = ServiceKey("label", "web")
+    store.record_step(
+        HealingStep(web, "web-1", "restart", "exited with code 3", 2, True, "restarted web-1", 1e9),
+        "web-1",
+    )
+    store.close()
+    text = ebbflow("healing", "--state", str(tmp_path / "s.db"), cwd=tmp_path).stdout
+    assert "label:web web-1: restart #2 (exited with code 3)  [ok: restarted web-1]" in text
+    rows = json.loads(
+        ebbflow("healing", "--state", str(tmp_path / "s.db"), "--json", cwd=tmp_path).stdout
+    )
+    assert [(r["action"], r["attempt"], r["ok"], r["dry_run"]) for r in rows] == [
+        ("restart", 2, True, False)
+    ]
 
 
 def test_config_errors_exit_2_naming_the_field(tmp_path: Path) -> None:
