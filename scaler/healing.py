@@ -140,8 +140,11 @@ class Healer:
 
     # -- failures and recoveries -----------------------------------------------------------
     def on_health(self, change: HealthChange) -> None:
-        slot = self._slot(slot_key(change.service, change.container.name))
+        key = slot_key(change.service, change.container.name)
         if change.healthy:
+            slot = self.slots.get(key)
+            if slot is None:
+                return
             self._clear(slot, "probe")
             if slot.gave_up:
                 slot.gave_up = False
@@ -155,7 +158,13 @@ class Healer:
         info = event.container
         service = service_key(info.labels, info.name)
         if event.kind is ContainerEventKind.START:
-            self._clear(self._slot(slot_key(service, info.name)), "exit")
+            slot = self.slots.get(slot_key(service, info.name))
+            if slot is not None:
+                self._clear(slot, "exit")
+        elif event.kind is ContainerEventKind.DESTROY:
+            slot = self.slots.get(slot_key(service, info.name))
+            if slot is not None and slot.waiting is None and not slot.steps and not slot.gave_up:
+                del self.slots[slot.key]  # nothing to remember of it
         elif event.kind is ContainerEventKind.DIE and event.detail != "missing":
             if service.kind == "swarm" or not heals_exits(info.labels, info.restart_policy):
                 return

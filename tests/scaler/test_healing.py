@@ -195,6 +195,19 @@ async def test_exits_that_are_not_failures_are_left_alone(
     assert h.actuator.healed == []
 
 
+async def test_containers_that_never_fail_leave_nothing_behind(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness()
+    for n in range(50):
+        info = ContainerInfo(f"c{n}", f"web-{n}", "img", MappingProxyType(FAST))
+        h.bus.publish(ContainerEvent(ContainerEventKind.START, info, time.time()))
+        h.health(info, True)
+        h.bus.publish(ContainerEvent(ContainerEventKind.DESTROY, info, time.time()))
+    await h.quiet(0.2)
+    assert h.healer.slots == {}
+
+
 async def test_dry_run_plans_the_steps_and_changes_nothing(
     harness: Callable[..., Harness],
 ) -> None:
