@@ -123,55 +123,54 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
             event=True,
         )
     if isinstance(event, PolicyProblem):
-        labels = {
-            "alertname": "EbbflowPolicyInvalid",
-            "service": str(event.service),
-            "severity": "warning",
-        }
-        if not event.errors:
-            return Alert(
-                labels,
-                {"summary": f"{event.service}: policy valid again"},
-                event.timestamp,
-                event.timestamp,
-                resolved=True,
-            )
-        return Alert(
-            labels,
-            {
-                "summary": f"{event.service}: policy disabled by invalid labels",
-                "description": "; ".join(event.errors),
-            },
-            event.timestamp,
+        return state_alert(
+            {"alertname": "EbbflowPolicyInvalid", "service": str(event.service)},
+            "warning",
+            firing=bool(event.errors),
+            summary=f"{event.service}: policy disabled by invalid labels"
+            if event.errors
+            else f"{event.service}: policy valid again",
+            description="; ".join(event.errors),
+            timestamp=event.timestamp,
         )
     if isinstance(event, HealingStep):
         if event.dry_run and not dry_run_alerts:
             return None
         return healing_alert(event, event_ttl)
     if isinstance(event, HealthChange):
-        labels = {
-            "alertname": "EbbflowContainerUnhealthy",
-            "service": str(event.service),
-            "container": event.container.name,
-            "severity": "warning",
-        }
-        if event.healthy:
-            return Alert(
-                labels,
-                {"summary": f"{event.container.name}: healthy again"},
-                event.timestamp,
-                event.timestamp,
-                resolved=True,
-            )
-        return Alert(
-            labels,
+        name = event.container.name
+        return state_alert(
             {
-                "summary": f"{event.container.name}: probe failing ({event.reason})",
-                "description": event.detail or event.reason,
+                "alertname": "EbbflowContainerUnhealthy",
+                "service": str(event.service),
+                "container": name,
             },
-            event.timestamp,
+            "warning",
+            firing=not event.healthy,
+            summary=f"{name}: healthy again"
+            if event.healthy
+            else f"{name}: probe failing ({event.reason})",
+            description=event.detail or event.reason,
+            timestamp=event.timestamp,
         )
     return None
+
+
+def state_alert(
+    labels: dict[str, str],
+    severity: str,
+    *,
+    firing: bool,
+    summary: str,
+    description: str,
+    timestamp: float,
+) -> Alert:
+    """A state fires with a description and resolves with the same labels (so the same
+    fingerprint) and only a summary."""
+    labels = {**labels, "severity": severity}
+    if not firing:
+        return Alert(labels, {"summary": summary}, timestamp, timestamp, resolved=True)
+    return Alert(labels, {"summary": summary, "description": description}, timestamp)
 
 
 HEALING_ALERTS = {"restart": "EbbflowContainerRestarted", "replace": "EbbflowContainerReplaced"}
@@ -182,23 +181,17 @@ def healing_alert(step: HealingStep, event_ttl: float) -> Alert:
     if step.dry_run:
         labels["dry_run"] = "true"
     if step.action in ("give_up", "recovered"):
-        labels |= {"alertname": "EbbflowHealingGaveUp", "severity": "critical"}
-        if step.action == "recovered":
-            return Alert(
-                labels,
-                {"summary": f"{step.container}: healthy again"},
-                step.timestamp,
-                step.timestamp,
-                resolved=True,
-            )
-        return Alert(
-            labels,
-            {
-                "summary": f"{step.container}: still failing after {step.attempt} restarts and "
-                "replacements; ebbflow stopped healing it",
-                "description": step.reason,
-            },
-            step.timestamp,
+        gave_up = step.action == "give_up"
+        return state_alert(
+            labels | {"alertname": "EbbflowHealingGaveUp"},
+            "critical",
+            firing=gave_up,
+            summary=f"{step.container}: still failing after {step.attempt} restarts and "
+            "replacements; ebbflow stopped healing it"
+            if gave_up
+            else f"{step.container}: healthy again",
+            description=step.reason,
+            timestamp=step.timestamp,
         )
     if step.ok:
         labels |= {"alertname": HEALING_ALERTS[step.action], "severity": "info"}
