@@ -6,20 +6,49 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 SECRET = "s3cret"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Receiver:
+class LoopbackServer:
+    """An aiohttp app on 127.0.0.1:`port`; subclasses say which POST paths go where."""
+
     def __init__(self, port: int) -> None:
         self.port = port
+        self.runner: web.AppRunner | None = None
+
+    def routes(self) -> dict[str, Handler]:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        for path, handler in self.routes().items():
+            app.router.add_post(path, handler)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+class Receiver(LoopbackServer):
+    """Webhook bodies by path; a body whose signature does not verify is refused."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
         self.bodies: dict[str, list[dict[str, Any]]] = {}
         self.bad_signatures = 0
-        self.runner: web.AppRunner | None = None
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/{name}": self.hook}
 
     async def hook(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -31,17 +60,6 @@ class Receiver:
                 return web.Response(status=401)
         self.bodies.setdefault(request.path, []).append(json.loads(raw))
         return web.Response(status=200)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{name}", self.hook)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
 
 async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:

@@ -11,20 +11,23 @@ from ebbflow.bus import Bus
 from ebbflow.exporters.buffered import BufferedOutput, DeliveryOptions, SendError, decode
 from ebbflow.exporters.influxdb import InfluxConfig, InfluxOutput
 from ebbflow.model import Sample, SampleBatch
+from tests.receiver import Handler, LoopbackServer
 
 from ..conftest import free_port
 
 
-class Server:
+class Server(LoopbackServer):
     """Records every line written; `mode` says how to answer."""
 
     def __init__(self) -> None:
+        super().__init__(free_port())
         self.lines: list[str] = []
         self.mode = "ok"
         self.max_lines = 10**9
-        self.runner: web.AppRunner | None = None
-        self.port = free_port()
         self.requests = 0
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/write": self.write, "/api/v2/write": self.write}
 
     async def write(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -40,19 +43,6 @@ class Server:
             return web.Response(status=413, text="request entity too large")
         self.lines.extend(lines)
         return web.Response(status=204)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/write", self.write)
-        app.router.add_post("/api/v2/write", self.write)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
 
 
 def samples(first: int, count: int) -> SampleBatch:

@@ -36,7 +36,9 @@ def state_of(name: str) -> dict[str, object]:
     return dict(json.loads(out))
 
 
-def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, hook_port: int, *extra: str) -> None:
+async def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, hook_port: int, *extra: str) -> None:
+    """`ebbflow run` with containers, probes, /metrics and webhooks to the receiver; returns
+    once it serves its healing metrics."""
     config = tmp_path / "ebbflow.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -53,6 +55,7 @@ def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, hook_port: int, *extra: str)
         )
     )
     ebbflow.start("--config", str(config), *extra)
+    await until(lambda: ebbflow.metric("ebbflow_healing_given_up") is not None, 30)
 
 
 @pytest.fixture
@@ -63,10 +66,6 @@ async def receiver() -> Iterator[Receiver]:  # type: ignore[misc]
     await hook.stop()
 
 
-async def ready(ebbflow: Ebbflow) -> None:
-    await until(lambda: ebbflow.metric("ebbflow_healing_given_up") is not None, 30)
-
-
 async def test_a_crash_loop_backs_off_then_is_given_up_with_an_alert(
     run_container: Callable[..., str],
     ebbflow: Ebbflow,
@@ -74,8 +73,7 @@ async def test_a_crash_loop_backs_off_then_is_given_up_with_an_alert(
     project: str,
     tmp_path: Path,
 ) -> None:
-    start_ebbflow(ebbflow, tmp_path, receiver.port)
-    await ready(ebbflow)
+    await start_ebbflow(ebbflow, tmp_path, receiver.port)
     name = f"{project}-crash"
     labels = {"ebbflow.service": name, "ebbflow.heal.backoff": "1", "ebbflow.heal.budget": "2"}
     run_container(
@@ -154,8 +152,7 @@ async def test_a_replica_killed_or_removed_outside_ebbflow_is_brought_back(
     project: str,
     tmp_path: Path,
 ) -> None:
-    start_ebbflow(ebbflow, tmp_path, receiver.port)
-    await ready(ebbflow)
+    await start_ebbflow(ebbflow, tmp_path, receiver.port)
     first, second = run_replicas(run_container, f"{project}-web", 2)
     await asyncio.sleep(1)  # discovery has seen them
     killed_id = docker_cli("inspect", "--format", "{{.Id}}", first)
@@ -184,8 +181,7 @@ async def test_dry_run_records_the_steps_and_changes_nothing(
     project: str,
     tmp_path: Path,
 ) -> None:
-    start_ebbflow(ebbflow, tmp_path, receiver.port, "--dry-run")
-    await ready(ebbflow)
+    await start_ebbflow(ebbflow, tmp_path, receiver.port, "--dry-run")
     crash = f"{project}-crash"
     run_container(crash, "--network", "none", "--label", "ebbflow.heal.backoff=1", cmd=CRASH_LOOP)
     (replica,) = run_replicas(run_container, f"{project}-web", 1)
