@@ -1,7 +1,8 @@
 """The labels that say which container a series belongs to, shared by every container-level
 input: cAdvisor's `id`, `name`, `image`, and a few container labels under its
 `container_label_` prefix. Only these: exporting every label (or env var) would leak
-secrets and explode cardinality."""
+secrets and explode cardinality. With several nodes, `node` tells same-named containers
+on different engines apart."""
 
 from __future__ import annotations
 
@@ -14,4 +15,6 @@ def container_labels(info: ContainerInfo) -> dict[str, str]:
     for key in SERIES_LABELS:
         if key in info.labels:
             labels[series_label_name(key)] = info.labels[key]
+    if info.node:
+        labels["node"] = info.node
     return labels

@@ -10,7 +10,7 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig
-from ebbflow.docker_api import DockerHandle
+from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.plugins import (
     Component,
     Input,
@@ -42,14 +42,14 @@ class App:
 
     async def close(self) -> None:
         self.store.close()
-        await self.context.docker.close()
+        await self.context.nodes.close()
 
 
 def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> PluginContext:
     return PluginContext(
         app=config,
         bus=Bus(config.bus_capacity),
-        docker=DockerHandle(config.docker.host, config.docker.timeout),
+        nodes=Nodes.from_config(config.docker),
         clock=clock,
     )
 
@@ -73,8 +73,18 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     gate = ActionGate(config.max_actions_per_minute)
     engine = RuleEngine(ctx.bus, store, clock, config.rules, dry_run=config.dry_run)
     runner = ActionRunner(ctx.bus, actuators, store, clock, gate)
-    healer = Healer(ctx.bus, actuators, gate, store, clock, config.healing, config.dry_run)
-    parts: list[Any] = [*app.outputs.values(), engine, runner, healer, *app.inputs.values()]
+    healer = Healer(
+        ctx.bus, actuators, gate, store, clock, config.healing, config.dry_run, nodes=ctx.nodes
+    )
+    monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
+    parts: list[Any] = [
+        *app.outputs.values(),
+        engine,
+        runner,
+        healer,
+        monitor,
+        *app.inputs.values(),
+    ]
     reporters: list[ReportsTelemetry] = [ctx.bus]
     reporters += [p for p in parts if isinstance(p, ReportsTelemetry)]
     telemetry = TelemetryInput(ctx.bus, reporters, config.interval, clock)

@@ -134,7 +134,7 @@ async def _collect_once(config: AppConfig) -> tuple[dict[str, list[Sample]], dic
             *(i.collect_once() for i in inputs.values()), return_exceptions=True
         )
     finally:
-        await ctx.docker.close()
+        await ctx.nodes.close()
     samples: dict[str, list[Sample]] = {}
     errors: dict[str, str] = {}
     for name, result in zip(inputs, results, strict=True):
@@ -173,13 +173,13 @@ def cmd_collect(config: AppConfig, as_json: bool) -> int:
 async def _policies(config: AppConfig) -> list[dict[str, Any]]:
     ctx = build_context(config)
     try:
-        containers = await ctx.docker.running_containers()
+        containers = await ctx.nodes.running_containers()
     except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as err:
         raise EngineUnreachableError(
             f"cannot reach the Docker engine at {ctx.docker.host}: {err}"
         ) from None
     finally:
-        await ctx.docker.close()
+        await ctx.nodes.close()
     services = group_services(containers, config.rules)
     return [
         {
@@ -270,7 +270,7 @@ async def _bench(config: AppConfig, name: str, cycles: int) -> dict[str, Any]:
             f"cannot reach the Docker engine at {ctx.docker.host}: {err}"
         ) from None
     finally:
-        await ctx.docker.close()
+        await ctx.nodes.close()
 
 
 def cmd_bench(config: AppConfig, name: str, cycles: int, as_json: bool) -> int:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "EBBFLOW_"
 
@@ -44,11 +45,53 @@ def validate(model: type[FrozenModel], data: Mapping[str, Any], where: str) -> A
         raise ConfigError("; ".join(describe_validation_error(err, where))) from None
 
 
+NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class PressureLimits(FrozenModel):
+    """Node metrics past which a node takes no new work and its containers move away.
+
+    They judge the machine ebbflow runs on (the `node` input), so they apply to the nodes
+    whose engine is on this machine (a `unix://` address)."""
+
+    memory_percent: float | None = Field(None, gt=0, le=100, description="Memory in use.")
+    cpu_percent: float | None = Field(None, gt=0, le=100, description="CPU busy, all cores.")
+    for_seconds: float = Field(
+        30.0, ge=0, description="How long a limit must stay passed before it counts."
+    )
+
+    @property
+    def any(self) -> bool:
+        return self.memory_percent is not None or self.cpu_percent is not None
+
+
 class DockerConfig(FrozenModel):
     host: str | None = Field(
         None, description="Engine address; default: DOCKER_HOST, then the local socket."
     )
     timeout: float = Field(10.0, gt=0, description="Seconds allowed for one Docker API call.")
+    nodes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Engines by node name, each a DOCKER_HOST-style address; "
+        "empty: one engine, at `host`.",
+    )
+    node_check_interval: float = Field(
+        2.0, gt=0, description="Seconds between checks that each node's engine answers."
+    )
+    node_failures: int = Field(
+        3, ge=1, description="Checks in a row an engine must fail before its node is down."
+    )
+    pressure: PressureLimits = PressureLimits()
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_names(cls, nodes: dict[str, str]) -> dict[str, str]:
+        for name, address in nodes.items():
+            if not NODE_NAME.match(name):
+                raise ValueError(f"node name {name!r}: letters, digits, '_', '.', '-' only")
+            if not address:
+                raise ValueError(f"node {name!r}: no engine address")
+        return nodes
 
 
 class PolicySelector(FrozenModel):

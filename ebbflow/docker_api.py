@@ -4,6 +4,7 @@ and the translation of inspect output into the data model."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import os
 import time
@@ -32,7 +33,7 @@ def parse_docker_time(value: str) -> float:
     return datetime.fromisoformat(f"{head}.{frac}{tz}").timestamp()
 
 
-def container_info(inspect: Mapping[str, Any]) -> ContainerInfo:
+def container_info(inspect: Mapping[str, Any], node: str = "") -> ContainerInfo:
     config = inspect.get("Config") or {}
     host = inspect.get("HostConfig") or {}
     state = inspect.get("State") or {}
@@ -63,6 +64,7 @@ def container_info(inspect: Mapping[str, Any]) -> ContainerInfo:
         memory_limit_bytes=host.get("Memory") or None,
         restart_count=int(inspect.get("RestartCount") or 0),
         restart_policy=str((host.get("RestartPolicy") or {}).get("Name") or ""),
+        node=node,
     )
 
 
@@ -76,13 +78,44 @@ class DockerHandle:
     Calls that stream (events) or wait (stop) pass their own timeout. A Swarm task's
     container is seen with its service's labels under its own: policies are declared on
     the service (`docker service create --label`), which its containers do not carry.
+
+    `node` names the engine among several ("" when it is the only one). The last inspect
+    output of every container seen is kept while it exists, and of the last few removed:
+    it is what a container is recreated from when its engine stops answering, or when it
+    was removed along with every sibling it could be cloned from.
     """
 
-    def __init__(self, host: str | None = None, timeout: float = 10.0) -> None:
+    REMEMBER_REMOVED = 256
+
+    def __init__(self, host: str | None = None, timeout: float = 10.0, node: str = "") -> None:
         self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.timeout = timeout
+        self.node = node
+        self.last_inspect: dict[str, dict[str, Any]] = {}
+        self._removed: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self._client: aiodocker.Docker | None = None
         self._service_labels: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def template(self, container_id: str) -> dict[str, Any] | None:
+        """The container's last inspect output, if it was seen."""
+        return self.last_inspect.get(container_id) or self._removed.get(container_id)
+
+    def forget(self, container_id: str) -> None:
+        """The container was removed: its inspect output moves to the bounded memory."""
+        inspect = self.last_inspect.pop(container_id, None)
+        if inspect is not None:
+            self._removed[container_id] = inspect
+            while len(self._removed) > self.REMEMBER_REMOVED:
+                self._removed.popitem(last=False)
+
+    @property
+    def local(self) -> bool:
+        """The engine runs on this machine: its containers' cgroups can be read here."""
+        return self.host.startswith("unix://")
+
+    @property
+    def display(self) -> str:
+        return f"node {self.node} ({self.host})" if self.node else self.host
 
     @property
     def client(self) -> aiodocker.Docker:
@@ -103,14 +136,20 @@ class DockerHandle:
             container = await self.client.containers.get(container_id)
         except aiodocker.DockerError as err:
             if err.status == 404:
+                self.forget(container_id)
                 return None
             raise
-        info = container_info(container._container)
+        self.last_inspect[container_id] = container._container
+        info = container_info(container._container, self.node)
         service_id = info.labels.get(SWARM_SERVICE_ID)
         if service_id:
             merged = {**await self.service_labels(service_id), **info.labels}
             info = dataclasses.replace(info, labels=MappingProxyType(merged))
         return info
+
+    async def ping(self) -> None:
+        """Raises when the engine does not answer."""
+        await self.client._query_json("version")
 
     async def service_labels(self, service_id: str) -> dict[str, str]:
         """A Swarm service's own labels; {} when it is gone."""

@@ -77,6 +77,7 @@ class ContainerInfo:
     memory_limit_bytes: int | None = None
     restart_count: int = 0  # restarts by Docker's own restart policy
     restart_policy: str = ""  # Docker's: "", "no", "always", "unless-stopped", "on-failure"
+    node: str = ""  # the engine it runs on, when ebbflow drives several ("" when one)
 
 
 class ContainerEventKind(enum.StrEnum):
@@ -165,14 +166,37 @@ class HealthChange:
     timestamp: float
 
 
-HealingAction = Literal["restart", "replace", "give_up", "recovered"]
+@dataclass(frozen=True, slots=True)
+class NodeHealthChange:
+    """A node's engine stopped or started answering, or its pressure limits were passed or
+    fell back: an unhealthy node takes no new containers and its own move away."""
+
+    node: str
+    healthy: bool
+    reason: str
+    timestamp: float
+
+
+HealingAction = Literal[
+    "restart",
+    "replace",
+    "migrate",
+    "remove_leftover",
+    "give_up",
+    "recovered",
+    "drain",
+    "activate",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class HealingStep:
     """One step of a container's recovery, published when it is done (or, in a dry run,
     when it would have been): restart, replace, give up (past the restart budget), or
-    recovered (healthy again after ebbflow gave up)."""
+    recovered (healthy again after ebbflow gave up). A container whose node is at fault is
+    migrated: recreated on a healthy node; what stayed behind is removed (remove_leftover)
+    when the node answers again. On Swarm a node at fault is drained, and made active
+    again when it recovers (service: kind "node")."""
 
     service: ServiceKey
     container: str
@@ -194,4 +218,5 @@ Event = (
     | PolicyProblem
     | HealthChange
     | HealingStep
+    | NodeHealthChange
 )

@@ -20,9 +20,11 @@ from ebbflow.model import (
     ContainerInfo,
     Decision,
     HealingAction,
+    NodeHealthChange,
     Sample,
     ServiceKey,
 )
+from ebbflow.nodes import Nodes
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,13 @@ class PluginContext:
 
     app: AppConfig
     bus: Bus
-    docker: DockerHandle
+    nodes: Nodes
     clock: Callable[[], float]
+
+    @property
+    def docker(self) -> DockerHandle:
+        """The engine, when there is one; the first node's when there are several."""
+        return self.nodes.default
 
 
 class Component(Protocol):
@@ -86,6 +93,14 @@ class Actuator(Protocol):
     def stopped_by_us(self, container_id: str) -> bool:
         """Whether this actuator stopped the container (so its exit is no failure)."""
         ...
+
+
+@runtime_checkable
+class WatchesNodes(Protocol):
+    """Optional actuator hook: its own answer to a node's health. Returns what it did (or,
+    in a dry run, would do), None when the node is none of its business."""
+
+    async def node_changed(self, change: NodeHealthChange, dry_run: bool) -> str | None: ...
 
 
 C = TypeVar("C", bound=FrozenModel)

@@ -1,4 +1,5 @@
-"""ebbflow's state in SQLite: decisions and their outcomes, and healing steps.
+"""ebbflow's state in SQLite: decisions and their outcomes, healing steps, and the
+containers moved off a node at fault (whose originals are removed when it returns).
 
 The rule engine records decisions and reads cooldowns; the scaler records outcomes; the CLI
 reads the audit log. Kept across restarts, so cooldowns outlive them.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ebbflow.model import Decision, HealingStep, ServiceKey
-from ebbflow.services import format_service_key
+from ebbflow.services import format_service_key, parse_service_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -46,7 +47,26 @@ CREATE TABLE IF NOT EXISTS healing (
     dry_run INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS healing_by_slot ON healing (slot, dry_run, ts);
+CREATE TABLE IF NOT EXISTS migrations (
+    container_id TEXT PRIMARY KEY,
+    ts REAL NOT NULL,
+    service TEXT NOT NULL,
+    container TEXT NOT NULL,
+    node TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    removed_ts REAL
+);
 """
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """The original of a container recreated elsewhere, still on its node."""
+
+    service: ServiceKey
+    container_id: str
+    container: str
+    node: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +151,34 @@ class DecisionStore:
                 step.detail,
                 int(step.dry_run),
             ),
+        )
+
+    def record_migration(
+        self,
+        service: ServiceKey,
+        container_id: str,
+        container: str,
+        node: str,
+        detail: str,
+        when: float,
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO migrations (container_id, ts, service, container, node,"
+            " detail, removed_ts) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            (container_id, when, format_service_key(service), container, node, detail),
+        )
+
+    def leftovers(self, node: str) -> list[Leftover]:
+        rows = self._db.execute(
+            "SELECT service, container_id, container, node FROM migrations"
+            " WHERE node = ? AND removed_ts IS NULL ORDER BY ts",
+            (node,),
+        ).fetchall()
+        return [Leftover(parse_service_key(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def leftover_removed(self, container_id: str, when: float) -> None:
+        self._db.execute(
+            "UPDATE migrations SET removed_ts = ? WHERE container_id = ?", (when, container_id)
         )
 
     def healing_since(self, since: float, dry_run: bool) -> list[tuple[str, str, float]]:

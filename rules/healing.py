@@ -30,6 +30,15 @@ def parse_healing(
     return parse_labels(labels, HEAL_LABELS, HealingPolicy, base, prefixes=(HEAL_PREFIX,))
 
 
+PROBE_PREFIXES = ("aliyun.probe.", "ebbflow.health.")
+
+
+def is_managed(labels: Mapping[str, str]) -> bool:
+    """A policy or a probe names the container: ebbflow answers for keeping it running
+    (and moves it when its node fails)."""
+    return any(key.startswith((*MANAGED_PREFIXES, *PROBE_PREFIXES)) for key in labels)
+
+
 def heals_exits(labels: Mapping[str, str], restart_policy: str) -> bool:
     """An exited container is ebbflow's to bring back when a policy claims it and Docker's
     own restart policy does not."""

@@ -1,25 +1,30 @@
 """Scaling on a plain Docker engine, the way `docker-compose scale` does it.
 
-Out: clone a running replica under the next free number. In: stop and remove unhealthy
-replicas first, then the newest. Healing restarts a container in place, or replaces it
-with a fresh clone under the same name and number. The action converges on the
-decision's target from what is running now, so repeating it does no harm. Only
-containers selected by the service's own labels are ever touched, and each is checked
-again before it is changed.
+Out: clone a running replica under the next free number, on the healthy node with the
+fewest replicas of the service (spread). In: stop and remove unhealthy replicas first,
+then the newest. A container whose node is at fault is recreated on another node from
+its last inspect output, and the original removed once its node answers again. Healing
+restarts a container in place, or replaces it with a fresh clone under the same name and
+number. The action converges on the decision's target from what is running now, so
+repeating it does no harm. Only containers selected by the service's own labels are ever
+touched, and each is checked again before it is changed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiodocker
 from pydantic import Field
 
 from ebbflow.config import FrozenModel
-from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
+from ebbflow.nodes import Nodes
 from ebbflow.plugins import Plugin, PluginContext
 from ebbflow.services import is_member, member_filters
 
@@ -35,11 +40,39 @@ class DockerEngineConfig(FrozenModel):
     stop_timeout: int = Field(10, ge=0, description="Seconds a replica gets to stop on scale-in.")
 
 
+@dataclass(frozen=True)
+class Member:
+    """One container of a service, as inspected on its node."""
+
+    node: str
+    inspect: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.inspect.get("Name", "")).lstrip("/")
+
+    @property
+    def id(self) -> str:
+        return str(self.inspect["Id"])
+
+    @property
+    def running(self) -> bool:
+        return bool(self.inspect["State"].get("Running"))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.inspect.get("Config") or {}).get("Labels") or {})
+
+    def sick(self, unhealthy: frozenset[str]) -> bool:
+        health = (self.inspect["State"].get("Health") or {}).get("Status")
+        return self.name in unhealthy or health == "unhealthy"
+
+
 class DockerEngineActuator:
     name = "docker"
 
-    def __init__(self, docker: DockerHandle, clock: Callable[[], float], stop_timeout: int = 10):
-        self.docker = docker
+    def __init__(self, nodes: Nodes, clock: Callable[[], float], stop_timeout: int = 10):
+        self.nodes = nodes
         self.clock = clock
         self.stop_timeout = stop_timeout
         self._stopping: set[str] = set()  # containers whose next exit is ours
@@ -57,52 +90,53 @@ class DockerEngineActuator:
             return True
         return False
 
-    async def members(self, service: ServiceKey) -> list[dict[str, Any]]:
-        """Inspect output of every container of the service, stopped ones included."""
-        listed = await self.docker.client.containers.list(all=True, filters=member_filters(service))
+    async def members(self, service: ServiceKey) -> list[Member]:
+        """Every container of the service on every healthy node, stopped ones included."""
+        found = await asyncio.gather(
+            *(self._members_on(node, service) for node in self.nodes.healthy_nodes())
+        )
+        return [member for members in found for member in members]
+
+    async def _members_on(self, node: str, service: ServiceKey) -> list[Member]:
+        client = self.nodes.handles[node].client
+        listed = await client.containers.list(all=True, filters=member_filters(service))
         members = []
         for item in listed:
-            inspect = (await self.docker.client.containers.get(item.id))._container
-            name = inspect.get("Name", "").lstrip("/")
-            if is_member(service, (inspect.get("Config") or {}).get("Labels") or {}, name):
-                members.append(inspect)
+            member = Member(node, (await client.containers.get(item.id))._container)
+            if is_member(service, member.labels, member.name):
+                members.append(member)
         return members
+
+    def placement(self, running: list[Member], exclude: str | None = None) -> str:
+        """Spread: the healthy node with the fewest running containers of the service."""
+        candidates = [n for n in self.nodes.healthy_nodes() if n != exclude]
+        if not candidates:
+            raise RuntimeError("no healthy node to place a container on")
+        load = collections.Counter(m.node for m in running)
+        return min(candidates, key=lambda node: load[node])  # ties: the first configured
 
     async def apply(
         self, decision: Decision, unhealthy: frozenset[str] = frozenset()
     ) -> ActionResult:
         service = decision.service
         members = await self.members(service)
-        running = sorted(
-            (m for m in members if m["State"].get("Running")), key=lambda m: m["Created"]
-        )
+        running = sorted((m for m in members if m.running), key=lambda m: m.inspect["Created"])
         target = decision.to_replicas
         if len(running) < target:
             if not running:
                 return self._result(decision, False, "no running replica to clone")
-            used = {
-                n
-                for m in members
-                if (
-                    n := replica_number(
-                        m["Name"].lstrip("/"), (m.get("Config") or {}).get("Labels") or {}
-                    )
-                )
-            }
-            created = [
-                await self._scale_out_one(service, running[0], used)
-                for _ in range(target - len(running))
-            ]
+            used = {n for m in members if (n := replica_number(m.name, m.labels))}
+            created = []
+            for _ in range(target - len(running)):
+                node = self.placement(running)
+                name = await self._scale_out_one(service, running[0].inspect, node, used)
+                running.append(Member(node, {"Name": name, "State": {"Running": True}}))
+                created.append(name)
             return self._result(decision, True, f"started {', '.join(created)}", created)
         if len(running) > target:
-
-            def sick(member: dict[str, Any]) -> bool:
-                health = (member["State"].get("Health") or {}).get("Status")
-                return member["Name"].lstrip("/") in unhealthy or health == "unhealthy"
-
             newest_first = list(reversed(running))
-            ordered = [m for m in newest_first if sick(m)] + [
-                m for m in newest_first if not sick(m)
+            ordered = [m for m in newest_first if m.sick(unhealthy)] + [
+                m for m in newest_first if not m.sick(unhealthy)
             ]
             doomed = ordered[: len(running) - target]
             removed = [await self._remove(m) for m in doomed]
@@ -112,49 +146,92 @@ class DockerEngineActuator:
     async def heal(
         self, service: ServiceKey, container: ContainerInfo, action: HealingAction
     ) -> str:
-        current = await self._inspect(container.name)
+        if action == "migrate":
+            return await self._migrate(service, container)
+        if action == "remove_leftover":
+            return await self._remove_leftover(container)
+        node = container.node
+        current = await self._inspect(node, container.name)
         if action == "restart" and current is not None:
-            handle = await self.docker.client.containers.get(current["Id"])
-            if current["State"].get("Running"):
-                self._stopping.add(current["Id"])
+            handle = await self.nodes.handle(node).client.containers.get(current.id)
+            if current.running:
+                self._stopping.add(current.id)
             await handle.restart(
-                t=self.stop_timeout, timeout=self.stop_timeout + self.docker.timeout
+                t=self.stop_timeout, timeout=self.stop_timeout + self.nodes.handle(node).timeout
             )
             return f"restarted {container.name}"
         # Replace, or restart a container that is gone: a fresh clone under its own name,
-        # from itself when it still exists, else from a running sibling.
-        template = current
+        # from itself when it still exists, else from a running sibling, else from what
+        # it was when last seen.
+        template = current or await self._sibling(service)
         if template is None:
-            running = [m for m in await self.members(service) if m["State"].get("Running")]
-            if not running:
+            remembered = self.nodes.handle(node).template(container.id)
+            if remembered is None:
                 raise RuntimeError(f"{container.name} is gone and no replica is left to clone")
-            template = running[0]
-        labels = (template.get("Config") or {}).get("Labels") or {}
-        number = replica_number(container.name, labels) or 1
+            template = Member(node, remembered)
+        own_labels = current.labels if current is not None else {}
+        number = replica_number(container.name, own_labels) or 1
         if current is not None:
             await self._remove(current)
-        await self._create(service, template, container.name, number, "replace")
-        source = "" if template is current else f" (cloned from {template['Name'].lstrip('/')})"
+        await self._create(service, template.inspect, node, container.name, number, "replace")
+        source = "" if template is current else f" (cloned from {template.name})"
+        if template.id == container.id:
+            source = " (from its last inspect)"
         return f"replaced {container.name} with a new container{source}"
 
-    async def _inspect(self, name: str) -> dict[str, Any] | None:
+    async def _sibling(self, service: ServiceKey) -> Member | None:
+        return next((m for m in await self.members(service) if m.running), None)
+
+    async def _migrate(self, service: ServiceKey, container: ContainerInfo) -> str:
+        """Recreate a container of a node at fault on the healthy node with the fewest of
+        its service, from its last inspect (its engine may not answer) or a sibling."""
+        members = await self.members(service)
+        node = self.placement([m for m in members if m.running], exclude=container.node)
+        cached = self.nodes.handle(container.node).template(container.id)
+        template = Member(container.node, cached) if cached else await self._sibling(service)
+        if template is None:
+            raise RuntimeError(f"nothing to recreate {container.name} from")
+        taken = {m.name for m in members if m.node != container.node}
+        used = {n for m in members if (n := replica_number(m.name, m.labels))}
+        own_labels = template.labels if cached else {}
+        number = replica_number(container.name, own_labels) or next_free_number(used)
+        name = container.name
+        if name in taken:
+            number = next_free_number(used)
+            name = replica_name(service, template.name, number)
+        await self._create(service, template.inspect, node, name, number, "migrate")
+        renamed = f" as {name}" if name != container.name else ""
+        return f"recreated {container.name} on node {node}{renamed}"
+
+    async def _remove_leftover(self, container: ContainerInfo) -> str:
+        """The original of a migrated container, on a node that answers again."""
         try:
-            found: dict[str, Any] = (await self.docker.client.containers.get(name))._container
+            found = await self.nodes.handle(container.node).client.containers.get(container.id)
+        except aiodocker.DockerError as err:
+            if err.status == 404:
+                return f"{container.name} was already gone from node {container.node}"
+            raise
+        await self._remove(Member(container.node, found._container))
+        return f"removed the leftover {container.name} from node {container.node}"
+
+    async def _inspect(self, node: str, name: str) -> Member | None:
+        try:
+            found = await self.nodes.handle(node).client.containers.get(name)
         except aiodocker.DockerError as err:
             if err.status == 404:
                 return None
             raise
-        return found
+        return Member(node, found._container)
 
     async def _scale_out_one(
-        self, service: ServiceKey, template: dict[str, Any], used: set[int]
+        self, service: ServiceKey, template: dict[str, Any], node: str, used: set[int]
     ) -> str:
         """Create and start one clone; `used` gains its number."""
         while True:
             number = next_free_number(used)
             name = replica_name(service, template["Name"].lstrip("/"), number)
             try:
-                await self._create(service, template, name, number, "scale-out")
+                await self._create(service, template, node, name, number, "scale-out")
                 break
             except aiodocker.DockerError as err:
                 if err.status != 409:  # 409: the name is taken outside the service
@@ -164,31 +241,38 @@ class DockerEngineActuator:
         return name
 
     async def _create(
-        self, service: ServiceKey, template: dict[str, Any], name: str, number: int, why: str
+        self,
+        service: ServiceKey,
+        template: dict[str, Any],
+        node: str,
+        name: str,
+        number: int,
+        why: str,
     ) -> None:
-        client = self.docker.client
+        client = self.nodes.handle(node).client
         container = await client.containers.create(clone_request(template, number, why), name=name)
         for network, endpoint in extra_networks(template).items():
             net = await client.networks.get(network)
             await net.connect({"Container": container.id, "EndpointConfig": endpoint})
         await container.start()
         log.info(
-            "service %s: started %s (%s, from %s)",
+            "service %s: started %s%s (%s, from %s)",
             service,
             name,
+            f" on node {node}" if node else "",
             why,
             template["Name"].lstrip("/"),
         )
 
-    async def _remove(self, member: dict[str, Any]) -> str:
-        container = await self.docker.client.containers.get(member["Id"])
-        if member["State"].get("Running"):
-            self._stopping.add(member["Id"])
-        await container.stop(t=self.stop_timeout, timeout=self.stop_timeout + self.docker.timeout)
+    async def _remove(self, member: Member) -> str:
+        handle = self.nodes.handle(member.node)
+        container = await handle.client.containers.get(member.id)
+        if member.running:
+            self._stopping.add(member.id)
+        await container.stop(t=self.stop_timeout, timeout=self.stop_timeout + handle.timeout)
         await container.delete()
-        name = str(member["Name"]).lstrip("/")
-        log.info("removed %s", name)
-        return name
+        log.info("removed %s%s", member.name, f" from node {member.node}" if member.node else "")
+        return member.name
 
     def _result(
         self, decision: Decision, ok: bool, detail: str, names: list[str] | None = None
@@ -197,7 +281,7 @@ class DockerEngineActuator:
 
 
 def create(ctx: PluginContext, config: DockerEngineConfig) -> DockerEngineActuator:
-    return DockerEngineActuator(ctx.docker, ctx.clock, config.stop_timeout)
+    return DockerEngineActuator(ctx.nodes, ctx.clock, config.stop_timeout)
 
 
 plugin: Plugin[DockerEngineConfig, DockerEngineActuator] = Plugin(

@@ -11,6 +11,12 @@ probe passes again, someone started the container) cancels the step.
 
 Swarm services are healed per service: Swarm replaces dead tasks itself, and a forced
 update is how a failing one is restarted.
+
+With several nodes, a container whose node is at fault (its engine stopped answering,
+or its pressure limits were passed) is migrated at once instead: recreated on the
+healthy node with the fewest of its service. The move is recorded, and the original is
+removed when its node answers again, so nothing is left behind. Migrations do not count
+against the restart budget: the container was not at fault.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.config import HealingConfig, HealingPolicy
@@ -30,14 +37,16 @@ from ebbflow.model import (
     HealingAction,
     HealingStep,
     HealthChange,
+    NodeHealthChange,
     Sample,
     ServiceKey,
     labels_of,
 )
-from ebbflow.plugins import Actuator
-from ebbflow.rules.healing import heals_exits, parse_healing
+from ebbflow.nodes import Nodes
+from ebbflow.plugins import Actuator, WatchesNodes
+from ebbflow.rules.healing import DOCKER_RESTARTS, heals_exits, is_managed, parse_healing
 from ebbflow.services import format_service_key, service_key
-from ebbflow.state import DecisionStore
+from ebbflow.state import DecisionStore, Leftover
 
 from .safety import ActionGate
 
@@ -83,8 +92,10 @@ class Slot:
         return any(action == "replace" for _, action in self.steps)
 
 
-def slot_key(service: ServiceKey, container: str) -> str:
-    return format_service_key(service) if service.kind == "swarm" else container
+def slot_key(service: ServiceKey, container: ContainerInfo) -> str:
+    if service.kind == "swarm":
+        return format_service_key(service)
+    return f"{container.node}/{container.name}" if container.node else container.name
 
 
 class Healer:
@@ -100,6 +111,7 @@ class Healer:
         config: HealingConfig,
         dry_run: bool = False,
         action_timeout: float = 120.0,
+        nodes: Nodes | None = None,
     ) -> None:
         self.bus = bus
         self.actuators = list(actuators)
@@ -109,8 +121,16 @@ class Healer:
         self.config = config
         self.dry_run = dry_run
         self.action_timeout = action_timeout
-        self.subscription = bus.subscribe("healer", ContainerEvent, HealthChange, capacity=4096)
+        self.nodes = nodes
+        self.subscription = bus.subscribe(
+            "healer", ContainerEvent, HealthChange, NodeHealthChange, capacity=4096
+        )
         self.slots: dict[str, Slot] = {}
+        # By node, the containers ebbflow would move if the node failed: running ones, and
+        # stopped ones that Docker or ebbflow is to bring back.
+        self.placed: collections.defaultdict[str, dict[str, ContainerInfo]] = (
+            collections.defaultdict(dict)
+        )
         self.counts: collections.Counter[tuple[str, str, bool]] = collections.Counter()
         self._bad_labels: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
@@ -134,13 +154,15 @@ class Healer:
                     self.on_health(event)
                 elif isinstance(event, ContainerEvent):
                     self.on_container(event)
+                elif isinstance(event, NodeHealthChange):
+                    self.on_node(event)
             for slot in self.slots.values():
                 if slot.waiting is not None and not slot.acting:
                     slot.waiting.cancel()
 
     # -- failures and recoveries -----------------------------------------------------------
     def on_health(self, change: HealthChange) -> None:
-        key = slot_key(change.service, change.container.name)
+        key = slot_key(change.service, change.container)
         if change.healthy:
             slot = self.slots.get(key)
             if slot is None:
@@ -157,12 +179,13 @@ class Healer:
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container
         service = service_key(info.labels, info.name)
+        self._track(event, service)
         if event.kind is ContainerEventKind.START:
-            slot = self.slots.get(slot_key(service, info.name))
+            slot = self.slots.get(slot_key(service, info))
             if slot is not None:
                 self._clear(slot, "exit")
         elif event.kind is ContainerEventKind.DESTROY:
-            slot = self.slots.get(slot_key(service, info.name))
+            slot = self.slots.get(slot_key(service, info))
             if slot is not None and slot.waiting is None and not slot.steps and not slot.gave_up:
                 del self.slots[slot.key]  # nothing to remember of it
         elif event.kind is ContainerEventKind.DIE and event.detail != "missing":
@@ -171,6 +194,84 @@ class Healer:
             if any(a.stopped_by_us(info.id) for a in self.actuators):
                 return
             self.failed(info, service, "exit", event.detail or "exited")
+
+    def _track(self, event: ContainerEvent, service: ServiceKey) -> None:
+        info = event.container
+        if not info.node or service.kind == "swarm":
+            return  # one engine (nowhere to move to), or Swarm (it reschedules itself)
+        placed = self.placed[info.node]
+        if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
+            if is_managed(info.labels):
+                placed[info.id] = info
+        elif event.kind is ContainerEventKind.DESTROY or (
+            event.kind is ContainerEventKind.DIE
+            and info.id in placed
+            and not heals_exits(placed[info.id].labels, placed[info.id].restart_policy)
+            and placed[info.id].restart_policy not in DOCKER_RESTARTS
+        ):
+            placed.pop(info.id, None)
+
+    def on_node(self, change: NodeHealthChange) -> None:
+        for actuator in self.actuators:
+            if isinstance(actuator, WatchesNodes):
+                self._spawn(self._node_hook(actuator, change))
+        if not change.healthy:
+            for info in list(self.placed[change.node].values()):
+                service = service_key(info.labels, info.name)
+                self.failed(info, service, "node", f"node {change.node} {change.reason}")
+            return
+        for leftover in self.store.leftovers(change.node):
+            self._spawn(self._remove_leftover(leftover))
+        # Containers that found no healthy node before may find this one.
+        assert self.nodes is not None, "node changes come only with several nodes"
+        for node, placed in self.placed.items():
+            if not self.nodes.healthy(node):
+                for info in list(placed.values()):
+                    service = service_key(info.labels, info.name)
+                    self.failed(info, service, "node", f"node {node} {self.nodes.fault(node)}")
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        assert self._group is not None, "called from run()"
+        self._group.create_task(job)
+
+    async def _node_hook(self, actuator: WatchesNodes, change: NodeHealthChange) -> None:
+        """An actuator's own answer to a node's health (Swarm drains the node); one that
+        raises is logged, not fatal."""
+        node_service = ServiceKey("node", change.node)
+        slot = self._slot(f"node:{change.node}")
+        try:
+            if self.dry_run:
+                detail = await actuator.node_changed(change, dry_run=True)
+                ok = True
+            else:
+                async with self.gate.turn(node_service):
+                    detail = await actuator.node_changed(change, dry_run=False)
+                ok = True
+        except Exception as err:
+            detail, ok = f"{type(err).__name__}: {err}", False
+        if detail is None:
+            return
+        action: HealingAction = "drain" if not change.healthy else "activate"
+        self._publish(slot, node_service, change.node, action, change.reason, 0, ok, detail)
+
+    async def _remove_leftover(self, leftover: Leftover) -> None:
+        info = ContainerInfo(leftover.container_id, leftover.container, "", node=leftover.node)
+        slot = self._slot(slot_key(leftover.service, info))
+        async with self.gate.turn(leftover.service):
+            ok, detail = await self._act(info, leftover.service, "remove_leftover")
+        if ok:
+            self.store.leftover_removed(leftover.container_id, self.clock())
+        self.slots.pop(slot.key, None)
+        self._publish(
+            slot,
+            leftover.service,
+            leftover.container,
+            "remove_leftover",
+            f"node {leftover.node} answers again",
+            0,
+            ok,
+            detail,
+        )
 
     def _clear(self, slot: Slot, cause: str) -> None:
         """The failure went away by itself: the step that waits for it is not needed."""
@@ -189,12 +290,19 @@ class Healer:
             return
         if policy.action == "none":
             return
-        slot = self._slot(slot_key(service, info.name))
-        if slot.waiting is not None or slot.gave_up:
-            return  # one step at a time; after giving up, only recovery counts
+        slot = self._slot(slot_key(service, info))
         now = self.clock()
         slot.prune(now - policy.window)
-        step = plan(policy, len(slot.steps), slot.replaced)
+        if cause == "node":
+            if slot.acting or slot.gave_up or (slot.waiting is not None and slot.cause == "node"):
+                return
+            if slot.waiting is not None:
+                slot.waiting.cancel()  # a restart on a node at fault would not help
+            step = Plan("migrate", 0.0, len(slot.steps))
+        elif slot.waiting is not None or slot.gave_up:
+            return  # one step at a time; after giving up, only recovery counts
+        else:
+            step = plan(policy, len(slot.steps), slot.replaced)
         if step.action == "give_up":
             slot.gave_up = True
             log.error(
@@ -231,9 +339,14 @@ class Healer:
     ) -> None:
         try:
             await asyncio.sleep(step.delay)
+            if self.nodes is not None and not self.nodes.healthy(info.node):
+                step = Plan("migrate", 0.0, step.attempt)  # the node failed while we waited
             slot.acting = True
             async with self.gate.turn(service):
                 ok, detail = await self._act(info, service, step.action)
+            if step.action == "migrate":
+                self._migrated(slot, info, service, reason, ok, detail)
+                return
             slot.steps.append((self.clock(), step.action))
             after = plan(policy, len(slot.steps), slot.replaced)
             self._publish(
@@ -251,6 +364,37 @@ class Healer:
             slot.acting = False
             if slot.waiting is asyncio.current_task():
                 slot.waiting = None
+        if self._stranded(info):
+            # Its node failed while this restart was under way: move it now.
+            assert self.nodes is not None
+            self.failed(info, service, "node", f"node {info.node} {self.nodes.fault(info.node)}")
+
+    def _stranded(self, info: ContainerInfo) -> bool:
+        return (
+            self.nodes is not None
+            and not self.nodes.healthy(info.node)
+            and info.id in self.placed[info.node]
+        )
+
+    def _migrated(
+        self,
+        slot: Slot,
+        info: ContainerInfo,
+        service: ServiceKey,
+        reason: str,
+        ok: bool,
+        detail: str,
+    ) -> None:
+        if ok and not self.dry_run:
+            # Recorded first: the original is removed when its node answers, even after a
+            # restart of ebbflow. The new container is a new slot on its own node.
+            self.store.record_migration(
+                service, info.id, info.name, info.node, detail, self.clock()
+            )
+            self.placed[info.node].pop(info.id, None)
+        self._publish(slot, service, info.name, "migrate", reason, len(slot.steps), ok, detail)
+        if ok and not self.dry_run:
+            self.slots.pop(slot.key, None)
 
     async def _act(
         self, info: ContainerInfo, service: ServiceKey, action: HealingAction

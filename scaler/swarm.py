@@ -5,6 +5,10 @@ changes the spec: `Mode.Replicated.Replicas` to scale, `TaskTemplate.ForceUpdate
 restart (a forced update replaces the service's tasks, as `docker service update --force`
 does). Each update names the service version it read, so an update made by someone else
 in between is never overwritten: Swarm refuses it and ebbflow reads the spec again.
+
+A node at fault is drained (Swarm moves its tasks to the others), and made active again
+when it recovers, but only when ebbflow drained it: the `ebbflow.drained` node label says
+so. A node an operator drained stays as the operator left it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from pydantic import Field
 
 from ebbflow.config import FrozenModel
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
+from ebbflow.model import (
+    ActionResult,
+    ContainerInfo,
+    Decision,
+    HealingAction,
+    NodeHealthChange,
+    ServiceKey,
+)
+from ebbflow.nodes import Nodes
 from ebbflow.plugins import Plugin, PluginContext
 
 log = logging.getLogger("ebbflow.scaler.swarm")
@@ -34,13 +46,18 @@ class SwarmConfig(FrozenModel):
     )
 
 
+DRAINED_LABEL = "ebbflow.drained"
+
+
 class SwarmActuator:
     name = "swarm"
 
-    def __init__(self, docker: DockerHandle, clock: Callable[[], float], attempts: int = 3):
-        self.docker = docker
+    def __init__(self, nodes: Nodes, clock: Callable[[], float], attempts: int = 3):
+        self.nodes = nodes
+        self.docker = nodes.default
         self.clock = clock
         self.attempts = attempts
+        self._swarm_node_ids: dict[str, str] = {}  # ebbflow node → its Swarm node ID
 
     def supports(self, service: ServiceKey) -> bool:
         return service.kind == "swarm"
@@ -78,6 +95,59 @@ class SwarmActuator:
 
         return await self.update(service.name, force_update)
 
+    async def node_changed(self, change: NodeHealthChange, dry_run: bool) -> str | None:
+        node_id = await self._swarm_node_id(change.node)
+        if node_id is None:
+            return None
+        client = self._manager_for(change.node).client
+        current = await client._query_json(f"nodes/{node_id}")
+        spec = copy.deepcopy(current["Spec"])
+        labels = spec.setdefault("Labels", {})
+        hostname = (current.get("Description") or {}).get("Hostname", node_id[:12])
+        if not change.healthy:
+            if spec.get("Availability") == "drain":
+                return None  # already drained, by us or by an operator
+            spec["Availability"] = "drain"
+            labels[DRAINED_LABEL] = change.reason
+            detail = f"drained Swarm node {hostname}: {change.reason}"
+        else:
+            if DRAINED_LABEL not in labels:
+                return None
+            spec["Availability"] = "active"
+            del labels[DRAINED_LABEL]
+            detail = f"made Swarm node {hostname} active again"
+        if dry_run:
+            return f"dry run: would have {detail}"
+        await client._query_json(
+            f"nodes/{node_id}/update",
+            method="POST",
+            params={"version": current["Version"]["Index"]},
+            data=json.dumps(spec),
+        )
+        log.info("%s", detail)
+        return detail
+
+    async def _swarm_node_id(self, node: str) -> str | None:
+        """The Swarm node behind an ebbflow node; remembered, as a node at fault may not
+        answer. None when its engine is in no Swarm."""
+        if node not in self._swarm_node_ids:
+            try:
+                info = await self.nodes.handle(node).client.system.info()
+            except (aiodocker.DockerError, OSError, TimeoutError):
+                return None
+            swarm = info.get("Swarm") or {}
+            if swarm.get("LocalNodeState") != "active" or not swarm.get("NodeID"):
+                return None
+            self._swarm_node_ids[node] = swarm["NodeID"]
+        return self._swarm_node_ids[node]
+
+    def _manager_for(self, node: str) -> DockerHandle:
+        """Another node's engine when the node's own does not answer."""
+        if self.nodes.healthy(node) or not self.nodes.several:
+            return self.nodes.handle(node)
+        healthy = self.nodes.healthy_nodes()
+        return self.nodes.handle(healthy[0]) if healthy else self.nodes.handle(node)
+
     async def update(self, name: str, change: SpecChange) -> str:
         client = self.docker.client
         for attempt in range(1, self.attempts + 1):
@@ -102,7 +172,7 @@ class SwarmActuator:
 
 
 def create(ctx: PluginContext, config: SwarmConfig) -> SwarmActuator:
-    return SwarmActuator(ctx.docker, ctx.clock, config.update_attempts)
+    return SwarmActuator(ctx.nodes, ctx.clock, config.update_attempts)
 
 
 plugin: Plugin[SwarmConfig, SwarmActuator] = Plugin("swarm", SwarmConfig, create)

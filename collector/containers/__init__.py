@@ -11,7 +11,7 @@ from .config import ContainersConfig
 def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
     return ContainerInput(
         bus=ctx.bus,
-        docker=ctx.docker,
+        nodes=ctx.nodes,
         interval=config.interval or ctx.app.interval,
         timeout=config.timeout,
         clock=ctx.clock,

@@ -1,4 +1,6 @@
-"""The containers input: discovery plus one cgroupfs read per running container per cycle."""
+"""The containers input: discovery on every node, plus one cgroupfs read per running
+container of the nodes on this machine per cycle (a remote engine's containers are
+discovered, for policies and healing, but their cgroups cannot be read from here)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from pathlib import Path
 import psutil
 
 from ebbflow.bus import Bus
-from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo, Sample, labels_of
+from ebbflow.nodes import Nodes
 
 from ..base import PollingInput
 from ..identity import container_labels
@@ -28,7 +30,7 @@ class ContainerInput(PollingInput):
     def __init__(
         self,
         bus: Bus,
-        docker: DockerHandle,
+        nodes: Nodes,
         interval: float,
         timeout: float,
         clock: Callable[[], float],
@@ -36,7 +38,8 @@ class ContainerInput(PollingInput):
         proc_root: Path = Path("/proc"),
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
-        self.discovery = Discovery(docker, bus, clock)
+        self.discoveries = [Discovery(handle, bus, clock) for handle in nodes.handles.values()]
+        self._local = [d for d in self.discoveries if d.docker.local]
         self.reader: CgroupReader = detect(cgroup_root, proc_root)
         self.proc_root = proc_root
         self.node_memory = psutil.virtual_memory().total
@@ -114,26 +117,32 @@ class ContainerInput(PollingInput):
             self._files.pop(gone, None)
         return samples
 
+    @property
+    def watched(self) -> int:
+        return sum(len(d.containers) for d in self.discoveries)
+
     async def fetch(self) -> list[Sample]:
-        containers = list(self.discovery.containers.values())
+        containers = [info for d in self._local for info in d.containers.values()]
         return await asyncio.to_thread(self.read_all, containers)
 
     async def collect_once(self) -> list[Sample]:
-        await self.discovery.sync()
+        for discovery in self._local:
+            await discovery.sync()
         await self.fetch()  # baseline for the CPU rate
         await asyncio.sleep(0.5)
         return await super().collect_once()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.discovery.run())
+            for discovery in self.discoveries:
+                group.create_task(discovery.run())
             group.create_task(super().run())
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)
         yield Sample(
             "ebbflow_containers_watched",
-            len(self.discovery.containers),
+            self.watched,
             (),
             now,
             "gauge",
@@ -147,11 +156,12 @@ class ContainerInput(PollingInput):
             "counter",
             "Container cgroup reads that failed (container gone).",
         )
-        yield Sample(
-            "ebbflow_docker_events_connected",
-            1.0 if self.discovery.connected else 0.0,
-            (),
-            now,
-            "gauge",
-            "1 while the Docker event stream is connected.",
-        )
+        for discovery in self.discoveries:
+            yield Sample(
+                "ebbflow_docker_events_connected",
+                1.0 if discovery.connected else 0.0,
+                labels_of({"node": discovery.docker.node}) if discovery.docker.node else (),
+                now,
+                "gauge",
+                "1 while the Docker event stream is connected.",
+            )

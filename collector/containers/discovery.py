@@ -72,6 +72,8 @@ class Discovery:
                 self.bus.publish(ContainerEvent(kind, info, now))
         elif kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
             info = self.containers.pop(cid, None)
+            if kind is ContainerEventKind.DESTROY:
+                self.docker.forget(cid)
             attrs = (event.get("Actor") or {}).get("Attributes") or {}
             if kind is ContainerEventKind.DIE and "exitCode" in attrs:
                 detail = f"exited with code {attrs['exitCode']}"
@@ -81,6 +83,7 @@ class Discovery:
                     name=attrs.get("name", cid[:12]),
                     image=attrs.get("image", ""),
                     running=False,
+                    node=self.docker.node,
                 )
             self.bus.publish(ContainerEvent(kind, info, now, detail))
         elif kind is ContainerEventKind.HEALTH and cid in self.containers:
@@ -96,7 +99,7 @@ class Discovery:
             if not self.connected:
                 log.info(
                     "discovery connected to %s: %d running containers",
-                    self.docker.host,
+                    self.docker.display,
                     len(self.containers),
                 )
             self.connected = True
@@ -113,7 +116,7 @@ class Discovery:
             except* (aiodocker.DockerError, OSError, TimeoutError) as group:
                 reason = "; ".join(repr(e) for e in group.exceptions)
             if self.connected:
-                log.warning("discovery lost %s: %s; reconnecting", self.docker.host, reason)
+                log.warning("discovery lost %s: %s; reconnecting", self.docker.display, reason)
                 self.connected = False
                 backoff = 1.0
             await asyncio.sleep(backoff)

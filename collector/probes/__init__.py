@@ -14,7 +14,7 @@ class ProbesConfig(FrozenModel):
 
 
 def create(ctx: PluginContext, config: ProbesConfig) -> ProbeInput:
-    return ProbeInput(ctx.bus, ctx.docker, ctx.clock)
+    return ProbeInput(ctx.bus, ctx.nodes, ctx.clock)
 
 
 plugin: Plugin[ProbesConfig, ProbeInput] = Plugin("probes", ProbesConfig, create)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from ebbflow.bus import Bus
-from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo, HealthChange, Sample, SampleBatch, labels_of
+from ebbflow.nodes import Nodes
 from ebbflow.services import service_key
 
 from ..identity import container_labels
@@ -106,9 +106,9 @@ def result_samples(
 class ProbeInput:
     name = "probes"
 
-    def __init__(self, bus: Bus, docker: DockerHandle, clock: Callable[[], float]) -> None:
+    def __init__(self, bus: Bus, nodes: Nodes, clock: Callable[[], float]) -> None:
         self.bus = bus
-        self.docker = docker
+        self.nodes = nodes
         self.clock = clock
         self.watch = ContainerWatch(bus, "probes", self._changed)
         self.states: dict[str, ProbeState] = {}
@@ -148,7 +148,7 @@ class ProbeInput:
 
     async def probe(self, info: ContainerInfo, spec: ProbeSpec) -> ProbeResult:
         if spec.kind == "cmd":
-            return await cmd_probe(self.docker.client, spec, info.id)
+            return await cmd_probe(self.nodes.handle(info.node).client, spec, info.id)
         target = spec.target(info.address)
         if target is None:
             return ProbeResult(False, 0.0, "error", detail="the container has no network address")
@@ -207,7 +207,7 @@ class ProbeInput:
 
     async def collect_once(self) -> list[Sample]:
         """Probe every labelled running container once, initial delays honoured."""
-        containers = await self.docker.running_containers()
+        containers = await self.nodes.running_containers()
         now = time.time()
         jobs = []
         for info in containers:

@@ -17,7 +17,7 @@ class ScrapeConfig(FrozenModel):
 
 def create(ctx: PluginContext, config: ScrapeConfig) -> ScrapeInput:
     return ScrapeInput(
-        ctx.bus, ctx.docker, config.interval or ctx.app.interval, config.timeout, ctx.clock
+        ctx.bus, ctx.nodes, config.interval or ctx.app.interval, config.timeout, ctx.clock
     )
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 import aiohttp
 
 from ebbflow.bus import Bus
-from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo, Sample, labels_of
+from ebbflow.nodes import Nodes
 
 from ..base import PollingInput
 from ..identity import container_labels
@@ -28,13 +28,13 @@ class ScrapeInput(PollingInput):
     def __init__(
         self,
         bus: Bus,
-        docker: DockerHandle,
+        nodes: Nodes,
         interval: float,
         timeout: float,
         clock: Callable[[], float],
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
-        self.docker = docker
+        self.nodes = nodes
         self.watch = ContainerWatch(bus, "scrape")
         self.target_timeout = timeout * 0.8  # one slow target never fails the whole cycle
         self.target_up: dict[str, bool] = {}
@@ -120,7 +120,7 @@ class ScrapeInput(PollingInput):
         return await self.scrape_all(list(self.watch.running.values()))
 
     async def collect_once(self) -> list[Sample]:
-        return await self.scrape_all(await self.docker.running_containers())
+        return await self.scrape_all(await self.nodes.running_containers())
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)

@@ -1,9 +1,10 @@
 """ebbflow's events as Alertmanager alerts, and the JSON that carries them.
 
-Decisions, healing steps and failed actions are one-off events: each fires once and ends
-by itself after `event_ttl`. A policy error, an unhealthy container and a container ebbflow
-gave up healing are states: they fire while they last and are sent again as resolved when
-the policy is fixed or the container is healthy.
+Decisions, healing steps (migrations and Swarm drains among them) and failed actions are
+one-off events: each fires once and ends by itself after `event_ttl`. A policy error, an
+unhealthy container or node and a container ebbflow gave up healing are states: they
+fire while they last and are sent again as resolved when the policy is fixed or the
+container or node is healthy.
 The webhook body is the one Alertmanager sends to its webhook receivers (version 4), so a
 receiver written for Alertmanager reads ebbflow's as is.
 """
@@ -22,6 +23,7 @@ from ebbflow.model import (
     Event,
     HealingStep,
     HealthChange,
+    NodeHealthChange,
     PolicyProblem,
 )
 
@@ -153,6 +155,17 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
             description=event.detail or event.reason,
             timestamp=event.timestamp,
         )
+    if isinstance(event, NodeHealthChange):
+        return state_alert(
+            {"alertname": "EbbflowNodeUnhealthy", "node": event.node},
+            "critical",
+            firing=not event.healthy,
+            summary=f"node {event.node}: healthy"
+            if event.healthy
+            else f"node {event.node}: {event.reason}; its containers move to other nodes",
+            description=event.reason,
+            timestamp=event.timestamp,
+        )
     return None
 
 
@@ -173,11 +186,21 @@ def state_alert(
     return Alert(labels, {"summary": summary, "description": description}, timestamp)
 
 
-HEALING_ALERTS = {"restart": "EbbflowContainerRestarted", "replace": "EbbflowContainerReplaced"}
+HEALING_ALERTS = {
+    "restart": "EbbflowContainerRestarted",
+    "replace": "EbbflowContainerReplaced",
+    "migrate": "EbbflowContainerMigrated",
+    "remove_leftover": "EbbflowLeftoverRemoved",
+    "drain": "EbbflowNodeDrained",
+    "activate": "EbbflowNodeActivated",
+}
 
 
 def healing_alert(step: HealingStep, event_ttl: float) -> Alert:
-    labels = {"service": str(step.service), "container": step.container}
+    if step.service.kind == "node":  # Swarm drains: about a node, not a container
+        labels = {"node": step.container}
+    else:
+        labels = {"service": str(step.service), "container": step.container}
     if step.dry_run:
         labels["dry_run"] = "true"
     if step.action in ("give_up", "recovered"):

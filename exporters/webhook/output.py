@@ -21,6 +21,7 @@ from ebbflow.model import (
     Decision,
     HealingStep,
     HealthChange,
+    NodeHealthChange,
     PolicyProblem,
     Sample,
     labels_of,
@@ -54,6 +55,7 @@ class WebhookOutput:
             PolicyProblem,
             HealthChange,
             HealingStep,
+            NodeHealthChange,
             capacity=10_000,
         )
         self.targets = [TargetQueue(target, config) for target in config.targets]

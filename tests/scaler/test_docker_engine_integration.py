@@ -10,6 +10,7 @@ import pytest
 
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import Decision, ServiceKey
+from ebbflow.nodes import Nodes
 from ebbflow.scaler.docker_engine import DockerEngineActuator
 
 from ..conftest import compose_containers
@@ -74,7 +75,7 @@ async def test_clone_fidelity_and_scale_in_newest_first(
     run_container(f"{project}-stray", "--network", "none")
     service = ServiceKey("compose", "web", project)
     docker = DockerHandle()
-    actuator = DockerEngineActuator(docker, time.time, stop_timeout=1)
+    actuator = DockerEngineActuator(Nodes([docker]), time.time, stop_timeout=1)
     try:
         result = await actuator.apply(Decision(service, 1, 3, "test", time.time()))
         assert result.ok, result.detail
@@ -127,7 +128,7 @@ async def test_clone_fidelity_and_scale_in_newest_first(
 async def test_nothing_to_clone_is_a_failed_action_not_a_crash(engine: str, project: str) -> None:
     docker = DockerHandle()
     try:
-        actuator = DockerEngineActuator(docker, time.time)
+        actuator = DockerEngineActuator(Nodes([docker]), time.time)
         result = await actuator.apply(
             Decision(ServiceKey("compose", "ghost", project), 0, 1, "test", time.time())
         )

@@ -174,6 +174,27 @@ async def test_a_replica_killed_or_removed_outside_ebbflow_is_brought_back(
     assert "cloned from" in ebbflow.logs()
 
 
+async def test_a_service_whose_every_replica_was_removed_comes_back(
+    run_container: Callable[..., str],
+    ebbflow: Ebbflow,
+    receiver: Receiver,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    await start_ebbflow(ebbflow, tmp_path, receiver.port)
+    (only,) = run_replicas(run_container, f"{project}-solo", 1)
+    await asyncio.sleep(1)
+    removed = json.loads(docker_cli("inspect", only))[0]
+    docker_cli("rm", "-f", only)  # nothing left to clone from
+    await until(lambda: docker_cli("ps", "-q", "--filter", f"name=^{only}$") != "", 20)
+    back = json.loads(docker_cli("inspect", only))[0]
+    assert back["Id"] != removed["Id"] and back["State"]["Running"]
+    assert back["Config"]["Labels"]["ebbflow.created-by"] == "replace"
+    for key in ("Image", "Cmd", "Env"):
+        assert back["Config"][key] == removed["Config"][key], key
+    assert "from its last inspect" in ebbflow.logs()
+
+
 async def test_dry_run_records_the_steps_and_changes_nothing(
     run_container: Callable[..., str],
     ebbflow: Ebbflow,

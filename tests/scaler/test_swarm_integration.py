@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ebbflow.docker_api import DockerHandle
+from ebbflow.nodes import Nodes
 from ebbflow.scaler.swarm import SwarmActuator
 from tests.conftest import RUN_ID, TEST_LABEL, docker_cli, free_port
 from tests.ebbflow_process import Ebbflow
@@ -159,7 +160,7 @@ async def test_an_update_never_overwrites_one_made_in_between(swarm: str, projec
     name = f"{project}-race"
     create_service(swarm, name)
     docker = DockerHandle()
-    actuator = SwarmActuator(docker, time.time)
+    actuator = SwarmActuator(Nodes([docker]), time.time)
     calls = 0
 
     def scale_to_3(s: dict[str, object]) -> str:
@@ -212,3 +213,59 @@ async def test_dry_run_on_swarm_changes_nothing(
         assert docker_cli("service", "inspect", "--format", "{{.Version.Index}}", n) == version
     assert replicas(loaded) == 1 and force_updates(sick) == 0
     assert "dry run: would restart" in ebbflow.logs()
+
+
+def node_spec() -> dict[str, object]:
+    node_id = docker_cli("info", "--format", "{{.Swarm.NodeID}}")
+    return dict(json.loads(docker_cli("node", "inspect", "--format", "{{json .Spec}}", node_id)))
+
+
+def pressure_config(tmp_path: Path, memory_percent: float) -> str:
+    """Default inputs (the node input among them) with a memory limit on this machine."""
+    path = tmp_path / f"pressure-{memory_percent:g}.yaml"
+    pressure = {"memory_percent": memory_percent, "for_seconds": 0}
+    path.write_text(json.dumps({"docker": {"pressure": pressure}}))
+    return str(path)
+
+
+async def test_a_node_under_pressure_is_drained_and_made_active_when_it_recovers(
+    swarm: str, ebbflow: Ebbflow, project: str, tmp_path: Path
+) -> None:
+    name = f"{project}-moved"
+    create_service(swarm, name, "--label", "ebbflow.heal.budget=1")
+    await until(lambda: running_tasks(name) == 1, 60)
+    try:
+        ebbflow.start("--config", pressure_config(tmp_path, 0.1))  # always passed
+        await until(lambda: node_spec()["Availability"] == "drain", 30)
+        labels = node_spec()["Labels"]
+        assert isinstance(labels, dict)
+        assert labels["ebbflow.drained"].startswith("under pressure: memory percent")
+        await until(lambda: running_tasks(name) == 0, 30)  # Swarm moved its task off it
+        assert ebbflow.stop() == 0
+        ebbflow.start("--config", pressure_config(tmp_path, 100))  # never passed
+        await until(lambda: node_spec()["Availability"] == "active", 30)
+        assert "ebbflow.drained" not in (node_spec().get("Labels") or {})
+        await until(lambda: running_tasks(name) == 1, 60)
+    finally:
+        node_id = docker_cli("info", "--format", "{{.Swarm.NodeID}}")
+        docker_cli("node", "update", "--availability", "active", node_id, check=False)
+        docker_cli("node", "update", "--label-rm", "ebbflow.drained", node_id, check=False)
+    steps = rows(
+        ebbflow.state,
+        "SELECT action, ok, dry_run FROM healing WHERE action IN ('drain', 'activate') ORDER BY id",
+    )
+    assert steps == [("drain", 1, 0), ("activate", 1, 0)]
+
+
+async def test_dry_run_does_not_drain(
+    swarm: str, ebbflow: Ebbflow, project: str, tmp_path: Path
+) -> None:
+    ebbflow.start("--config", pressure_config(tmp_path, 0.1), "--dry-run")
+    await until(
+        lambda: rows(ebbflow.state, "SELECT dry_run FROM healing WHERE action = 'drain'") == [(1,)],
+        30,
+    )
+    await asyncio.sleep(2)
+    spec_now = node_spec()
+    assert spec_now["Availability"] == "active"
+    assert "ebbflow.drained" not in (spec_now.get("Labels") or {})

@@ -6,6 +6,7 @@ from ebbflow.bus import Bus
 from ebbflow.collector.containers.collector import ContainerInput
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo
+from ebbflow.nodes import Nodes
 
 from .test_cgroups import CID, PID, CgroupV1, v1  # noqa: F401  (fixture)
 
@@ -13,7 +14,7 @@ from .test_cgroups import CID, PID, CgroupV1, v1  # noqa: F401  (fixture)
 def make_input(v1: CgroupV1, clock: object) -> ContainerInput:  # noqa: F811
     collector = ContainerInput(
         Bus(),
-        DockerHandle("unix:///nonexistent"),
+        Nodes([DockerHandle("unix:///nonexistent")]),
         1.0,
         1.0,
         clock,  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from ebbflow.bus import Bus
 from ebbflow.collector.containers import ContainerInput
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerEvent, ContainerEventKind, SampleBatch
+from ebbflow.nodes import Nodes
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +37,10 @@ async def test_start_and_die_events_and_cgroup_usage(
     events = bus.subscribe("events", ContainerEvent, capacity=10_000)
     batches = bus.subscribe("batches", SampleBatch, capacity=10_000)
     docker = DockerHandle()
-    collector = ContainerInput(bus, docker, interval=0.3, timeout=5, clock=time.time)
+    collector = ContainerInput(bus, Nodes([docker]), interval=0.3, timeout=5, clock=time.time)
     task = asyncio.create_task(collector.run())
     try:
-        await asyncio.wait_for(collector.discovery.synced.wait(), 20)
+        await asyncio.wait_for(collector.discoveries[0].synced.wait(), 20)
         name = f"{project}_burn_1"
         await asyncio.to_thread(
             run_container,
@@ -81,7 +82,7 @@ async def test_start_and_die_events_and_cgroup_usage(
             subprocess.run, ["docker", "kill", name], capture_output=True, timeout=30
         )
         await next_event(events, ContainerEventKind.DIE, name)
-        assert all(c.name != name for c in collector.discovery.containers.values())
+        assert all(c.name != name for c in collector.discoveries[0].containers.values())
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

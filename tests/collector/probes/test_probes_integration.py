@@ -16,6 +16,7 @@ from ebbflow.collector.containers import ContainerInput
 from ebbflow.collector.probes import ProbeInput
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import Sample, SampleBatch
+from ebbflow.nodes import Nodes
 
 from ...conftest import free_port, start_httpd
 
@@ -58,12 +59,12 @@ async def test_probe_outcomes_and_reasons(
     bus = Bus()
     results = bus.subscribe("results", SampleBatch, capacity=10_000)
     docker = DockerHandle()
-    containers = ContainerInput(bus, docker, interval=5, timeout=5, clock=time.time)
-    probes = ProbeInput(bus, docker, time.time)
+    containers = ContainerInput(bus, Nodes([docker]), interval=5, timeout=5, clock=time.time)
+    probes = ProbeInput(bus, Nodes([docker]), time.time)
     tasks = [asyncio.create_task(containers.run()), asyncio.create_task(probes.run())]
     started: dict[str, float] = {}
     try:
-        await asyncio.wait_for(containers.discovery.synced.wait(), 20)
+        await asyncio.wait_for(containers.discoveries[0].synced.wait(), 20)
         for name, labels in carriers.items():
             args = [arg for k, v in {**fast, **labels}.items() for arg in ("--label", f"{k}={v}")]
             await asyncio.to_thread(run_container, f"{project}-{name}", "--network", "host", *args)

@@ -8,6 +8,7 @@ import pytest
 from ebbflow.bus import Bus
 from ebbflow.collector.scrape import ScrapeInput
 from ebbflow.docker_api import DockerHandle
+from ebbflow.nodes import Nodes
 
 from ...conftest import free_port, start_httpd
 from .test_formats import APACHE, NGINX
@@ -51,7 +52,7 @@ async def test_prometheus_apache_and_nginx_endpoints(
         )
     docker = DockerHandle()
     try:
-        scrape = ScrapeInput(Bus(), docker, 5, 5, lambda: 1.0)
+        scrape = ScrapeInput(Bus(), Nodes([docker]), 5, 5, lambda: 1.0)
         samples = await scrape.collect_once()
     finally:
         await docker.close()
