@@ -199,6 +199,13 @@ DASHBOARDS = (
                 description="Containers past their restart budget; an alert fires for each.",
             ),
             Panel(
+                "Nodes healthy",
+                (q("ebbflow_node_healthy", "{{node}}"),),
+                kind="stat",
+                description="With several engines as nodes: 0 while a node's engine does not "
+                "answer or its pressure limits are passed; its containers move to the others.",
+            ),
+            Panel(
                 "Restarts in the last hour",
                 (
                     q(

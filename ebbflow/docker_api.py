@@ -8,6 +8,7 @@ import collections
 import dataclasses
 import os
 import time
+import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -141,6 +142,10 @@ class DockerHandle:
             raise
         self.last_inspect[container_id] = container._container
         info = container_info(container._container, self.node)
+        if info.network_mode == "host" and not self.local:
+            # A host-network container of a remote engine listens on that engine's host.
+            host = urllib.parse.urlsplit(self.host).hostname or info.address
+            info = dataclasses.replace(info, address=host)
         service_id = info.labels.get(SWARM_SERVICE_ID)
         if service_id:
             merged = {**await self.service_labels(service_id), **info.labels}

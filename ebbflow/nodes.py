@@ -199,10 +199,8 @@ class NodeMonitor:
         self.bus.publish(NodeHealthChange(node, healthy, why, self.clock()))
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        if not self.nodes.several:
-            return
         for name in self.nodes.handles:
-            pairs = labels_of({"node": name})
+            pairs = labels_of({"node": name}) if name else ()
             yield Sample(
                 "ebbflow_node_healthy",
                 1.0 if self.nodes.healthy(name) else 0.0,
@@ -211,6 +209,8 @@ class NodeMonitor:
                 "gauge",
                 "1 while the node takes work: its engine answers and no pressure limit is passed.",
             )
+            if not self.nodes.several:
+                continue  # one engine is not checked: there is nowhere to move to
             yield Sample(
                 "ebbflow_node_engine_up",
                 1.0 if self.engine_up[name] else 0.0,

@@ -126,6 +126,7 @@ class DockerEngineActuator:
             if not running:
                 return self._result(decision, False, "no running replica to clone")
             used = {n for m in members if (n := replica_number(m.name, m.labels))}
+            used |= self._numbers_on_failed_nodes(service)
             created = []
             for _ in range(target - len(running)):
                 node = self.placement(running)
@@ -142,6 +143,20 @@ class DockerEngineActuator:
             removed = [await self._remove(m) for m in doomed]
             return self._result(decision, True, f"removed {', '.join(removed)}", removed)
         return self._result(decision, True, f"already at {target} replicas")
+
+    def _numbers_on_failed_nodes(self, service: ServiceKey) -> set[int]:
+        """Replica numbers last seen on nodes at fault: their containers count as gone, but
+        their names come back with their node, so new replicas do not take them."""
+        numbers = set()
+        for node, handle in self.nodes.handles.items():
+            if self.nodes.healthy(node):
+                continue
+            for inspect in handle.last_inspect.values():
+                member = Member(node, inspect)
+                number = replica_number(member.name, member.labels)
+                if number and is_member(service, member.labels, member.name):
+                    numbers.add(number)
+        return numbers
 
     async def heal(
         self, service: ServiceKey, container: ContainerInfo, action: HealingAction

@@ -8,12 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import Decision, ServiceKey
+from ebbflow.nodes import Nodes
+from ebbflow.scaler.docker_engine import DockerEngineActuator
 from tests.conftest import RUN_ID, TEST_LABEL, docker_cli, free_port, remove_test_containers
 from tests.ebbflow_process import Ebbflow
 from tests.receiver import Receiver, alerts, until
@@ -215,3 +220,32 @@ async def test_dry_run_on_two_nodes_changes_nothing_on_either(
     assert list(left) == [second_name] and left[second_name]["State"]["Running"] is False  # type: ignore[index]
     assert members(service) == first_before
     assert "dry run: would migrate" in ebbflow.logs()
+
+
+async def test_scale_out_spreads_over_the_nodes_and_scale_in_takes_the_newest(
+    second: SecondEngine, engine: str, project: str
+) -> None:
+    service = f"{project}-spread"
+    docker_cli(*replica_args(service, engine, f"{service}_1"))
+    nodes = Nodes([DockerHandle(FIRST, node="n1"), DockerHandle(second.host, node="n2")])
+    actuator = DockerEngineActuator(nodes, time.time, stop_timeout=1)
+    key = ServiceKey("label", service)
+    try:
+        result = await actuator.apply(Decision(key, 1, 4, "test", time.time()))
+        assert result.ok, result.detail
+        # n2 had none: the first clone goes there; then each node has one, and so on.
+        assert sorted(members(service)) == [f"{service}_1", f"{service}_3"]
+        assert sorted(members(service, second.cli)) == [f"{service}_2", f"{service}_4"]
+        result = await actuator.apply(Decision(key, 4, 2, "test", time.time()))
+        assert result.containers == (f"{service}_4", f"{service}_3")  # newest first
+        assert list(members(service)) == [f"{service}_1"]
+        assert list(members(service, second.cli)) == [f"{service}_2"]
+        # A node at fault takes nothing new, and its replicas do not count (as Swarm does
+        # not count tasks on a down node); their numbers stay theirs.
+        await nodes.handles["n2"].running_containers()  # seen, as discovery would have
+        nodes.set_fault("n2", "engine", "down")
+        result = await actuator.apply(Decision(key, 1, 2, "test", time.time()))
+        assert result.ok, result.detail
+        assert sorted(members(service)) == [f"{service}_1", f"{service}_3"]
+    finally:
+        await nodes.close()

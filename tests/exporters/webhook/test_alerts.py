@@ -6,6 +6,7 @@ from ebbflow.model import (
     Decision,
     HealingStep,
     HealthChange,
+    NodeHealthChange,
     PolicyProblem,
     ServiceKey,
 )
@@ -83,6 +84,32 @@ def test_healing_steps_are_events_and_giving_up_is_a_state() -> None:
     assert (gave_up.status, back.status) == ("firing", "resolved")
     dry = HealingStep(WEB, "shop-web-1", "restart", "x", 1, True, "dry run", 8.0, dry_run=True)
     assert alert_for(dry, 300, dry_run_alerts=False) is None
+
+
+def test_a_node_at_fault_is_a_state_and_its_moves_are_events() -> None:
+    down = alert_for(NodeHealthChange("n2", False, "engine not answering", 10.0), 300)
+    up = alert_for(NodeHealthChange("n2", True, "engine fault cleared", 20.0), 300)
+    assert down is not None and up is not None and not down.event
+    assert dict(down.labels) == {
+        "alertname": "EbbflowNodeUnhealthy",
+        "node": "n2",
+        "severity": "critical",
+    }
+    assert down.fingerprint == up.fingerprint and up.resolved
+    moved = alert_for(
+        HealingStep(WEB, "shop-web-2", "migrate", "node n2 down", 0, True, "on n1", 11.0), 300
+    )
+    assert moved is not None and moved.event
+    assert moved.labels["alertname"] == "EbbflowContainerMigrated"
+    drained = alert_for(
+        HealingStep(ServiceKey("node", "n2"), "n2", "drain", "pressure", 0, True, "", 12.0), 300
+    )
+    assert drained is not None
+    assert dict(drained.labels) == {
+        "alertname": "EbbflowNodeDrained",
+        "node": "n2",
+        "severity": "info",
+    }
 
 
 def test_notification_is_alertmanagers_webhook_body() -> None:
