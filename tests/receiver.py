@@ -50,6 +50,10 @@ class Receiver(LoopbackServer):
     def routes(self) -> dict[str, Handler]:
         return {"/{name}": self.hook}
 
+    def webhook_output(self) -> dict[str, Any]:
+        """ebbflow's webhook output section that sends here, to `/hook`, without delay."""
+        return {"targets": [{"url": f"http://127.0.0.1:{self.port}/hook"}], "group_wait": 0.1}
+
     async def hook(self, request: web.Request) -> web.Response:
         raw = await request.read()
         signed = request.headers.get("X-Ebbflow-Signature")

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import docker_cli, free_port
+from tests.conftest import docker_cli
 from tests.ebbflow_process import Ebbflow
 from tests.receiver import Receiver, alerts, until
 
@@ -36,7 +36,7 @@ def state_of(name: str) -> dict[str, object]:
     return dict(json.loads(out))
 
 
-async def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, hook_port: int, *extra: str) -> None:
+async def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, receiver: Receiver, *extra: str) -> None:
     """`ebbflow run` with containers, probes, /metrics and webhooks to the receiver; returns
     once it serves its healing metrics."""
     config = tmp_path / "ebbflow.yaml"
@@ -46,24 +46,13 @@ async def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, hook_port: int, *extra
                 "inputs": {"containers": {}, "probes": {}},
                 "outputs": {
                     "prometheus": {},
-                    "webhook": {
-                        "targets": [{"url": f"http://127.0.0.1:{hook_port}/hook"}],
-                        "group_wait": 0.1,
-                    },
+                    "webhook": receiver.webhook_output(),
                 },
             }
         )
     )
     ebbflow.start("--config", str(config), *extra)
     await until(lambda: ebbflow.metric("ebbflow_healing_given_up") is not None, 30)
-
-
-@pytest.fixture
-async def receiver() -> Iterator[Receiver]:  # type: ignore[misc]
-    hook = Receiver(free_port())
-    await hook.start()
-    yield hook
-    await hook.stop()
 
 
 async def test_a_crash_loop_backs_off_then_is_given_up_with_an_alert(
@@ -73,7 +62,7 @@ async def test_a_crash_loop_backs_off_then_is_given_up_with_an_alert(
     project: str,
     tmp_path: Path,
 ) -> None:
-    await start_ebbflow(ebbflow, tmp_path, receiver.port)
+    await start_ebbflow(ebbflow, tmp_path, receiver)
     name = f"{project}-crash"
     labels = {"ebbflow.service": name, "ebbflow.heal.backoff": "1", "ebbflow.heal.budget": "2"}
     run_container(
@@ -152,7 +141,7 @@ async def test_a_replica_killed_or_removed_outside_ebbflow_is_brought_back(
     project: str,
     tmp_path: Path,
 ) -> None:
-    await start_ebbflow(ebbflow, tmp_path, receiver.port)
+    await start_ebbflow(ebbflow, tmp_path, receiver)
     first, second = run_replicas(run_container, f"{project}-web", 2)
     await asyncio.sleep(1)  # discovery has seen them
     killed_id = docker_cli("inspect", "--format", "{{.Id}}", first)
@@ -181,7 +170,7 @@ async def test_a_service_whose_every_replica_was_removed_comes_back(
     project: str,
     tmp_path: Path,
 ) -> None:
-    await start_ebbflow(ebbflow, tmp_path, receiver.port)
+    await start_ebbflow(ebbflow, tmp_path, receiver)
     (only,) = run_replicas(run_container, f"{project}-solo", 1)
     await asyncio.sleep(1)
     removed = json.loads(docker_cli("inspect", only))[0]
@@ -202,7 +191,7 @@ async def test_dry_run_records_the_steps_and_changes_nothing(
     project: str,
     tmp_path: Path,
 ) -> None:
-    await start_ebbflow(ebbflow, tmp_path, receiver.port, "--dry-run")
+    await start_ebbflow(ebbflow, tmp_path, receiver, "--dry-run")
     crash = f"{project}-crash"
     run_container(crash, "--network", "none", "--label", "ebbflow.heal.backoff=1", cmd=CRASH_LOOP)
     (replica,) = run_replicas(run_container, f"{project}-web", 1)

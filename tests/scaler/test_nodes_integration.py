@@ -19,7 +19,7 @@ from ebbflow.docker_api import DockerHandle
 from ebbflow.model import Decision, ServiceKey
 from ebbflow.nodes import Nodes
 from ebbflow.scaler.docker_engine import DockerEngineActuator
-from tests.conftest import RUN_ID, TEST_LABEL, docker_cli, free_port, remove_test_containers
+from tests.conftest import RUN_ID, TEST_LABEL, docker_cli, remove_test_containers
 from tests.ebbflow_process import Ebbflow
 from tests.receiver import Receiver, alerts, until
 from tests.scaler.test_healing_integration import healing_rows
@@ -46,14 +46,6 @@ def second(second_engine: SecondEngine) -> Iterator[SecondEngine]:
     second_engine.start()
     second_engine.remove_test_containers()
     remove_test_containers()
-
-
-@pytest.fixture
-async def receiver() -> Iterator[Receiver]:  # type: ignore[misc]
-    hook = Receiver(free_port())
-    await hook.start()
-    yield hook
-    await hook.stop()
 
 
 def replica_args(service: str, image: str, name: str) -> list[str]:
@@ -98,7 +90,7 @@ def members(service: str, cli: object = docker_cli) -> dict[str, dict[str, objec
 
 
 async def start_ebbflow(
-    ebbflow: Ebbflow, tmp_path: Path, second: SecondEngine, hook_port: int, *extra: str
+    ebbflow: Ebbflow, tmp_path: Path, second: SecondEngine, receiver: Receiver, *extra: str
 ) -> None:
     config = tmp_path / "ebbflow.yaml"
     config.write_text(
@@ -112,10 +104,7 @@ async def start_ebbflow(
                 "inputs": {"containers": {}},
                 "outputs": {
                     "prometheus": {},
-                    "webhook": {
-                        "targets": [{"url": f"http://127.0.0.1:{hook_port}/hook"}],
-                        "group_wait": 0.1,
-                    },
+                    "webhook": receiver.webhook_output(),
                 },
             }
         )
@@ -128,7 +117,7 @@ async def test_a_replica_killed_or_removed_on_a_second_node_is_brought_back_ther
     second: SecondEngine, engine: str, ebbflow: Ebbflow, receiver: Receiver, project: str
 ) -> None:
     service = f"{project}-web"
-    await start_ebbflow(ebbflow, ebbflow.workdir, second, receiver.port)
+    await start_ebbflow(ebbflow, ebbflow.workdir, second, receiver)
     first_name, second_name = one_replica_each(second, service, engine)
     await asyncio.sleep(1.5)  # both discoveries have seen them
     killed = members(service, second.cli)[second_name]
@@ -157,7 +146,7 @@ async def test_a_stopped_engine_s_containers_come_up_on_the_other_and_nothing_is
     second: SecondEngine, engine: str, ebbflow: Ebbflow, receiver: Receiver, project: str
 ) -> None:
     service = f"{project}-web"
-    await start_ebbflow(ebbflow, ebbflow.workdir, second, receiver.port)
+    await start_ebbflow(ebbflow, ebbflow.workdir, second, receiver)
     first_name, second_name = one_replica_each(second, service, engine)
     await asyncio.sleep(1.5)
     original = members(service)[first_name]
@@ -202,7 +191,7 @@ async def test_dry_run_on_two_nodes_changes_nothing_on_either(
     second: SecondEngine, engine: str, ebbflow: Ebbflow, receiver: Receiver, project: str
 ) -> None:
     service = f"{project}-web"
-    await start_ebbflow(ebbflow, ebbflow.workdir, second, receiver.port, "--dry-run")
+    await start_ebbflow(ebbflow, ebbflow.workdir, second, receiver, "--dry-run")
     _, second_name = one_replica_each(second, service, engine)
     await asyncio.sleep(1.5)
     second.cli("kill", second_name)
