@@ -223,7 +223,7 @@ class Healer:
         for leftover in self.store.leftovers(change.node):
             self._spawn(self._remove_leftover(leftover))
         # Containers that found no healthy node before may find this one.
-        assert self.nodes is not None, "node changes come only with several nodes"
+        assert self.nodes is not None, "node changes come from the monitor of these nodes"
         for node, placed in self.placed.items():
             if not self.nodes.healthy(node):
                 for info in list(placed.values()):
@@ -239,14 +239,10 @@ class Healer:
         raises is logged, not fatal."""
         node_service = ServiceKey("node", change.node)
         slot = self._slot(f"node:{change.node}")
+        ok = True
         try:
-            if self.dry_run:
-                detail = await actuator.node_changed(change, dry_run=True)
-                ok = True
-            else:
-                async with self.gate.turn(node_service):
-                    detail = await actuator.node_changed(change, dry_run=False)
-                ok = True
+            async with self.gate.turn(node_service):
+                detail = await actuator.node_changed(change, dry_run=self.dry_run)
         except Exception as err:
             detail, ok = f"{type(err).__name__}: {err}", False
         if detail is None:
@@ -339,7 +335,7 @@ class Healer:
     ) -> None:
         try:
             await asyncio.sleep(step.delay)
-            if self.nodes is not None and not self.nodes.healthy(info.node):
+            if self._stranded(info):
                 step = Plan("migrate", 0.0, step.attempt)  # the node failed while we waited
             slot.acting = True
             async with self.gate.turn(service):
@@ -370,10 +366,11 @@ class Healer:
             self.failed(info, service, "node", f"node {info.node} {self.nodes.fault(info.node)}")
 
     def _stranded(self, info: ContainerInfo) -> bool:
+        """On a node at fault, and one of those ebbflow moves (see `_track`)."""
         return (
             self.nodes is not None
-            and not self.nodes.healthy(info.node)
             and info.id in self.placed[info.node]
+            and not self.nodes.healthy(info.node)
         )
 
     def _migrated(
