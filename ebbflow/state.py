@@ -90,7 +90,8 @@ class DecisionStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        # One transaction, so a reader never sees half a schema.
+        self._db.executescript(f"BEGIN;\n{SCHEMA}\nCOMMIT;")
 
     def close(self) -> None:
         self._db.close()

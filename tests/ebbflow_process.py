@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -87,6 +88,20 @@ class Ebbflow:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+
+
+def state_rows(state: Path, query: str) -> list[tuple[object, ...]]:
+    """Rows of `query` on ebbflow's state; none while ebbflow has not yet created it (the file
+    can exist a moment before its tables)."""
+    if not state.exists():
+        return []
+    try:
+        with sqlite3.connect(state) as db:
+            return list(db.execute(query).fetchall())
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return []
+        raise
 
 
 def wait_for(

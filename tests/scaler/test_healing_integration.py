@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import docker_cli
-from tests.ebbflow_process import Ebbflow
+from tests.ebbflow_process import Ebbflow, state_rows
 from tests.receiver import Receiver, alerts, until
 
 pytestmark = pytest.mark.integration
@@ -24,10 +23,7 @@ CRASH_LOOP = ("sh", "-c", "sleep 1; exit 3")
 
 def healing_rows(state: Path) -> list[tuple[float, str, str, int]]:
     """(time, action, container, ok) of every healing step recorded so far."""
-    if not state.exists():
-        return []
-    with sqlite3.connect(state) as db:
-        rows = db.execute("SELECT ts, action, container, ok FROM healing ORDER BY id").fetchall()
+    rows = state_rows(state, "SELECT ts, action, container, ok FROM healing ORDER BY id")
     return [(float(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 

@@ -82,11 +82,16 @@ def one_replica_each(second: SecondEngine, service: str, image: str) -> tuple[st
 def members(service: str, cli: object = docker_cli) -> dict[str, dict[str, object]]:
     """The service's containers on one engine, stopped ones included: name → inspect."""
     run = cli  # docker_cli or SecondEngine.cli
-    ids = (run("ps", "-aq", "--filter", f"label=ebbflow.service={service}") or "").split()  # type: ignore[operator]
-    if not ids:
-        return {}
-    found = json.loads(run("inspect", *ids))  # type: ignore[operator]
-    return {c["Name"].lstrip("/"): c for c in found}
+    for _ in range(5):  # ebbflow may remove one between the listing and the inspect
+        ids = (run("ps", "-aq", "--filter", f"label=ebbflow.service={service}") or "").split()  # type: ignore[operator]
+        if not ids:
+            return {}
+        try:
+            found = json.loads(run("inspect", *ids))  # type: ignore[operator]
+        except RuntimeError:
+            continue
+        return {c["Name"].lstrip("/"): c for c in found}
+    raise AssertionError(f"{service}'s containers kept changing under docker inspect")
 
 
 async def start_ebbflow(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from ebbflow.docker_api import DockerHandle
 from ebbflow.nodes import Nodes
 from ebbflow.scaler.swarm import SwarmActuator
 from tests.conftest import RUN_ID, TEST_LABEL, docker_cli, free_port
-from tests.ebbflow_process import Ebbflow
+from tests.ebbflow_process import Ebbflow, state_rows
 from tests.receiver import until
 
 pytestmark = pytest.mark.integration
@@ -86,13 +85,6 @@ def force_updates(name: str) -> int:
     return int(template.get("ForceUpdate") or 0)
 
 
-def rows(state: Path, query: str) -> list[tuple[object, ...]]:
-    if not state.exists():
-        return []
-    with sqlite3.connect(state) as db:
-        return list(db.execute(query).fetchall())
-
-
 def scaling_labels(ctl: Path) -> list[str]:
     labels = {
         "ebbflow.scale.metric": "cpu",
@@ -132,7 +124,7 @@ async def test_a_labelled_service_scales_out_and_in_under_load(
     (ctl / "busy").unlink()  # both idle: < min 10
     await until(lambda: replicas(name) == 1, 60)
     await until(lambda: running_tasks(name) == 1, 30)
-    decided = rows(
+    decided = state_rows(
         ebbflow.state,
         "SELECT from_replicas, to_replicas, outcome, detail FROM decisions ORDER BY id",
     )
@@ -146,8 +138,8 @@ async def test_a_failing_probe_restarts_the_service_by_forced_updates_with_backo
     create_service(swarm, name, *failing_probe_labels())
     ebbflow.start()
     restarts = "SELECT ts, action, ok FROM healing WHERE action = 'restart' ORDER BY id"
-    await until(lambda: len(rows(ebbflow.state, restarts)) >= 2, 90)
-    (first, _, ok1), (second, _, ok2) = rows(ebbflow.state, restarts)[:2]
+    await until(lambda: len(state_rows(ebbflow.state, restarts)) >= 2, 90)
+    (first, _, ok1), (second, _, ok2) = state_rows(ebbflow.state, restarts)[:2]
     assert ok1 == ok2 == 1
     assert force_updates(name) >= 2
     # Between the two: the new task's start, 2 failed probes, and a backoff of 2 × 2 s.
@@ -203,8 +195,8 @@ async def test_dry_run_on_swarm_changes_nothing(
     ebbflow.start("--dry-run")
     await until(
         lambda: (
-            rows(ebbflow.state, "SELECT 1 FROM decisions WHERE dry_run = 1")
-            and rows(ebbflow.state, "SELECT 1 FROM healing WHERE dry_run = 1")
+            state_rows(ebbflow.state, "SELECT 1 FROM decisions WHERE dry_run = 1")
+            and state_rows(ebbflow.state, "SELECT 1 FROM healing WHERE dry_run = 1")
         ),
         60,
     )
@@ -250,7 +242,7 @@ async def test_a_node_under_pressure_is_drained_and_made_active_when_it_recovers
         node_id = docker_cli("info", "--format", "{{.Swarm.NodeID}}")
         docker_cli("node", "update", "--availability", "active", node_id, check=False)
         docker_cli("node", "update", "--label-rm", "ebbflow.drained", node_id, check=False)
-    steps = rows(
+    steps = state_rows(
         ebbflow.state,
         "SELECT action, ok, dry_run FROM healing WHERE action IN ('drain', 'activate') ORDER BY id",
     )
@@ -262,7 +254,10 @@ async def test_dry_run_does_not_drain(
 ) -> None:
     ebbflow.start("--config", pressure_config(tmp_path, 0.1), "--dry-run")
     await until(
-        lambda: rows(ebbflow.state, "SELECT dry_run FROM healing WHERE action = 'drain'") == [(1,)],
+        lambda: (
+            state_rows(ebbflow.state, "SELECT dry_run FROM healing WHERE action = 'drain'")
+            == [(1,)]
+        ),
         30,
     )
     await asyncio.sleep(2)
