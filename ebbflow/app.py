@@ -22,6 +22,7 @@ from ebbflow.plugins import (
 )
 from ebbflow.rules.engine import RuleEngine
 from ebbflow.scaler.healing import Healer
+from ebbflow.scaler.reconcile import Reconciler
 from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
@@ -76,12 +77,24 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     healer = Healer(
         ctx.bus, actuators, gate, store, clock, config.healing, config.dry_run, nodes=ctx.nodes
     )
+    reconciler = Reconciler(
+        ctx.bus,
+        ctx.nodes,
+        store,
+        actuators,
+        clock,
+        config.reconcile,
+        config.rules,
+        config.dry_run,
+        healing_under_way=healer.under_way,
+    )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
     parts: list[Any] = [
         *app.outputs.values(),
         engine,
         runner,
         healer,
+        reconciler,
         monitor,
         *app.inputs.values(),
     ]

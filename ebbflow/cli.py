@@ -196,6 +196,8 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
 def _policy_text(policy: dict[str, Any] | None) -> str:
     if policy is None:
         return "-"
+    if not policy["rules"]:
+        return f"fixed replicas={policy['initial_replicas']}"
     rules = []
     for rule in policy["rules"]:
         bounds = " ".join(

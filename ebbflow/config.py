@@ -146,6 +146,19 @@ def _enable(*plugins: str) -> dict[str, dict[str, Any] | bool]:
     return {name: {} for name in plugins}
 
 
+class ReconcileConfig(FrozenModel):
+    """Keeping plain-engine services at their desired replica count."""
+
+    enabled: bool = Field(True, description="Reconcile replica counts at all.")
+    interval: float = Field(2.0, gt=0, description="Seconds between checks of every count.")
+    grace: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a count must stay off its desired value, with nothing else "
+        "acting on the service, before ebbflow acts.",
+    )
+
+
 class AppConfig(FrozenModel):
     interval: float = Field(1.0, gt=0, description="Default collection interval, seconds.")
     state: Path = Field(Path("ebbflow.db"), description="SQLite file for decisions and cooldowns.")
@@ -159,6 +172,7 @@ class AppConfig(FrozenModel):
     )
     outputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: _enable("prometheus"))
     healing: HealingConfig = HealingConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     actuators: tuple[str, ...] = Field(
         ("docker", "swarm"),
         description="Actuator plugins; each service goes to the first that drives its kind.",

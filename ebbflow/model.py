@@ -16,6 +16,7 @@ Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
 
 MetricKind = Literal["counter", "gauge"]
+DecisionOrigin = Literal["policy", "reconcile"]
 
 
 def labels_of(pairs: Mapping[str, str]) -> Labels:
@@ -123,6 +124,9 @@ class Decision:
     timestamp: float
     inputs: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     dry_run: bool = False
+    # "policy": a scaling rule's; "reconcile": back to the desired count, which starts no
+    # cooldown.
+    origin: DecisionOrigin = "policy"
 
     @property
     def direction(self) -> Literal["out", "in", "none"]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ebbflow.model import Decision, HealingStep, ServiceKey
+from ebbflow.model import Decision, DecisionOrigin, HealingStep, ServiceKey
 from ebbflow.services import format_service_key, parse_service_key
 
 SCHEMA = """
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     inputs TEXT NOT NULL,
     dry_run INTEGER NOT NULL,
     outcome TEXT,
-    detail TEXT
+    detail TEXT,
+    origin TEXT NOT NULL DEFAULT 'policy'
 );
 CREATE INDEX IF NOT EXISTS decisions_by_service ON decisions (service, dry_run, ts);
 CREATE TABLE IF NOT EXISTS healing (
@@ -81,6 +82,7 @@ class StoredDecision:
     dry_run: bool
     outcome: str | None
     detail: str | None
+    origin: DecisionOrigin = "policy"
 
 
 class DecisionStore:
@@ -91,7 +93,14 @@ class DecisionStore:
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # One transaction, so a reader never sees half a schema.
-        self._db.executescript(f"BEGIN;\n{SCHEMA}\nCOMMIT;")
+        self._db.executescript(f"BEGIN;\n{SCHEMA}\n{self._upgrades()}COMMIT;")
+
+    def _upgrades(self) -> str:
+        """Columns added since a state file was created (the file outlives versions)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
+        if columns and "origin" not in columns:
+            return "ALTER TABLE decisions ADD COLUMN origin TEXT NOT NULL DEFAULT 'policy';\n"
+        return ""
 
     def close(self) -> None:
         self._db.close()
@@ -99,7 +108,7 @@ class DecisionStore:
     def record(self, decision: Decision) -> int:
         cursor = self._db.execute(
             "INSERT INTO decisions (ts, service, from_replicas, to_replicas, reason, inputs,"
-            " dry_run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " dry_run, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 decision.timestamp,
                 format_service_key(decision.service),
@@ -108,6 +117,7 @@ class DecisionStore:
                 decision.reason,
                 json.dumps(dict(decision.inputs)),
                 int(decision.dry_run),
+                decision.origin,
             ),
         )
         return int(cursor.lastrowid or 0)
@@ -177,6 +187,14 @@ class DecisionStore:
         ).fetchall()
         return [Leftover(parse_service_key(r[0]), r[1], r[2], r[3]) for r in rows]
 
+    def has_leftovers(self, service: ServiceKey) -> bool:
+        """Originals of the service's migrated containers are still to be removed."""
+        row = self._db.execute(
+            "SELECT 1 FROM migrations WHERE service = ? AND removed_ts IS NULL LIMIT 1",
+            (format_service_key(service),),
+        ).fetchone()
+        return row is not None
+
     def leftover_removed(self, container_id: str, when: float) -> None:
         self._db.execute(
             "UPDATE migrations SET removed_ts = ? WHERE container_id = ?", (when, container_id)
@@ -208,14 +226,26 @@ class DecisionStore:
     def last_decision_time(
         self, service: ServiceKey, dry_run: bool, direction: str | None = None
     ) -> float | None:
-        """When the service's last decision (in `direction`: "out" or "in") was taken."""
-        query = "SELECT MAX(ts) FROM decisions WHERE service = ? AND dry_run = ?"
+        """When the service's last policy decision (in `direction`: "out" or "in") was
+        taken; reconciling to the desired count starts no cooldown."""
+        query = (
+            "SELECT MAX(ts) FROM decisions WHERE service = ? AND dry_run = ? AND origin = 'policy'"
+        )
         if direction == "out":
             query += " AND to_replicas > from_replicas"
         elif direction == "in":
             query += " AND to_replicas < from_replicas"
         row = self._db.execute(query, (format_service_key(service), int(dry_run))).fetchone()
         return float(row[0]) if row and row[0] is not None else None
+
+    def last_target(self, service: ServiceKey) -> int | None:
+        """The replica count of the service's last decision carried out (not a dry run)."""
+        row = self._db.execute(
+            "SELECT to_replicas FROM decisions WHERE service = ? AND dry_run = 0"
+            " AND outcome = 'ok' ORDER BY ts DESC, id DESC LIMIT 1",
+            (format_service_key(service),),
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def services(self) -> list[str]:
         """Every service with at least one recorded decision."""
@@ -235,5 +265,5 @@ class DecisionStore:
     @staticmethod
     def _decision(r: tuple[Any, ...]) -> StoredDecision:
         return StoredDecision(
-            r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8], r[9]
+            r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8], r[9], r[10]
         )

@@ -194,7 +194,8 @@ class RuleEngine:
             self.on_container(event)
         elif isinstance(event, ActionResult):
             decision = event.decision
-            self.in_flight.pop(decision.service, None)
+            if decision.origin == "policy":
+                self.in_flight.pop(decision.service, None)
             state = self.services.get(decision.service)
             if state is not None and event.ok and not decision.dry_run:
                 state.converging = (decision.to_replicas, self.clock() + CONVERGE_DEADLINE)

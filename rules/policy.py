@@ -57,6 +57,7 @@ SEED_RULE_LABELS: dict[str, tuple[str, str]] = {
 }
 RULE_KEYS = ("metric", "target", "max", "min", "aggregation")
 NATIVE = "ebbflow.scale."
+DECLARED_COUNT_LABELS = ("aliyun.scale", "ebbflow.scale.initial_replicas")
 SCALING_PREFIXES = ("aliyun.auto_scaling.", NATIVE)
 
 
@@ -111,7 +112,8 @@ class MetricRule(FrozenModel):
 
 
 class Policy(FrozenModel):
-    rules: tuple[MetricRule, ...] = Field(min_length=1)
+    # No rules: a fixed replica count (`aliyun.scale` alone), kept but never scaled.
+    rules: tuple[MetricRule, ...] = ()
     initial_replicas: int | None = Field(None, ge=0)
     mode: Literal["step", "proportional", "predictive"] = "proportional"
     step: int = Field(1, ge=1)
@@ -151,6 +153,16 @@ class Policy(FrozenModel):
             )
         if self.mode == "step" and any(r.proportional for r in self.rules):
             raise ValueError("mode (step) cannot use a metric with a target: give it max/min")
+        initial = self.initial_replicas
+        if (
+            self.rules
+            and initial is not None
+            and not (self.min_replicas <= initial <= self.max_replicas)
+        ):
+            raise ValueError(
+                f"initial_replicas ({initial}) must lie between min_replicas "
+                f"({self.min_replicas}) and max_replicas ({self.max_replicas})"
+            )
         ids = [r.id for r in self.rules]
         if len(set(ids)) != len(ids):
             raise ValueError(f"metric ids repeat: {ids}")
@@ -225,7 +237,7 @@ def _rule_fields(rule_id: str, rule_labels: Mapping[str, str]) -> dict[str, str]
 
 def parse_policy(labels: Mapping[str, str], defaults: RulesConfig | None = None) -> PolicyResult:
     defaults = defaults or RulesConfig()
-    if not any(key.startswith(SCALING_PREFIXES) for key in labels):
+    if not any(key.startswith(SCALING_PREFIXES) or key == "aliyun.scale" for key in labels):
         return PolicyResult(None)
     grouped, errors = _group(labels)
     rules = []
@@ -237,10 +249,11 @@ def parse_policy(labels: Mapping[str, str], defaults: RulesConfig | None = None)
         errors.extend(rule_errors)
         if rule is not None:
             rules.append(rule)
-    if not grouped:
+    if not grouped and not any(labels.get(label) for label in DECLARED_COUNT_LABELS):
         errors.append(
             "no metric: set a threshold (aliyun.auto_scaling.max_cpu, ...) or "
-            "ebbflow.scale.metric with a target or max/min"
+            "ebbflow.scale.metric with a target or max/min, or only a replica count "
+            "(aliyun.scale)"
         )
     step_only = bool(rules) and all(not r.proportional for r in rules)
     settings: dict[str, Any] = {

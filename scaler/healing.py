@@ -77,6 +77,7 @@ class Slot:
     """One container's place in its service (for Swarm: the service) and its history."""
 
     key: str
+    service: ServiceKey | None = None
     steps: collections.deque[tuple[float, HealingAction]] = field(default_factory=collections.deque)
     waiting: asyncio.Task[None] | None = None
     cause: str = ""  # "probe" or "exit": what the waiting step answers
@@ -143,8 +144,17 @@ class Healer:
             if counted is not None:
                 self._slot(key).steps.append((when, counted))
 
-    def _slot(self, key: str) -> Slot:
-        return self.slots.setdefault(key, Slot(key))
+    def _slot(self, key: str, service: ServiceKey | None = None) -> Slot:
+        slot = self.slots.setdefault(key, Slot(key))
+        slot.service = service or slot.service
+        return slot
+
+    def under_way(self, service: ServiceKey) -> bool:
+        """A step for one of the service's containers waits or runs."""
+        return any(
+            slot.service == service and (slot.waiting is not None or slot.acting)
+            for slot in self.slots.values()
+        )
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -252,7 +262,7 @@ class Healer:
 
     async def _remove_leftover(self, leftover: Leftover) -> None:
         info = ContainerInfo(leftover.container_id, leftover.container, "", node=leftover.node)
-        slot = self._slot(slot_key(leftover.service, info))
+        slot = self._slot(slot_key(leftover.service, info), leftover.service)
         async with self.gate.turn(leftover.service):
             ok, detail = await self._act(info, leftover.service, "remove_leftover")
         if ok:
@@ -286,7 +296,7 @@ class Healer:
             return
         if policy.action == "none":
             return
-        slot = self._slot(slot_key(service, info))
+        slot = self._slot(slot_key(service, info), service)
         now = self.clock()
         slot.prune(now - policy.window)
         if cause == "node":

@@ -106,6 +106,7 @@ class ActionRunner:
                     stored.reason,
                     stored.timestamp,
                     MappingProxyType(dict(stored.inputs)),
+                    origin=stored.origin,
                 )
             )
         return decisions

@@ -91,6 +91,7 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
             "service": str(event.service),
             "direction": event.direction,
             "replicas": str(event.to_replicas),
+            "origin": event.origin,
             "severity": "info",
         }
         if event.dry_run:

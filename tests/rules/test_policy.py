@@ -69,8 +69,37 @@ def test_defaults_come_from_config() -> None:
 
 
 def test_no_scaling_labels_means_no_policy_and_no_error() -> None:
-    result = parse_policy({"aliyun.scale": "3", "com.docker.compose.service": "web"})
+    result = parse_policy({"com.docker.compose.service": "web", "ebbflow.heal.budget": "2"})
     assert (result.policy, result.errors, result.declared) == (None, (), False)
+
+
+@pytest.mark.parametrize("label", ["aliyun.scale", "ebbflow.scale.initial_replicas"])
+def test_a_replica_count_alone_is_a_fixed_count_policy(label: str) -> None:
+    result = parse_policy({label: "3", "com.docker.compose.service": "web"})
+    assert result.ok and result.declared
+    assert result.policy is not None
+    assert (result.policy.initial_replicas, result.policy.rules) == (3, ())
+
+
+def test_a_declared_count_outside_the_bounds_of_a_scaling_policy_is_an_error() -> None:
+    result = parse_policy(
+        {
+            "aliyun.scale": "5",
+            "aliyun.auto_scaling.max_cpu": "70",
+            "aliyun.auto_scaling.max_instances": "4",
+        }
+    )
+    assert result.errors == (
+        "aliyun.scale (5) must lie between ebbflow.scale.min_replicas (1) and "
+        "aliyun.auto_scaling.max_instances (4)",
+    )
+
+
+def test_a_bad_declared_count_names_its_label() -> None:
+    assert parse_policy({"aliyun.scale": "three"}).errors == (
+        "aliyun.scale: Input should be a valid integer, unable to parse string as an "
+        "integer (got 'three')",
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ def test_a_decision_is_a_one_off_alert() -> None:
         "service": "shop/web",
         "direction": "out",
         "replicas": "3",
+        "origin": "policy",
         "severity": "info",
     }
     assert alert.annotations["description"] == "cpu avg 91 > max 80"

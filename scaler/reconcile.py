@@ -1,0 +1,271 @@
+"""Desired replica counts on plain engines, kept the way Swarm mode keeps a service's tasks.
+
+A service's desired count is ebbflow's last decision for it that was carried out, else the
+count its labels declare (`aliyun.scale`, `ebbflow.scale.initial_replicas`); a declared
+count that changes while ebbflow watches wins over older decisions. When the replicas
+running on healthy nodes stay off that count for a grace period while nothing else acts
+on the service (no decision under way, no healing step pending, no leftover of a
+migration to remove), the reconciler decides the difference back: a replica that died
+and that neither Docker nor healing brings back is replaced, a service started short is
+brought up, a surplus is removed (unhealthy replicas first, then the newest).
+
+Its decisions go through the action runner like a policy's (the action gate, dry run, the
+record, alerts), marked `origin=reconcile` so they start no cooldown. One that fails, or
+that the count does not follow, is tried again after a doubling delay; in a dry run each
+mismatch is reported once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ebbflow.bus import Bus
+from ebbflow.config import ReconcileConfig, RulesConfig
+from ebbflow.model import (
+    ActionResult,
+    ContainerEvent,
+    ContainerEventKind,
+    ContainerInfo,
+    Decision,
+    Sample,
+    ServiceKey,
+    labels_of,
+)
+from ebbflow.nodes import Nodes
+from ebbflow.plugins import Actuator
+from ebbflow.rules.policy import Policy, effective_labels, parse_policy
+from ebbflow.services import service_key
+from ebbflow.state import DecisionStore
+
+log = logging.getLogger("ebbflow.scaler.reconcile")
+
+MAX_RETRY_DELAY = 300.0
+
+
+@dataclass
+class Tracked:
+    """One service as the reconciler sees it."""
+
+    key: ServiceKey
+    running: dict[str, ContainerInfo] = field(default_factory=dict)  # by container id
+    policy: Policy | None = None  # from its newest replica's labels; None: none or invalid
+    declared: int | None = None
+    decided: int | None = None  # the target of its last decision carried out
+    off_since: float | None = None  # off its count, with nothing else acting, since then
+    tries: int = 0  # reconcile decisions for the current mismatch
+    reported: tuple[int, int] | None = None  # (running, desired) last decided on
+
+    def desired(self) -> int | None:
+        if self.policy is None:
+            return None
+        if not self.policy.rules:
+            return self.declared  # a fixed count: nothing else decides it
+        target = self.decided if self.decided is not None else self.declared
+        if target is None:
+            return None
+        return max(self.policy.min_replicas, min(self.policy.max_replicas, target))
+
+
+class Reconciler:
+    name = "reconciler"
+
+    def __init__(
+        self,
+        bus: Bus,
+        nodes: Nodes,
+        store: DecisionStore,
+        actuators: Sequence[Actuator],
+        clock: Callable[[], float],
+        config: ReconcileConfig,
+        rules: RulesConfig,
+        dry_run: bool = False,
+        healing_under_way: Callable[[ServiceKey], bool] = lambda _: False,
+    ) -> None:
+        self.bus = bus
+        self.nodes = nodes
+        self.store = store
+        self.actuators = list(actuators)
+        self.clock = clock
+        self.config = config
+        self.rules = rules
+        self.dry_run = dry_run
+        self.healing_under_way = healing_under_way
+        self.subscription = bus.subscribe(
+            "reconciler", ContainerEvent, Decision, ActionResult, capacity=4096
+        )
+        self.services: dict[ServiceKey, Tracked] = {}
+        self.owner: dict[str, ServiceKey] = {}  # container id → its service
+        self.in_flight: set[ServiceKey] = set()
+        self.decisions: dict[tuple[str, str], int] = {}
+
+    async def run(self) -> None:
+        if not self.config.enabled:
+            return
+        async with asyncio.TaskGroup() as group:
+            checks = group.create_task(self._checks())
+            async for event in self.subscription:
+                self.handle(event)
+            checks.cancel()  # the bus closed
+
+    async def _checks(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.interval)
+            self.check()
+
+    # -- what happens to services ----------------------------------------------------------
+    def handle(self, event: object) -> None:
+        if isinstance(event, ContainerEvent):
+            self.on_container(event)
+        elif isinstance(event, Decision):
+            self.in_flight.add(event.service)
+            self._settle(event.service)
+        elif isinstance(event, ActionResult):
+            self.on_result(event)
+
+    def on_container(self, event: ContainerEvent) -> None:
+        info = event.container
+        if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
+            key = service_key(info.labels, info.name)
+            if key.kind == "swarm" or not any(a.supports(key) for a in self.actuators):
+                return  # Swarm keeps its own count; a lone container has none
+            tracked = self.services.get(key)
+            if tracked is None:
+                tracked = self.services[key] = Tracked(key, decided=self.store.last_target(key))
+            self._read_policy(tracked, info)
+            tracked.running[info.id] = info
+            self.owner[info.id] = key
+            self._settle(key)
+        elif event.kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
+            owner = self.owner.pop(info.id, None)
+            if owner is not None and owner in self.services:
+                self.services[owner].running.pop(info.id, None)
+                self._settle(owner)
+
+    def _read_policy(self, tracked: Tracked, newest: ContainerInfo) -> None:
+        key = tracked.key
+        labels = effective_labels(newest.labels, str(key), key.name, self.rules.policies)
+        result = parse_policy(labels, self.rules)
+        tracked.policy = result.policy if result.ok else None
+        declared = tracked.policy.initial_replicas if tracked.policy else None
+        if declared != tracked.declared and tracked.declared is not None:
+            log.info("service %s: declared replica count now %s", key, declared)
+            tracked.decided = None  # a new declaration overrides older decisions
+        tracked.declared = declared
+
+    def on_result(self, result: ActionResult) -> None:
+        decision = result.decision
+        self.in_flight.discard(decision.service)
+        tracked = self.services.get(decision.service)
+        if tracked is None:
+            return
+        if result.ok and not decision.dry_run:
+            tracked.decided = decision.to_replicas
+        self._settle(decision.service)
+
+    def _settle(self, key: ServiceKey) -> None:
+        """Something happened to the service: its grace period starts over."""
+        tracked = self.services.get(key)
+        if tracked is not None and tracked.off_since is not None:
+            tracked.off_since = self.clock()
+
+    # -- the check -------------------------------------------------------------------------
+    def count(self, tracked: Tracked) -> int:
+        return sum(1 for info in tracked.running.values() if self.nodes.healthy(info.node))
+
+    def check(self) -> list[Decision]:
+        now = self.clock()
+        decided = []
+        for tracked in list(self.services.values()):
+            decision = self._check_one(tracked, now)
+            if decision is not None:
+                decided.append(decision)
+        return decided
+
+    def _check_one(self, tracked: Tracked, now: float) -> Decision | None:
+        desired = tracked.desired()
+        running = self.count(tracked)
+        if desired is None or running == desired:
+            tracked.off_since, tracked.tries, tracked.reported = None, 0, None
+            return None
+        key = tracked.key
+        if (
+            key in self.in_flight
+            or self.healing_under_way(key)
+            or self.store.has_leftovers(key)
+            or tracked.off_since is None
+        ):
+            tracked.off_since = now  # wait for whatever acts on it, then the grace period
+            return None
+        if tracked.reported not in (None, (running, desired)):
+            tracked.tries = 0  # a new mismatch: its own grace period
+        if now - tracked.off_since < self._delay(tracked):
+            return None
+        if self.dry_run and tracked.reported == (running, desired):
+            return None  # reported once; a dry run changes nothing to look at again
+        return self._decide(tracked, running, desired, now)
+
+    def _delay(self, tracked: Tracked) -> float:
+        """The grace period; doubled for each try the count did not follow."""
+        if tracked.tries == 0:
+            return self.config.grace
+        return min(self.config.grace * 2.0**tracked.tries, MAX_RETRY_DELAY)
+
+    def _decide(self, tracked: Tracked, running: int, desired: int, now: float) -> Decision:
+        fixed = tracked.policy is not None and not tracked.policy.rules
+        source = "declared" if fixed or tracked.decided is None else "ebbflow's last decision"
+        if tracked.tries:
+            log.warning(
+                "service %s: still %d running of %d desired after %d tries",
+                tracked.key,
+                running,
+                desired,
+                tracked.tries,
+            )
+        decision = Decision(
+            service=tracked.key,
+            from_replicas=running,
+            to_replicas=desired,
+            reason=f"{tracked.key.name}: {running}→{desired}, {running} running, "
+            f"desired {desired} ({source})",
+            timestamp=now,
+            inputs=MappingProxyType({"replicas": running, "desired": desired}),
+            dry_run=self.dry_run,
+            origin="reconcile",
+        )
+        tracked.tries += 1
+        tracked.reported = (running, desired)
+        tracked.off_since = now
+        self.store.record(decision)
+        self.in_flight.add(tracked.key)
+        counted = (str(tracked.key), decision.direction)
+        self.decisions[counted] = self.decisions.get(counted, 0) + 1
+        log.info("reconcile%s: %s", " (dry run)" if self.dry_run else "", decision.reason)
+        self.bus.publish(decision)
+        return decision
+
+    # -- telemetry -------------------------------------------------------------------------
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        for key, tracked in sorted(self.services.items(), key=lambda kv: str(kv[0])):
+            desired = tracked.desired()
+            if desired is not None:
+                yield Sample(
+                    "ebbflow_service_replicas_desired",
+                    desired,
+                    labels_of({"service": str(key)}),
+                    now,
+                    "gauge",
+                    "The replica count ebbflow keeps a plain-engine service at.",
+                )
+        for (service, direction), count in sorted(self.decisions.items()):
+            yield Sample(
+                "ebbflow_reconciliations_total",
+                count,
+                labels_of({"service": service, "direction": direction}),
+                now,
+                "counter",
+                "Decisions that brought a service back to its desired replica count.",
+            )

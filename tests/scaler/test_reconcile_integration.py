@@ -1,0 +1,100 @@
+"""A real `ebbflow run` keeps a plain-engine service at its declared count: a service
+started short is brought up to `aliyun.scale`, a replica that dies and that nothing
+restarts is replaced, and a dry run only says so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import docker_cli
+from tests.ebbflow_process import Ebbflow, state_rows
+from tests.receiver import until
+
+pytestmark = pytest.mark.integration
+
+DECISIONS = "SELECT from_replicas, to_replicas, origin, dry_run, outcome FROM decisions"
+
+
+def running(service: str) -> list[str]:
+    out = docker_cli("ps", "--format", "{{.Names}}", "--filter", f"label=ebbflow.service={service}")
+    return sorted(out.split())
+
+
+def every(service: str) -> list[str]:
+    out = docker_cli(
+        "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=ebbflow.service={service}"
+    )
+    return sorted(out.split())
+
+
+def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, *extra: str) -> None:
+    config = tmp_path / "ebbflow.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "inputs": {"containers": {}},
+                "outputs": {"prometheus": {}},
+                "reconcile": {"interval": 0.5, "grace": 2},
+            }
+        )
+    )
+    ebbflow.start("--config", str(config), *extra)
+
+
+def run_one(run_container: Callable[..., str], service: str) -> str:
+    """The service's first replica; `aliyun.scale` asks for three, and healing is off, so
+    only the desired count brings a dead replica back."""
+    name = f"{service}-1"
+    run_container(
+        name,
+        "--network",
+        "none",
+        "--stop-signal",
+        "SIGKILL",
+        "--label",
+        f"ebbflow.service={service}",
+        "--label",
+        "aliyun.scale=3",
+        "--label",
+        "ebbflow.heal.action=none",
+    )
+    return name
+
+
+async def test_a_service_is_brought_up_to_its_declared_count_and_a_dead_replica_replaced(
+    run_container: Callable[..., str], ebbflow: Ebbflow, project: str, tmp_path: Path
+) -> None:
+    service = f"{project}-fixed"
+    first = run_one(run_container, service)
+    start_ebbflow(ebbflow, tmp_path)
+    await until(lambda: len(running(service)) == 3, 30)
+    assert state_rows(ebbflow.state, DECISIONS) == [(1, 3, "reconcile", 0, "ok")]
+    await until(lambda: ebbflow.metric("ebbflow_service_replicas_desired", service=service) == 3)
+
+    docker_cli("kill", first)  # healing is off and Docker has no restart policy for it
+    await until(lambda: len(running(service)) == 3 and first not in running(service), 30)
+    assert first in every(service)  # the dead one is left for inspection, as Swarm keeps tasks
+    assert len(every(service)) == 4
+    assert state_rows(ebbflow.state, DECISIONS)[1:] == [(2, 3, "reconcile", 0, "ok")]
+    # A reconcile starts no cooldown: nothing in the policy's history.
+    assert state_rows(ebbflow.state, "SELECT 1 FROM decisions WHERE origin = 'policy'") == []
+    ebbflow.assert_alive()
+
+
+async def test_a_dry_run_records_what_it_would_do_and_changes_nothing(
+    run_container: Callable[..., str], ebbflow: Ebbflow, project: str, tmp_path: Path
+) -> None:
+    service = f"{project}-dry"
+    first = run_one(run_container, service)
+    before = docker_cli("inspect", first)
+    start_ebbflow(ebbflow, tmp_path, "--dry-run")
+    await until(lambda: state_rows(ebbflow.state, DECISIONS) != [], 30)
+    await until(lambda: state_rows(ebbflow.state, DECISIONS)[0][4] is not None, 10)
+    assert state_rows(ebbflow.state, DECISIONS) == [(1, 3, "reconcile", 1, "ok")]
+    assert every(service) == [first]
+    assert docker_cli("inspect", first) == before
+    ebbflow.assert_alive()
