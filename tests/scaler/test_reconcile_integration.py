@@ -98,3 +98,26 @@ async def test_a_dry_run_records_what_it_would_do_and_changes_nothing(
     assert every(service) == [first]
     assert docker_cli("inspect", first) == before
     ebbflow.assert_alive()
+
+
+async def test_a_surplus_over_the_declared_count_is_removed_newest_first(
+    run_container: Callable[..., str], ebbflow: Ebbflow, project: str, tmp_path: Path
+) -> None:
+    service = f"{project}-over"
+    names = [f"{service}-{n}" for n in range(1, 5)]
+    for name in names:  # four, one after the other: the last is the newest
+        run_container(
+            name,
+            "--network",
+            "none",
+            "--stop-signal",
+            "SIGKILL",
+            "--label",
+            f"ebbflow.service={service}",
+            "--label",
+            "aliyun.scale=3",
+        )
+    start_ebbflow(ebbflow, tmp_path)
+    await until(lambda: every(service) == names[:3], 30)
+    assert running(service) == names[:3]
+    await until(lambda: state_rows(ebbflow.state, DECISIONS) == [(4, 3, "reconcile", 0, "ok")])
