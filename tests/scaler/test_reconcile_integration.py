@@ -45,24 +45,27 @@ def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, *extra: str) -> None:
     ebbflow.start("--config", str(config), *extra)
 
 
-def run_one(run_container: Callable[..., str], service: str) -> str:
-    """The service's first replica; `aliyun.scale` asks for three, and healing is off, so
-    only the desired count brings a dead replica back."""
-    name = f"{service}-1"
+def run_replica(run_container: Callable[..., str], service: str, name: str, *labels: str) -> str:
+    """A replica of a service whose `aliyun.scale` asks for three."""
     run_container(
         name,
         "--network",
         "none",
         "--stop-signal",
         "SIGKILL",
-        "--label",
-        f"ebbflow.service={service}",
-        "--label",
-        "aliyun.scale=3",
-        "--label",
-        "ebbflow.heal.action=none",
+        *[
+            arg
+            for label in (f"ebbflow.service={service}", "aliyun.scale=3", *labels)
+            for arg in ("--label", label)
+        ],
     )
     return name
+
+
+def run_one(run_container: Callable[..., str], service: str) -> str:
+    """The service's first replica, with healing off: only the desired count brings it back
+    when it dies."""
+    return run_replica(run_container, service, f"{service}-1", "ebbflow.heal.action=none")
 
 
 async def test_a_service_is_brought_up_to_its_declared_count_and_a_dead_replica_replaced(
@@ -106,17 +109,7 @@ async def test_a_surplus_over_the_declared_count_is_removed_newest_first(
     service = f"{project}-over"
     names = [f"{service}-{n}" for n in range(1, 5)]
     for name in names:  # four, one after the other: the last is the newest
-        run_container(
-            name,
-            "--network",
-            "none",
-            "--stop-signal",
-            "SIGKILL",
-            "--label",
-            f"ebbflow.service={service}",
-            "--label",
-            "aliyun.scale=3",
-        )
+        run_replica(run_container, service, name)
     start_ebbflow(ebbflow, tmp_path)
     await until(lambda: every(service) == names[:3], 30)
     assert running(service) == names[:3]
