@@ -18,6 +18,7 @@ mismatch is reported once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ class Reconciler:
         self.services: dict[ServiceKey, Tracked] = {}
         self.owner: dict[str, ServiceKey] = {}  # container id → its service
         self.in_flight: set[ServiceKey] = set()
-        self.decisions: dict[tuple[str, str], int] = {}
+        self.decisions: collections.Counter[tuple[str, str]] = collections.Counter()
 
     async def run(self) -> None:
         if not self.config.enabled:
@@ -241,8 +242,7 @@ class Reconciler:
         tracked.off_since = now
         self.store.record(decision)
         self.in_flight.add(tracked.key)
-        counted = (str(tracked.key), decision.direction)
-        self.decisions[counted] = self.decisions.get(counted, 0) + 1
+        self.decisions[(str(tracked.key), decision.direction)] += 1
         log.info("reconcile%s: %s", " (dry run)" if self.dry_run else "", decision.reason)
         self.bus.publish(decision)
         return decision
