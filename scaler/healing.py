@@ -196,7 +196,13 @@ class Healer:
                 self._clear(slot, "exit")
         elif event.kind is ContainerEventKind.DESTROY:
             slot = self.slots.get(slot_key(service, info))
-            if slot is not None and slot.waiting is None and not slot.steps and not slot.gave_up:
+            if slot is not None and slot.gave_up and not slot.acting:
+                # Given up on, then removed: nothing is failing any more (the desired count
+                # brings a replacement), so its alert resolves, and a container that
+                # takes its name starts with a fresh budget.
+                del self.slots[slot.key]
+                self._publish(slot, service, info.name, "recovered", "container removed", 0)
+            elif slot is not None and slot.waiting is None and not slot.steps:
                 del self.slots[slot.key]  # nothing to remember of it
         elif event.kind is ContainerEventKind.DIE and event.detail != "missing":
             if service.kind == "swarm" or not heals_exits(info.labels, info.restart_policy):

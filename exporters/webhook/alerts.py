@@ -213,7 +213,7 @@ def healing_alert(step: HealingStep, event_ttl: float) -> Alert:
             summary=f"{step.container}: still failing after {step.attempt} restarts and "
             "replacements; ebbflow stopped healing it"
             if gave_up
-            else f"{step.container}: healthy again",
+            else f"{step.container}: no longer failing ({step.reason})",
             description=step.reason,
             timestamp=step.timestamp,
         )

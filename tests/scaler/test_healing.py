@@ -161,6 +161,25 @@ async def test_a_crash_loop_backs_off_replaces_then_gives_up(
     assert [r[0] for r in rows] == ["restart", "restart", "replace", "give_up", "recovered"]
 
 
+async def test_a_container_given_up_on_and_then_removed_is_no_longer_failing(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness()
+    info = container()
+    for _ in range(4):
+        h.die(info)
+        last = await h.step()
+    assert last.action == "give_up"
+    h.bus.publish(ContainerEvent(ContainerEventKind.DESTROY, info, time.time()))
+    removed = await h.step()
+    assert (removed.action, removed.reason) == ("recovered", "container removed")
+    assert h.healer.slots == {}
+    # A container that takes its name starts with a fresh budget.
+    h.die(info)
+    again = await h.step()
+    assert (again.action, again.attempt) == ("restart", 1)
+
+
 async def test_a_failure_that_clears_during_the_wait_needs_no_step(
     harness: Callable[..., Harness],
 ) -> None:
