@@ -23,6 +23,7 @@ from ebbflow.model import (
 from ebbflow.nodes import Nodes
 from ebbflow.scaler.reconcile import Reconciler
 from ebbflow.state import DecisionStore
+from tests.conftest import VirtualClock
 
 from .fakes import RecordingActuator
 
@@ -30,19 +31,11 @@ WEB = ServiceKey("compose", "web", "shop")
 SCALE_3 = {"aliyun.scale": "3"}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class World:
     """A reconciler on two nodes, fed events by hand, its decisions caught on the bus."""
 
     def __init__(self, tmp_path: Path, dry_run: bool = False) -> None:
-        self.clock = Clock()
+        self.clock = VirtualClock(1000.0)
         self.bus = Bus()
         self.nodes = Nodes(DockerHandle(f"tcp://127.0.0.1:9/{n}", node=n) for n in ("n1", "n2"))
         self.store = DecisionStore(tmp_path / "state.db")
