@@ -41,6 +41,17 @@ class PollingInput(abc.ABC):
         self.cycles = 0
         self.last_error = ""
         self.last_duration = 0.0
+        self.running = False
+
+    @property
+    def up(self) -> bool:
+        """Running, and its last cycle worked: what `ebbflow_input_up` says."""
+        return self.running and self.available
+
+    def health_problem(self) -> str | None:
+        if not self.running:
+            return None  # the supervisor says why
+        return None if self.available else f"unavailable: {self.last_error}"
 
     @abc.abstractmethod
     async def fetch(self) -> list[Sample]:
@@ -81,6 +92,13 @@ class PollingInput(abc.ABC):
         return samples
 
     async def run(self) -> None:
+        self.running = True
+        try:
+            await self._poll()
+        finally:
+            self.running = False
+
+    async def _poll(self) -> None:
         await self.prepare()
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.interval * random.uniform(0, self.jitter)
@@ -97,11 +115,11 @@ class PollingInput(abc.ABC):
         labels = labels_of({"input": self.name})
         yield Sample(
             "ebbflow_input_up",
-            1.0 if self.available else 0.0,
+            1.0 if self.up else 0.0,
             labels,
             now,
             "gauge",
-            "1 when the input's last cycle succeeded.",
+            "1 while the input runs and its last cycle succeeded.",
         )
         yield Sample(
             "ebbflow_input_cycles_total",

@@ -10,6 +10,7 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig
+from ebbflow.health import Health, ReportsHealth
 from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.plugins import (
     Component,
@@ -40,6 +41,7 @@ class App:
     inputs: dict[str, Input] = field(default_factory=dict)
     outputs: dict[str, Output] = field(default_factory=dict)
     components: list[Component] = field(default_factory=list)
+    supervisor: Supervisor | None = None
 
     async def close(self) -> None:
         self.store.close()
@@ -52,6 +54,7 @@ def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> 
         bus=Bus(config.bus_capacity),
         nodes=Nodes.from_config(config.docker),
         clock=clock,
+        health=Health(),
     )
 
 
@@ -89,19 +92,25 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         healing_under_way=healer.under_way,
     )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
-    parts: list[Any] = [
-        *app.outputs.values(),
-        engine,
-        runner,
-        healer,
-        reconciler,
-        monitor,
-        *app.inputs.values(),
-    ]
-    reporters: list[ReportsTelemetry] = [ctx.bus]
+    parts: list[Any] = [*app.outputs.values(), engine, runner, healer]
+    if config.reconcile.enabled:
+        parts.append(reconciler)
+    if monitor.needed:
+        parts.append(monitor)
+    parts += app.inputs.values()
+    # Every component is supervised; one that has nothing to do is not started at all,
+    # since a component that returns is restarted like one that crashed.
+    reporters: list[ReportsTelemetry] = [ctx.bus, ctx.health]
     reporters += [p for p in parts if isinstance(p, ReportsTelemetry)]
     telemetry = TelemetryInput(ctx.bus, reporters, config.interval, clock)
     app.components = [*parts, telemetry]
+    app.supervisor = supervisor = Supervisor(app.components, config.supervision)
+    telemetry.reporters.append(supervisor)
+    ctx.health.add_check(supervisor.problems)
+    ctx.health.components = supervisor.snapshot
+    for part in app.components:
+        if isinstance(part, ReportsHealth):
+            ctx.health.add_part(part)
     return app
 
 
@@ -114,7 +123,8 @@ async def run_app(app: App) -> None:
         " (dry run)" if app.config.dry_run else "",
     )
     try:
-        await Supervisor(app.components).run()
+        assert app.supervisor is not None
+        await app.supervisor.run()
     finally:
         await app.close()
         log.info("ebbflow stopped")

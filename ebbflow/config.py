@@ -24,7 +24,9 @@ class ConfigError(ValueError):
 
 
 class FrozenModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and ±inf are never a setting: a rate, a target or a timeout of inf would turn
+    # into an exception (or a loop that never ends) far from where it was written.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def describe_validation_error(err: ValidationError, where: str) -> list[str]:
@@ -135,7 +137,8 @@ class HealingPolicy(FrozenModel):
     window: float = Field(600.0, gt=0, description="Seconds a restart counts against the budget.")
 
     def delay(self, earlier_steps: int) -> float:
-        return float(min(self.backoff * 2**earlier_steps, self.backoff_max))
+        # Past 2**64 every backoff is at its max, and larger powers overflow a float.
+        return float(min(self.backoff * 2 ** min(earlier_steps, 64), self.backoff_max))
 
 
 class HealingConfig(HealingPolicy):
@@ -156,6 +159,19 @@ class ReconcileConfig(FrozenModel):
         ge=0,
         description="Seconds a count must stay off its desired value, with nothing else "
         "acting on the service, before ebbflow acts.",
+    )
+
+
+class SupervisionConfig(FrozenModel):
+    """How a crashed component is restarted (README: "Failure behaviour")."""
+
+    backoff_initial: float = Field(1.0, gt=0, description="Seconds before the first restart.")
+    backoff_max: float = Field(60.0, gt=0, description="The backoff doubles up to this.")
+    reset_after: float = Field(
+        60.0, gt=0, description="Seconds a component must run before its backoff starts over."
+    )
+    max_restarts: int = Field(
+        10, ge=0, description="Crashes in a row (each within reset_after) before giving up."
     )
 
 
@@ -180,6 +196,7 @@ class AppConfig(FrozenModel):
     max_actions_per_minute: int = Field(
         30, ge=1, description="All actions together, scaling and healing: a storm brake."
     )
+    supervision: SupervisionConfig = SupervisionConfig()
 
 
 def env_overrides(environ: Mapping[str, str], sections: Iterable[str]) -> dict[str, Any]:

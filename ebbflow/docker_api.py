@@ -17,7 +17,24 @@ from typing import Any
 import aiodocker
 import aiohttp
 
+from ebbflow.config import ConfigError
 from ebbflow.model import ContainerInfo
+
+ENGINE_SCHEMES = ("unix", "tcp", "http", "https")
+
+
+def engine_address(value: str, where: str) -> str:
+    """A DOCKER_HOST-style address as aiodocker takes it: a bare path is a unix socket;
+    anything else without a known scheme is refused, naming where it came from."""
+    if value.startswith("/"):
+        return "unix://" + value
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ENGINE_SCHEMES or not rest:
+        raise ConfigError(
+            f"{where}={value!r} is not an engine address: use unix:///path/to/docker.sock, "
+            "a socket path, or tcp://HOST:PORT"
+        )
+    return value
 
 
 def parse_docker_time(value: str) -> float:
@@ -89,7 +106,12 @@ class DockerHandle:
     REMEMBER_REMOVED = 256
 
     def __init__(self, host: str | None = None, timeout: float = 10.0, node: str = "") -> None:
-        self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if host:
+            self.host = engine_address(host, f"docker.nodes.{node}" if node else "docker.host")
+        elif os.environ.get("DOCKER_HOST"):
+            self.host = engine_address(os.environ["DOCKER_HOST"], "DOCKER_HOST")
+        else:
+            self.host = "unix:///var/run/docker.sock"
         self.timeout = timeout
         self.node = node
         self.last_inspect: dict[str, dict[str, Any]] = {}

@@ -1,14 +1,35 @@
-"""Logging set-up: one line per record, with the component's logger name."""
+"""Logging set-up: one line per record, with the component's logger name.
+
+Messages carry what others wrote (label keys and values, container names, servers'
+answers), so control characters in them are escaped: a label key with a newline cannot
+forge a log line. Only a traceback, which ebbflow writes itself, spans several lines.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """`\\n` → `\\\\n` and the like, so the text stays on one line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class OneLineFormatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = escape_control(record.message)
+        return super().formatMessage(record)
 
 
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        OneLineFormatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
+        )
     )
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -127,6 +127,11 @@ class NodeMonitor:
             bus.subscribe("nodes", SampleBatch, capacity=64) if self.limits.any else None
         )
 
+    @property
+    def needed(self) -> bool:
+        """Whether there is anything to watch: several engines, or pressure limits."""
+        return self.nodes.several or self.subscription is not None
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             if self.nodes.several:

@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig, ConfigError, FrozenModel, validate
 from ebbflow.docker_api import DockerHandle
+from ebbflow.health import Health
 from ebbflow.model import (
     ActionResult,
     ContainerInfo,
@@ -35,6 +36,7 @@ class PluginContext:
     bus: Bus
     nodes: Nodes
     clock: Callable[[], float]
+    health: Health
 
     @property
     def docker(self) -> DockerHandle:

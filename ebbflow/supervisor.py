@@ -1,7 +1,12 @@
-"""Runs every component in one TaskGroup and stops them all cleanly on SIGINT/SIGTERM.
+"""Runs every component in one TaskGroup, restarting any that fails (OTP style).
 
-A component that raises is cut off with a log line; the others keep running. Only a
-signal (or `stop()`) ends the whole group.
+A component that raises, or returns while the process is not stopping, is restarted
+after a backoff that doubles from `backoff_initial` to `backoff_max` and starts over once
+the component has run `reset_after` seconds. Each crash is logged once with its
+traceback and counted. While a component waits for its restart it is down in the
+metrics and in `/readyz`; one that crashes `max_restarts` times in a row is given up on,
+and says so in the log, the metrics and health. Only a signal (or `stop()`) ends the
+whole group.
 """
 
 from __future__ import annotations
@@ -9,30 +14,87 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from ebbflow.config import SupervisionConfig
+from ebbflow.model import Sample, labels_of
 from ebbflow.plugins import Component
 
 log = logging.getLogger("ebbflow.supervisor")
 
 
+@dataclass
+class ComponentStatus:
+    up: bool = False
+    restarts: int = 0
+    crashes_in_a_row: int = 0
+    given_up: bool = False
+    last_error: str = ""
+
+
 class Supervisor:
-    def __init__(self, components: Sequence[Component]) -> None:
+    def __init__(
+        self,
+        components: Sequence[Component],
+        config: SupervisionConfig | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.components = list(components)
-        self.failed: dict[str, str] = {}
+        self.config = config or SupervisionConfig()
+        self.status = {c.name: ComponentStatus() for c in self.components}
+        self._sleep = sleep
+        self._monotonic = monotonic
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def _guarded(self, component: Component) -> None:
-        try:
-            await component.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            self.failed[component.name] = repr(err)
-            log.exception("component %s failed and was cut off: %r", component.name, err)
+    async def _supervise(self, component: Component) -> None:
+        status = self.status[component.name]
+        delay = self.config.backoff_initial
+        while True:
+            began = self._monotonic()
+            status.up = True
+            try:
+                await component.run()
+                error: BaseException | None = None
+                status.last_error = "returned while ebbflow was running"
+            except asyncio.CancelledError:
+                status.up = False
+                raise
+            except Exception as err:
+                error = err
+                status.last_error = f"{type(err).__name__}: {err}"
+            status.up = False
+            if self._monotonic() - began >= self.config.reset_after:
+                status.crashes_in_a_row = 0
+                delay = self.config.backoff_initial
+            status.crashes_in_a_row += 1
+            if status.crashes_in_a_row > self.config.max_restarts:
+                status.given_up = True
+                log.error(
+                    "component %s crashed %d times in a row (%s): given up; ebbflow is not "
+                    "ready until it is restarted",
+                    component.name,
+                    status.crashes_in_a_row,
+                    status.last_error,
+                    exc_info=error,
+                )
+                return
+            log.error(
+                "component %s crashed (%s); restarting in %gs",
+                component.name,
+                status.last_error,
+                delay,
+                exc_info=error,
+            )
+            await self._sleep(delay)
+            delay = min(self.config.backoff_max, delay * 2)
+            status.restarts += 1
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -45,7 +107,9 @@ class Supervisor:
                 pass
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._guarded(c), name=c.name) for c in self.components]
+                tasks = [
+                    group.create_task(self._supervise(c), name=c.name) for c in self.components
+                ]
                 await self._stop.wait()
                 log.info("stopping %d components", len(tasks))
                 for task in tasks:
@@ -53,3 +117,45 @@ class Supervisor:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+    # -- health ----------------------------------------------------------------------------
+    def problems(self) -> dict[str, str]:
+        found = {}
+        for name, status in self.status.items():
+            if status.given_up:
+                found[name] = f"given up after {status.crashes_in_a_row} crashes in a row: "
+                found[name] += status.last_error
+            elif not status.up:
+                found[name] = f"down, waiting to restart: {status.last_error or 'not started'}"
+        return found
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {name: asdict(status) for name, status in self.status.items()}
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        for name, status in self.status.items():
+            labels = labels_of({"component": name})
+            yield Sample(
+                "ebbflow_component_up",
+                1.0 if status.up else 0.0,
+                labels,
+                now,
+                "gauge",
+                "1 while the component runs; 0 while it waits for a restart or was given up.",
+            )
+            yield Sample(
+                "ebbflow_component_restarts_total",
+                status.restarts,
+                labels,
+                now,
+                "counter",
+                "Restarts of a component after it crashed.",
+            )
+            yield Sample(
+                "ebbflow_component_given_up",
+                1.0 if status.given_up else 0.0,
+                labels,
+                now,
+                "gauge",
+                "1 when the component kept crashing and is no longer restarted.",
+            )

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from ebbflow.bus import Bus
-from ebbflow.model import Sample, SampleBatch
+from ebbflow.model import Sample, SampleBatch, labels_of
 from ebbflow.plugins import ReportsTelemetry
 
 log = logging.getLogger("ebbflow.telemetry")
@@ -18,7 +18,8 @@ SOURCE = "ebbflow"
 class TelemetryInput:
     """Gathers every component's `telemetry` hook each interval into one batch.
 
-    A hook that raises is cut off with one log line; the rest keep reporting.
+    A hook that raises costs only its own samples of that round: it is counted, logged
+    when it starts and stops failing, and asked again next round.
     """
 
     name = "telemetry"
@@ -34,17 +35,42 @@ class TelemetryInput:
         self.reporters = list(reporters)
         self.interval = interval
         self.clock = clock
+        self.errors: dict[str, int] = {}
+        self._failing: set[str] = set()
 
     def gather(self) -> list[Sample]:
         now = self.clock()
         samples: list[Sample] = []
-        for reporter in list(self.reporters):
+        for reporter in self.reporters:
+            name = str(getattr(reporter, "name", type(reporter).__name__))
             try:
-                samples.extend(reporter.telemetry(now))
+                samples.extend(list(reporter.telemetry(now)))
             except Exception:
-                log.exception("telemetry hook of %r raised; it is cut off", reporter)
-                self.reporters.remove(reporter)
+                self.errors[name] = self.errors.get(name, 0) + 1
+                if name not in self._failing:
+                    self._failing.add(name)
+                    log.exception("telemetry of %s raised; its samples are missing", name)
+                continue
+            if name in self._failing:
+                self._failing.discard(name)
+                log.info("telemetry of %s works again", name)
+        for name, count in self.errors.items():
+            samples.append(
+                Sample(
+                    "ebbflow_telemetry_errors_total",
+                    count,
+                    labels_of({"component": name}),
+                    now,
+                    "counter",
+                    "Rounds in which a component's own metrics could not be read.",
+                )
+            )
         return samples
+
+    def health_problem(self) -> str | None:
+        if self._failing:
+            return "metrics of " + ", ".join(sorted(self._failing)) + " cannot be read"
+        return None
 
     async def run(self) -> None:
         while True:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,20 +130,115 @@ def decode(line: str) -> list[Sample]:
     ]
 
 
-class Spool:
-    """Batches on disk, one JSON line each, read in order; the read offset is kept in a
-    side file, so a restart resumes where delivery stopped."""
+SPOOL_FILE = "spool.log"
+LEGACY_SPOOL_FILE = "spool.jsonl"  # unframed JSON lines, before records had checksums
 
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+
+def frame(samples: Iterable[Sample]) -> bytes:
+    """One record: `<crc32 of the payload, 8 hex digits> <payload>\n`. JSON never holds a
+    raw newline, so records are lines and a reader can always find the next one."""
+    payload = encode(samples).encode()
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+
+
+def unframe(line: bytes) -> list[Sample] | None:
+    """The record's samples; None when it is torn, garbage or fails its checksum."""
+    if not line.endswith(b"\n") or len(line) < 10 or line[8:9] != b" ":
+        return None
+    payload = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(payload):
+            return None
+        return decode(payload.decode())
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+
+
+class Spool:
+    """Batches on disk, one checksummed record a line, read in order; the read offset is
+    kept in a side file, so a restart resumes where delivery stopped.
+
+    Crash-safe: at start a torn tail (SIGKILL, power loss, a full disk) is cut off, an
+    offset past the end is reset to the start and one inside a record is moved back to
+    that record's start (a record may then go twice; one is never skipped). A record that
+    fails its checksum is skipped when read. All that is cut or skipped is counted.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int, name: str = "spool") -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "spool.jsonl"
+        self.name = name
+        self.path = directory / SPOOL_FILE
         self.offset_path = directory / "spool.offset"
         self.max_bytes = max_bytes
+        self.cut_records = 0  # torn or corrupt records cut off or skipped
+        self.full: str | None = None  # why the last append did not fit, while it does not
         self.path.touch(exist_ok=True)
+        self.offset = self._repaired_offset()
+        self._cut_torn_tail()
+        self._import_legacy(directory / LEGACY_SPOOL_FILE)
+
+    def _repaired_offset(self) -> int:
         try:
-            self.offset = int(self.offset_path.read_text() or 0)
+            offset = int(self.offset_path.read_text() or 0)
         except (OSError, ValueError):
-            self.offset = 0
+            offset = 0
+        size = self.size
+        if offset < 0 or offset > size:
+            log.warning(
+                "%s: read offset %d lies outside the spool (%d bytes); replaying it all",
+                self.name,
+                offset,
+                size,
+            )
+            return 0
+        if offset == 0 or offset == size:
+            return offset
+        with open(self.path, "rb") as f:
+            f.seek(offset - 1)
+            if f.read(1) == b"\n":
+                return offset
+            f.seek(0)
+            start = f.read(offset).rfind(b"\n") + 1
+        log.warning(
+            "%s: read offset %d points inside a record; resuming at its start, %d",
+            self.name,
+            offset,
+            start,
+        )
+        return start
+
+    def _cut_torn_tail(self) -> None:
+        size = self.size
+        if size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            tail_at = max(0, size - (1 << 16))
+            while True:
+                f.seek(tail_at)
+                chunk = f.read(size - tail_at)
+                end = chunk.rfind(b"\n")
+                if end >= 0 or tail_at == 0:
+                    break
+                tail_at = max(0, tail_at - (1 << 16))
+            keep = tail_at + end + 1 if end >= 0 else 0
+            if keep == size:
+                return
+            f.truncate(keep)
+        self.cut_records += 1
+        self.offset = min(self.offset, keep)
+        log.warning("%s: cut off a torn last record (%d bytes)", self.name, size - keep)
+
+    def _import_legacy(self, legacy: Path) -> None:
+        if not legacy.exists():
+            return
+        batches = []
+        for line in legacy.read_text(errors="replace").splitlines(keepends=True):
+            try:
+                batches.append(decode(line))
+            except (ValueError, TypeError):
+                self.cut_records += 1
+        if self.append(*batches):
+            legacy.unlink()
 
     @property
     def size(self) -> int:
@@ -152,33 +249,79 @@ class Spool:
         return max(0, self.size - self.offset)
 
     def append(self, *batches: list[Sample]) -> bool:
-        """All the batches, or none when they do not fit (the caller decides what then)."""
-        text = "".join(encode(samples) + "\n" for samples in batches)
-        if self.pending_bytes + len(text.encode()) > self.max_bytes:
-            return False
-        with open(self.path, "a") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        """All the batches, or none when they do not fit (the caller decides what then).
+        A full disk is the same as a full spool: the file is cut back to its last whole
+        record and nothing of these batches is kept."""
+        data = b"".join(frame(samples) for samples in batches)
+        if self.pending_bytes + len(data) > self.max_bytes:
+            return self._no_room("its size limit")
+        size = self.size
+        try:
+            with open(self.path, "ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)
+            return self._no_room(err.strerror or repr(err))
+        if self.full is not None:
+            log.info("%s: has room again", self.name)
+            self.full = None
         return True
 
+    def _no_room(self, why: str) -> bool:
+        if self.full is None:
+            log.error("%s: full (%s): what does not fit in memory is dropped", self.name, why)
+        self.full = why
+        return False
+
     def peek(self) -> tuple[list[Sample], int] | None:
-        """The oldest unsent batch and the offset just after it."""
-        with open(self.path) as f:
+        """The oldest unsent batch and the offset just after it; a record that fails its
+        checksum is skipped (counted, and committed past, so it is read once)."""
+        with open(self.path, "rb") as f:
             f.seek(self.offset)
-            line = f.readline()
-        if not line.endswith("\n"):
-            return None  # nothing, or a torn last line from a crash: not ours to send
-        return decode(line), self.offset + len(line.encode())
+            while line := f.readline():
+                if not line.endswith(b"\n"):
+                    return None  # being written right now
+                samples = unframe(line)
+                if samples is not None:
+                    return samples, f.tell()
+                self.cut_records += 1
+                log.warning(
+                    "%s: skipped a corrupt record at offset %d (%d bytes)",
+                    self.name,
+                    f.tell() - len(line),
+                    len(line),
+                )
+                self.commit(f.tell())
+                if self.offset == 0:
+                    return None  # that was the last record: the file started afresh
+        return None
+
+    def pending(self) -> Iterator[list[Sample]]:
+        """Every intact batch not yet sent, oldest first, without committing."""
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            for line in f:
+                samples = unframe(line)
+                if samples is not None:
+                    yield samples
 
     def commit(self, offset: int) -> None:
         self.offset = offset
         if self.offset >= self.size:  # all sent: start afresh
-            self.path.write_text("")
+            self.path.write_bytes(b"")
             self.offset = 0
         tmp = self.offset_path.with_suffix(".tmp")
         tmp.write_text(str(self.offset))
         os.replace(tmp, self.offset_path)
+
+
+def describe(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 class BufferedOutput(abc.ABC):
@@ -200,16 +343,30 @@ class BufferedOutput(abc.ABC):
         self.subscription = bus.subscribe(self.name, SampleBatch, capacity=10_000)
         self.buffer: collections.deque[Sample] = collections.deque()
         self.spool = (
-            Spool(options.spool_dir, options.spool_max_bytes) if options.spool_dir else None
+            Spool(options.spool_dir, options.spool_max_bytes, f"output {self.name}: spool")
+            if options.spool_dir
+            else None
         )
         self.sent = self.retries = 0
         self.dropped: collections.Counter[str] = collections.Counter()
-        self.up = True
+        self.last_send_ok = True
+        self.last_error = ""
+        self.running = False
         self._wake = asyncio.Event()
 
     @abc.abstractmethod
     async def send(self, samples: list[Sample]) -> None:
         """Deliver one batch, or raise SendError saying why not."""
+
+    @property
+    def up(self) -> bool:
+        """Running, and its last send went through: what `ebbflow_output_up` says."""
+        return self.running and self.last_send_ok
+
+    def health_problem(self) -> str | None:
+        if self.running and not self.last_send_ok:
+            return f"cannot deliver: {self.last_error}"
+        return None
 
     # -- intake --------------------------------------------------------------------------
     def accept(self, samples: Iterable[Sample]) -> None:
@@ -219,8 +376,10 @@ class BufferedOutput(abc.ABC):
             size = min(self.options.batch_size, len(self.buffer))
             oldest = [self.buffer.popleft() for _ in range(size)]
             overflow -= size
-            if self.spool is None or not self.spool.append(oldest):
+            if self.spool is None:
                 self.dropped["buffer_full"] += len(oldest)
+            elif not self.spool.append(oldest):
+                self.dropped["spool_full"] += len(oldest)
         if len(self.buffer) >= self.options.batch_size:
             self._wake.set()
 
@@ -253,8 +412,8 @@ class BufferedOutput(abc.ABC):
             try:
                 async with asyncio.timeout(self.options.timeout):
                     await self.send(part)
-            except (SendError, TimeoutError, OSError) as err:
-                error = err if isinstance(err, SendError) else SendError(repr(err))
+            except Exception as err:  # every failure of a send is a retry, never the end
+                error = err if isinstance(err, SendError) else SendError(describe(err))
                 if error.too_large and len(part) > 1:
                     half = len(part) // 2
                     pending[:1] = [part[:half], part[half:]]
@@ -269,7 +428,8 @@ class BufferedOutput(abc.ABC):
                         error,
                     )
                     continue
-                if self.up:
+                self.last_error = str(error)
+                if self.last_send_ok:
                     if error.misconfigured:
                         log.error(
                             "output %s: the server refused its settings (%s); check the "
@@ -279,7 +439,7 @@ class BufferedOutput(abc.ABC):
                         )
                     else:
                         log.warning("output %s is unavailable: %s; retrying", self.name, error)
-                    self.up = False
+                    self.last_send_ok = False
                 self.retries += 1
                 if from_memory and self.spool is not None and self.spool.append(*pending):
                     pending.clear()
@@ -293,9 +453,9 @@ class BufferedOutput(abc.ABC):
                 await asyncio.sleep(wait)
                 continue
             pending.pop(0)
-            if not self.up:
+            if not self.last_send_ok:
                 log.info("output %s recovered", self.name)
-                self.up = True
+                self.last_send_ok = True
             self.sent += len(part)
 
     def _next_from_memory(self) -> list[Sample]:
@@ -337,10 +497,11 @@ class BufferedOutput(abc.ABC):
     async def _spill_while_down(self) -> None:
         while True:
             await asyncio.sleep(self.options.flush_interval)
-            if not self.up:
+            if not self.last_send_ok:
                 self.spill()  # if the spool is full, memory holds the rest up to its bound
 
     async def run(self) -> None:
+        self.running = True
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._intake())
@@ -348,6 +509,7 @@ class BufferedOutput(abc.ABC):
                 if self.spool is not None:
                     group.create_task(self._spill_while_down())
         finally:
+            self.running = False
             self.save_on_exit()
 
     def save_on_exit(self) -> None:
@@ -367,7 +529,7 @@ class BufferedOutput(abc.ABC):
             labels,
             now,
             "gauge",
-            "1 while the output's last delivery succeeded.",
+            "1 while the output runs and its last delivery succeeded.",
         )
         yield Sample(
             "ebbflow_output_queue_samples",
@@ -400,6 +562,14 @@ class BufferedOutput(abc.ABC):
             now,
             "counter",
             "Failed deliveries that were retried.",
+        )
+        yield Sample(
+            "ebbflow_output_spool_records_cut_total",
+            self.spool.cut_records if self.spool else 0,
+            labels,
+            now,
+            "counter",
+            "Torn or corrupt spool records cut off at start or skipped when read.",
         )
         for reason in ("rejected", "buffer_full", "spool_full"):
             yield Sample(

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -53,6 +54,21 @@ SATURATION_GROWTH = 1.5  # per round while saturated (benchmarks/README.md: 1.4-
 SATURATION_WINDOW = 3.0  # seconds: long enough that one noisy point is not saturation
 STARTUP_SMOOTHING = 0.5
 CONVERGE_DEADLINE = 60.0  # seconds the containers get to match an action's replica count
+STUCK_AFTER = 30.0  # seconds with events waiting and none handled: not evaluating
+MAX_IMPLIED = 1e9  # replicas a window point may imply: far past any max_replicas, still exact
+
+
+def replica_count(value: float, otherwise: int) -> int:
+    """⌈value⌉ as a replica count, whatever the arithmetic before it gave: NaN means no
+    opinion (`otherwise`), +inf and huge values the largest count, negatives 0."""
+    if math.isnan(value):
+        return otherwise
+    return math.ceil(min(max(value, 0.0), MAX_IMPLIED) - 1e-9)
+
+
+def bounded(value: float) -> float:
+    """A window point kept finite and within what any replica count can mean."""
+    return 0.0 if math.isnan(value) else min(max(value, -MAX_IMPLIED), MAX_IMPLIED)
 
 
 @dataclass
@@ -150,7 +166,7 @@ def recommend_proportional(
     )
     if abs(ratio - 1) <= tolerance or ready == 0:
         return current, why.replace(f" {side} ", " ≈ ")
-    return math.ceil(implied - 1e-9), why
+    return replica_count(implied, current), why
 
 
 class RuleEngine:
@@ -181,11 +197,27 @@ class RuleEngine:
         # expired after `action_deadline` so a lost result cannot freeze a service forever.
         self.in_flight: dict[ServiceKey, float] = {}
         self.decisions: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.non_finite = 0  # samples a policy reads whose value was NaN or ±inf
+        self.evaluation_errors = 0
+        self.event_errors = 0
+        self.last_handled = time.monotonic()  # of the last event handled
 
     # -- events --------------------------------------------------------------------------
     async def run(self) -> None:
         async for event in self.subscription:
-            self.handle(event)
+            try:
+                self.handle(event)
+            except Exception:  # one event, never the engine: counted and logged
+                self.event_errors += 1
+                log.exception("rules: an event could not be handled: %.200r", event)
+            self.last_handled = time.monotonic()
+
+    def health_problem(self) -> str | None:
+        """Not evaluating: events wait while none has been handled for a while."""
+        waiting = self.subscription.stats().depth
+        if waiting and time.monotonic() - self.last_handled > STUCK_AFTER:
+            return f"not evaluating: {waiting} events wait, none handled for {STUCK_AFTER:g}s"
+        return None
 
     def handle(self, event: object) -> list[Decision]:
         if isinstance(event, SampleBatch):
@@ -260,7 +292,7 @@ class RuleEngine:
                 if sample.name == "probe_success" and sample.value == 1.0:
                     replica.probe_ok = True
                 policy = state.result.policy
-                if policy is not None and policy.reads(sample.name):
+                if policy is not None and policy.reads(sample.name) and self._finite(sample):
                     replica.latest[sample.name] = (sample.timestamp, sample.value)
                     touched.add(key)
                 continue
@@ -268,15 +300,35 @@ class RuleEngine:
             if key is not None and key in self.services:
                 state = self.services[key]
                 policy = state.result.policy
-                if policy is not None and policy.reads(sample.name):
+                if policy is not None and policy.reads(sample.name) and self._finite(sample):
                     state.service_values[sample.name] = (sample.timestamp, sample.value)
                     touched.add(key)
         decisions = []
         for key in touched:
-            decision = self.evaluate(self.services[key])
+            state = self.services[key]
+            try:
+                decision = self.evaluate(state)
+            except Exception as err:
+                self._disable(state, err)
+                continue
             if decision is not None:
                 decisions.append(decision)
         return decisions
+
+    def _finite(self, sample: Sample) -> bool:
+        """NaN and ±inf are exported as they came, but never enter a window."""
+        if math.isfinite(sample.value):
+            return True
+        self.non_finite += 1
+        return False
+
+    def _disable(self, state: ServiceState, err: Exception) -> None:
+        """One service's evaluation raised: its policy is off, with the reason, as for a bad
+        label, until its labels change; every other service goes on."""
+        self.evaluation_errors += 1
+        log.error("service %s: evaluating its policy raised", state.key, exc_info=err)
+        error = f"evaluation failed: {type(err).__name__}: {err}"
+        self._set_policy(state, PolicyResult(None, (error,), declared=True))
 
     # -- evaluation ----------------------------------------------------------------------
     def _ready(self, state: ServiceState, now: float) -> list[Replica]:
@@ -332,8 +384,8 @@ class RuleEngine:
             implied = total / rule.target if rule.target else float(len(ready))
         else:
             return False
-        state.values.setdefault(rule.id, RingWindow()).add(now, value)
-        state.implied.setdefault(rule.id, RingWindow()).add(now, implied)
+        state.values.setdefault(rule.id, RingWindow()).add(now, bounded(value))
+        state.implied.setdefault(rule.id, RingWindow()).add(now, bounded(implied))
         return True
 
     def _recommend(
@@ -370,8 +422,8 @@ class RuleEngine:
             if spread is not None:
                 assert rule.target is not None
                 needed = rule.target / 100 * (implied + policy.headroom * spread)
-                if math.ceil(needed - 1e-9) > max(replicas, ready):
-                    replicas = math.ceil(needed - 1e-9)
+                if replica_count(needed, 0) > max(replicas, ready):
+                    replicas = replica_count(needed, 0)
                     why = (
                         f"{rule.label} {rule.aggregation} {rule.show(value)}, load "
                         f"{needed:.1f} cores with {policy.headroom:g}σ of noise"
@@ -383,7 +435,7 @@ class RuleEngine:
                 forecast = line[0] + line[1] * horizon
                 assert rule.target is not None
                 if forecast > replicas and forecast / max(ready, 1) > 1 + policy.tolerance:
-                    replicas = math.ceil(forecast - 1e-9)
+                    replicas = replica_count(forecast, replicas)
                     why = (
                         f"{rule.label} trend +{line[1] * 60:.3g} replicas/min, forecast "
                         f"{forecast:.1f} replicas in {horizon:.0f}s at target "
@@ -521,6 +573,24 @@ class RuleEngine:
 
     # -- telemetry -----------------------------------------------------------------------
     def telemetry(self, now: float) -> Iterable[Sample]:
+        for name, count, help_text in (
+            (
+                "ebbflow_rules_non_finite_samples_total",
+                self.non_finite,
+                "Samples a policy reads that were NaN or ±inf, kept out of every window.",
+            ),
+            (
+                "ebbflow_rules_evaluation_errors_total",
+                self.evaluation_errors,
+                "Evaluations of one service's policy that raised (the policy is disabled).",
+            ),
+            (
+                "ebbflow_rules_event_errors_total",
+                self.event_errors,
+                "Events the rule engine could not handle.",
+            ),
+        ):
+            yield Sample(name, count, (), now, "counter", help_text)
         # Every service's counters exist from 0, so the first decision is an increase.
         declared = {str(key) for key, state in self.services.items() if state.result.declared}
         counted = {key for key, _ in self.decisions} | declared

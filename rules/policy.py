@@ -9,6 +9,7 @@ the value; the service is then left alone.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -79,6 +80,14 @@ class MetricRule(FrozenModel):
     @classmethod
     def _percent(cls, value: Any) -> Any:
         return _strip_percent(value)
+
+    @field_validator("target", "max", "min")
+    @classmethod
+    def _normal(cls, value: float | None) -> float | None:
+        # A subnormal bound (1e-320) divides into infinity: no operator means it.
+        if value is not None and value != 0 and abs(value) < sys.float_info.min:
+            raise ValueError("is too small to compute with (a subnormal number)")
+        return value
 
     @field_validator("metric")
     @classmethod

@@ -118,6 +118,19 @@ class ContainerInput(PollingInput):
         return samples
 
     @property
+    def up(self) -> bool:
+        """Reading cgroups is not enough: a stale inventory is not working either."""
+        return super().up and all(d.connected for d in self.discoveries)
+
+    def health_problem(self) -> str | None:
+        for discovery in self.discoveries:
+            if discovery.problem:
+                return f"engine unavailable: {discovery.docker.display}: {discovery.problem}"
+            if not discovery.connected and self.running:
+                return f"engine {discovery.docker.display}: not connected yet"
+        return super().health_problem()
+
+    @property
     def watched(self) -> int:
         return sum(len(d.containers) for d in self.discoveries)
 

@@ -2,7 +2,9 @@
 
 Events are subscribed to before the listing so nothing that happens in between is missed.
 Inspect results are cached per container and refreshed only by events. When the stream
-breaks, discovery reconnects with backoff and re-lists to catch up.
+breaks for any reason (the engine restarted, the connection dropped, a call timed out),
+discovery reconnects with backoff and re-lists, publishing what started and what went
+away meanwhile. "engine unavailable" and "engine recovered" are logged once each.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import aiodocker
 
 from ebbflow.bus import Bus
 from ebbflow.docker_api import DockerHandle
@@ -40,6 +40,7 @@ class Discovery:
         self.max_backoff = max_backoff
         self.containers: dict[str, ContainerInfo] = {}
         self.connected = False
+        self.problem = ""  # why the engine is unavailable; "" while it answers
         self.synced = asyncio.Event()
 
     async def sync(self) -> None:
@@ -96,13 +97,19 @@ class Discovery:
         async with asyncio.TaskGroup() as group:
             reader = group.create_task(client.events.run(filters=filters))
             await self.sync()
-            if not self.connected:
+            if self.problem:
+                log.info(
+                    "engine recovered: %s answers again, %d running containers",
+                    self.docker.display,
+                    len(self.containers),
+                )
+            elif not self.connected:
                 log.info(
                     "discovery connected to %s: %d running containers",
                     self.docker.display,
                     len(self.containers),
                 )
-            self.connected = True
+            self.connected, self.problem = True, ""
             while (event := await subscriber.get()) is not None:
                 await self.handle(event)
             await reader  # re-raises why the stream ended, if it failed
@@ -113,11 +120,26 @@ class Discovery:
             try:
                 await self._stream()
                 reason = "event stream ended"
-            except* (aiodocker.DockerError, OSError, TimeoutError) as group:
-                reason = "; ".join(repr(e) for e in group.exceptions)
+            except Exception as err:  # whatever broke the stream, the answer is to reconnect
+                reason = describe(err)
             if self.connected:
-                log.warning("discovery lost %s: %s; reconnecting", self.docker.display, reason)
-                self.connected = False
                 backoff = 1.0
+            self.connected = False
+            if not self.problem:
+                log.warning(
+                    "engine unavailable: %s: %s; reconnecting with backoff",
+                    self.docker.display,
+                    reason,
+                )
+            self.problem = reason
             await asyncio.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)
+
+
+def describe(err: BaseException) -> str:
+    """One line for an error, or for every error of a group."""
+    if isinstance(err, BaseExceptionGroup):
+        return "; ".join(describe(e) for e in err.exceptions)
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__

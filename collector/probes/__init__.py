@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from ebbflow.config import FrozenModel
 from ebbflow.plugins import Plugin, PluginContext
 
 from .collector import ProbeInput
-from .spec import ProbeSpec, parse_probe
+from .spec import MIN_INTERVAL, ProbeSpec, parse_probe
 
 
 class ProbesConfig(FrozenModel):
-    """Probes are declared per container by labels; the input itself has no options yet."""
+    """Probes are declared per container by labels; the input only bounds them."""
+
+    min_interval: float = Field(
+        MIN_INTERVAL, gt=0, description="Shortest probe interval a label may ask for, seconds."
+    )
 
 
 def create(ctx: PluginContext, config: ProbesConfig) -> ProbeInput:
-    return ProbeInput(ctx.bus, ctx.nodes, ctx.clock)
+    return ProbeInput(ctx.bus, ctx.nodes, ctx.clock, config.min_interval)
 
 
 plugin: Plugin[ProbesConfig, ProbeInput] = Plugin("probes", ProbesConfig, create)

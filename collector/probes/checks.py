@@ -49,13 +49,9 @@ async def http_probe(session: aiohttp.ClientSession, spec: ProbeSpec, url: str) 
     duration = time.perf_counter() - started
     if not spec.status_ok(status):
         return ProbeResult(False, duration, "status_mismatch", status, f"status {status}")
-    if spec.body_regex and not spec.body_regex.search(body.decode(errors="replace")):
+    if not spec.body_matches(body.decode(errors="replace")):
         return ProbeResult(
-            False,
-            duration,
-            "body_mismatch",
-            status,
-            f"body does not match {spec.body_regex.pattern!r}",
+            False, duration, "body_mismatch", status, f"body does not match {spec.body_regex!r}"
         )
     return ProbeResult(True, duration, "", status)
 

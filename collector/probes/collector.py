@@ -25,7 +25,7 @@ from ..identity import container_labels
 from ..label_errors import LabelErrors
 from ..watch import ContainerWatch
 from .checks import ProbeResult, cmd_probe, http_probe, tcp_probe
-from .spec import ProbeSpec, parse_probe
+from .spec import MIN_INTERVAL, ProbeSpec, parse_probe
 
 log = logging.getLogger("ebbflow.collector.probes")
 
@@ -106,7 +106,14 @@ def result_samples(
 class ProbeInput:
     name = "probes"
 
-    def __init__(self, bus: Bus, nodes: Nodes, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        nodes: Nodes,
+        clock: Callable[[], float],
+        min_interval: float = MIN_INTERVAL,
+    ) -> None:
+        self.min_interval = min_interval
         self.bus = bus
         self.nodes = nodes
         self.clock = clock
@@ -114,6 +121,7 @@ class ProbeInput:
         self.states: dict[str, ProbeState] = {}
         self.config_errors = LabelErrors("probe", "ebbflow_probe_config_errors", log)
         self.results = 0
+        self.probe_errors = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -142,7 +150,7 @@ class ProbeInput:
             self._tasks[info.id] = self._group.create_task(self._probe_loop(info, spec))
 
     def _spec(self, info: ContainerInfo) -> ProbeSpec | None:
-        spec, errors = parse_probe(info.labels)
+        spec, errors = parse_probe(info.labels, self.min_interval)
         self.config_errors.record(info.name, errors)
         return spec
 
@@ -190,10 +198,17 @@ class ProbeInput:
         loop = asyncio.get_running_loop()
         while True:
             began = loop.time()
-            self.publish(info, state, await self.probe(info, spec))
+            try:
+                result = await self.probe(info, spec)
+            except Exception as err:  # this target's failure, never the input's
+                self.probe_errors += 1
+                log.exception("container %s: its probe raised", info.name)
+                result = ProbeResult(False, loop.time() - began, "error", detail=repr(err))
+            self.publish(info, state, result)
             await asyncio.sleep(max(0.0, spec.interval - (loop.time() - began)))
 
     async def run(self) -> None:
+        self._tasks.clear()  # after a restart: those tasks ended with the last group
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -237,5 +252,13 @@ class ProbeInput:
             now,
             "counter",
             "Probe results published.",
+        )
+        yield Sample(
+            "ebbflow_probe_errors_total",
+            self.probe_errors,
+            (),
+            now,
+            "counter",
+            "Probes that raised instead of giving a result (each a failed result).",
         )
         yield from self.config_errors.telemetry(now)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
+import functools
 import shlex
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
+import re2  # type: ignore[import-untyped]
 from pydantic import Field, field_validator, model_validator
 
 from ebbflow.config import FrozenModel
@@ -53,6 +54,16 @@ def parse_status_ranges(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
+@functools.lru_cache(maxsize=1024)
+def compiled(pattern: str) -> Any:
+    """RE2: matching takes time linear in the body, so no label can freeze the loop
+    (Python's `re` backtracks: `^(a+)+$` on 29 bytes takes seconds)."""
+    return re2.compile(pattern)
+
+
+MIN_INTERVAL = 1.0  # seconds; the probes input's `min_interval` default
+
+
 class ProbeSpec(FrozenModel):
     url: str | None = None
     cmd: tuple[str, ...] | None = None
@@ -60,7 +71,7 @@ class ProbeSpec(FrozenModel):
     timeout: float = Field(2.0, gt=0)
     interval: float = Field(10.0, gt=0)
     expected_status: tuple[tuple[int, int], ...] = ((200, 399),)
-    body_regex: re.Pattern[str] | None = None
+    body_regex: str | None = None
     failure_threshold: int = Field(3, ge=1)
     success_threshold: int = Field(1, ge=1)
 
@@ -72,6 +83,16 @@ class ProbeSpec(FrozenModel):
             if not argv:
                 raise ValueError("empty command")
             return tuple(argv)
+        return value
+
+    @field_validator("body_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compiled(value)
+            except re2.error as err:
+                raise ValueError(f"not a regular expression RE2 accepts: {err}") from None
         return value
 
     @field_validator("expected_status", mode="before")
@@ -118,9 +139,21 @@ class ProbeSpec(FrozenModel):
     def status_ok(self, status: int) -> bool:
         return any(lo <= status <= hi for lo, hi in self.expected_status)
 
+    def body_matches(self, body: str) -> bool:
+        return self.body_regex is None or compiled(self.body_regex).search(body) is not None
 
-def parse_probe(labels: Mapping[str, str]) -> tuple[ProbeSpec | None, tuple[str, ...]]:
-    """(None, ()) when the container declares no probe."""
+
+def parse_probe(
+    labels: Mapping[str, str], min_interval: float = MIN_INTERVAL
+) -> tuple[ProbeSpec | None, tuple[str, ...]]:
+    """(None, ()) when the container declares no probe. An interval under `min_interval`
+    is an error: a label must not be able to make ebbflow burn a core."""
     if not any(key.startswith(PREFIXES) for key in labels):
         return None, ()
-    return parse_labels(labels, LABEL_FIELDS, ProbeSpec, prefixes=PREFIXES)
+    spec, errors = parse_labels(labels, LABEL_FIELDS, ProbeSpec, prefixes=PREFIXES)
+    if spec is not None and spec.interval < min_interval:
+        return None, (
+            f"ebbflow.health.interval: must be at least {min_interval:g}s, the probes input's "
+            f"min_interval (got {labels['ebbflow.health.interval']!r})",
+        )
+    return spec, errors

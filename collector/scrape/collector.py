@@ -69,7 +69,7 @@ class ScrapeInput(PollingInput):
                 resp.raise_for_status()
                 text = await resp.text()
             rows = PARSERS[spec.format](text)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as err:
+        except Exception as err:  # this target's failure only: the others still count
             if self.target_up.get(info.id, True):
                 log.warning(
                     "container %s: scrape of %s failed: %r", info.name, spec.url(info.address), err

@@ -3,8 +3,10 @@
 Datagrams become partial batches (they update only their own series), so a rule can act
 on an application's number the moment it arrives. Counters accumulate here; a full batch
 now and then retires series not refreshed within `expire_after`. A malformed line is
-counted and logged with its sender (at most every 10 s per sender); it never stops the
-listener or the rest of its datagram.
+counted and logged with its sender (at most every 10 s per sender, never with a
+traceback); whatever was wrong with it, it never stops the listener or the rest of its
+datagram. Memory is bounded by bytes, not only by series: tag values are cut to
+`max_label_value_length` (counted), and names, tag counts and series are capped.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class UdpInput(asyncio.DatagramProtocol):
         self.bound: tuple[str, int] | None = None
         self.series: dict[SeriesKey, tuple[Sample, float]] = {}  # latest sample, last update
         self.datagrams = self.samples_in = self.malformed = self.series_dropped = 0
+        self.truncated = 0
         self._last_logged: dict[str, float] = {}
 
     # -- parsing -----------------------------------------------------------------------
@@ -61,17 +64,37 @@ class UdpInput(asyncio.DatagramProtocol):
         self.series[key] = (sample, now)
         out.append(sample)
 
+    def _labels(self, tags: dict[str, str]) -> Labels:
+        """Tags as labels, within the byte bounds."""
+        limit = self.config.max_label_value_length
+        if len(tags) > self.config.max_tags:
+            raise ValueError(f"{len(tags)} tags, more than max_tags {self.config.max_tags}")
+        labels = {}
+        for key, value in tags.items():
+            if len(key) > self.config.max_name_length:
+                raise ValueError(f"tag key longer than {self.config.max_name_length}")
+            if len(value) > limit:
+                self.truncated += 1
+                value = value[:limit]
+            labels[label_name(key)] = value
+        return labels_of(labels)
+
+    def _name(self, text: str) -> str:
+        if len(text) > self.config.max_name_length:
+            raise ValueError(f"name longer than {self.config.max_name_length}")
+        return metric_name(text)
+
     def _line_protocol(self, line: str, now: float, out: list[Sample]) -> None:
         point = parse_line_protocol(line)
-        labels = labels_of({label_name(k): v for k, v in point.tags.items()})
+        labels = self._labels(point.tags)
         for field, value in point.fields.items():
-            name = metric_name(f"{point.measurement}_{field}")
+            name = self._name(f"{point.measurement}_{field}")
             self._set(name, labels, value, "gauge", point.timestamp or now, out)
 
     def _statsd(self, line: str, now: float, out: list[Sample]) -> None:
         point = parse_statsd(line)
-        name = metric_name(point.name)
-        labels = labels_of({label_name(k): v for k, v in point.tags.items()})
+        name = self._name(point.name)
+        labels = self._labels(point.tags)
         if point.kind == "c":
             self._set(
                 f"{name}_total",
@@ -105,7 +128,8 @@ class UdpInput(asyncio.DatagramProtocol):
         except UnicodeDecodeError:
             self._reject(sender, repr(data[:60]), "not UTF-8")
             return out
-        for line in text.splitlines():
+        for line in text.split("\n"):  # lines end at \n only: \v, \x1c, U+2028 are data
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             statsd = self.config.format == "statsd" or (
@@ -115,6 +139,8 @@ class UdpInput(asyncio.DatagramProtocol):
                 (self._statsd if statsd else self._line_protocol)(line, now, out)
             except (ValueError, IndexError) as err:
                 self._reject(sender, line, str(err))
+            except Exception as err:  # overflow, recursion, anything: still this line's
+                self._reject(sender, line, f"{type(err).__name__}: {err}")
         return out
 
     def _reject(self, sender: str, line: str, why: str) -> None:
@@ -123,7 +149,7 @@ class UdpInput(asyncio.DatagramProtocol):
         if now - self._last_logged.get(sender, float("-inf")) >= LOG_EVERY:
             self._last_logged[sender] = now
             log.warning(
-                "udp: malformed line from %s: %s: %.120s (%d malformed so far)",
+                "udp: malformed line from %s: %.200s: %.120r (%d malformed so far)",
                 sender,
                 why,
                 line,
@@ -172,6 +198,11 @@ class UdpInput(asyncio.DatagramProtocol):
                 "ebbflow_udp_series_dropped_total",
                 self.series_dropped,
                 "New series refused past max_series.",
+            ),
+            (
+                "ebbflow_udp_labels_truncated_total",
+                self.truncated,
+                "Tag values cut to max_label_value_length.",
             ),
         ):
             yield Sample(name, value, (), now, "counter", help_text)

@@ -16,3 +16,10 @@ class UdpConfig(FrozenModel):
     )
     expire_after: float = Field(300.0, gt=0, description="Seconds a series lives unrefreshed.")
     max_series: int = Field(10_000, ge=1, description="New series past this are dropped.")
+    max_label_value_length: int = Field(
+        1024, ge=16, description="Longer tag values are cut to this many characters, counted."
+    )
+    max_name_length: int = Field(
+        256, ge=16, description="A measurement, field, metric or tag name longer is malformed."
+    )
+    max_tags: int = Field(32, ge=1, description="A line with more tags is malformed.")

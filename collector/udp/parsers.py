@@ -1,11 +1,13 @@
 """InfluxDB line protocol and StatsD (with DogStatsD tags), one line → parsed points.
 
 Both raise ValueError with what was wrong, so a malformed line can be counted and
-reported without stopping the datagram's other lines.
+reported without stopping the datagram's other lines. A value is always a finite number:
+NaN, ±inf and numbers past float, int64 or uint64 range are rejected, as InfluxDB does.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -60,6 +62,17 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
+INT64 = (-(2**63), 2**63 - 1)
+UINT64 = (0, 2**64 - 1)
+NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # no inf, nan, 1_000 or +5
+
+
+def finite(value: float, raw: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{raw!r} is not a finite number")
+    return value
+
+
 def _field_value(raw: str) -> float | None:
     """Numbers and booleans; None for strings, which have no numeric value to export."""
     if raw.startswith('"'):
@@ -69,8 +82,18 @@ def _field_value(raw: str) -> float | None:
     if raw in ("f", "F", "false", "False", "FALSE"):
         return 0.0
     if raw[-1:] in ("i", "u"):
-        return float(int(raw[:-1]))
-    return float(raw)
+        digits = raw[:-1]
+        if not re.fullmatch(r"-?\d{1,20}", digits):
+            raise ValueError(f"{raw!r} is not an integer")
+        low, high = INT64 if raw[-1] == "i" else UINT64
+        number = int(digits)
+        if not low <= number <= high:
+            kind = "int64" if raw[-1] == "i" else "uint64"
+            raise ValueError(f"{raw!r} is out of {kind} range")
+        return float(number)
+    if not NUMBER.match(raw):
+        raise ValueError(f"{raw!r} is not a number")
+    return finite(float(raw), raw)
 
 
 def parse_line_protocol(line: str) -> LinePoint:
@@ -101,10 +124,9 @@ def parse_line_protocol(line: str) -> LinePoint:
             fields[_unescape(key)] = value
     timestamp = None
     if len(parts) == 3:
-        try:
-            timestamp = int(parts[2]) / 1e9
-        except ValueError:
-            raise ValueError(f"timestamp {parts[2]!r} is not an integer") from None
+        if not re.fullmatch(r"-?\d{1,19}", parts[2]) or not (INT64[0] <= int(parts[2]) <= INT64[1]):
+            raise ValueError(f"timestamp {parts[2]!r} is not an int64 of nanoseconds")
+        timestamp = int(parts[2]) / 1e9
     return LinePoint(measurement, tags, fields, timestamp)
 
 
@@ -132,14 +154,14 @@ def parse_statsd(line: str) -> StatsdPoint:
     if kind not in STATSD_TYPES:
         raise ValueError(f"unsupported type {kind!r}")
     try:
-        value = float(raw)
+        value = finite(float(raw), raw)
     except ValueError:
-        raise ValueError(f"value {raw!r} is not a number") from None
+        raise ValueError(f"value {raw!r} is not a number, or not finite") from None
     rate, tags = 1.0, {}
     for extra in fields[2:]:
         if extra.startswith("@"):
             rate = float(extra[1:])
-            if not 0 < rate <= 1:
+            if not 0 < rate <= 1:  # NaN fails this too
                 raise ValueError(f"sample rate {extra[1:]} is not in (0, 1]")
         elif extra.startswith("#"):
             for tag in extra[1:].split(","):

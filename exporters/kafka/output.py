@@ -135,8 +135,11 @@ class KafkaOutput(BufferedOutput):
     def _close(self) -> None:
         if self._producer is not None:
             self._producer.close(timeout=self.options.timeout)
+            self._producer = None
 
     async def run(self) -> None:
+        # A fresh worker each run: after a crash the supervisor runs this again.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"ebbflow-{self.name}")
         try:
             await super().run()
         finally:

@@ -14,12 +14,15 @@ class PrometheusConfig(FrozenModel):
     listen: str = Field(
         "127.0.0.1:9781",
         pattern=r"^.*:\d+$",
-        description="HOST:PORT to serve /metrics on (port 0: any free port).",
+        description="HOST:PORT to serve /metrics, /healthz and /readyz on (0: any free port).",
+    )
+    max_label_value_length: int = Field(
+        1024, ge=16, description="Longer label values are cut to this many characters."
     )
 
 
 def create(ctx: PluginContext, config: PrometheusConfig) -> PrometheusOutput:
-    return PrometheusOutput(ctx.bus, config.listen)
+    return PrometheusOutput(ctx.bus, config.listen, ctx.health, config.max_label_value_length)
 
 
 plugin: Plugin[PrometheusConfig, PrometheusOutput] = Plugin("prometheus", PrometheusConfig, create)

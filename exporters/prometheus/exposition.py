@@ -20,10 +20,16 @@ _LABEL_VALUE = str.maketrans({"\\": r"\\", '"': r"\"", "\n": r"\n"})
 _HELP = str.maketrans({"\\": r"\\", "\n": r"\n"})
 
 
-def label_text(labels: Labels) -> str:
+def label_text(labels: Labels, max_value_length: int = 1024) -> str:
+    """`{k="v",...}`; a value longer than the bound is cut, so one hostile label cannot
+    make every scrape huge."""
     if not labels:
         return ""
-    return "{" + ",".join(f'{k}="{v.translate(_LABEL_VALUE)}"' for k, v in labels) + "}"
+    return (
+        "{"
+        + ",".join(f'{k}="{v[:max_value_length].translate(_LABEL_VALUE)}"' for k, v in labels)
+        + "}"
+    )
 
 
 def value_text(value: float) -> str:
@@ -35,7 +41,8 @@ def value_text(value: float) -> str:
 
 
 class Exposition:
-    def __init__(self) -> None:
+    def __init__(self, max_label_value_length: int = 1024) -> None:
+        self.max_label_value_length = max_label_value_length
         self._labels: dict[Labels, str] = {}
 
     def render(self, sources: Iterable[Mapping[Any, Sample]]) -> bytes:
@@ -51,7 +58,7 @@ class Exposition:
                     ]
                 text = cache.get(s.labels)
                 if text is None:
-                    text = cache[s.labels] = label_text(s.labels)
+                    text = cache[s.labels] = label_text(s.labels, self.max_label_value_length)
                 lines.append(f"{s.name}{text} {value_text(s.value)}\n")
                 used += 1
         if len(cache) > 2 * used + 1000:  # containers came and went: forget their labels

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 from collections.abc import Iterable
 
 from aiohttp import web
 
 from ebbflow.bus import Bus
+from ebbflow.health import Health
 from ebbflow.model import Sample, SampleBatch
 
 from .exposition import CONTENT_TYPE, Exposition
@@ -23,13 +25,24 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _dumps(data: object) -> str:
+    return json.dumps(data, indent=1, sort_keys=True)
+
+
 class PrometheusOutput:
     name = "prometheus"
 
-    def __init__(self, bus: Bus, listen: str) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        listen: str,
+        health: Health | None = None,
+        max_label_value_length: int = 1024,
+    ) -> None:
         self.host, self.port = split_listen(listen)
+        self.health = health or Health()
         self.snapshot = Snapshot()
-        self.exposition = Exposition()
+        self.exposition = Exposition(max_label_value_length)
         self.subscription = bus.subscribe("prometheus", SampleBatch, capacity=256)
         self.scrapes = 0
         self.bound: tuple[str, int] | None = None
@@ -46,12 +59,27 @@ class PrometheusOutput:
 
     async def index(self, _request: web.Request) -> web.Response:
         return web.Response(
-            text='ebbflow: metrics at <a href="/metrics">/metrics</a>\n', content_type="text/html"
+            text='ebbflow: <a href="/metrics">/metrics</a>, <a href="/readyz">/readyz</a>, '
+            '<a href="/healthz">/healthz</a>\n',
+            content_type="text/html",
+        )
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        """The process serves: nothing more (a liveness check)."""
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """Every part works: 200, else 503 with what is wrong, by part."""
+        report = self.health.report()
+        return web.json_response(
+            report.as_dict(), status=200 if report.ready else 503, dumps=_dumps
         )
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/", self.index)
         return app
 

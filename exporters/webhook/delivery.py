@@ -83,11 +83,17 @@ class TargetQueue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            body = self.body(self.queue[0])
+            try:
+                body = self.body(self.queue[0])
+            except Exception as err:  # this notification only: the target goes on
+                self.queue.popleft()
+                self.dropped["rejected"] += 1
+                log.error("webhook %s: a notification cannot be encoded: %r", self.target.name, err)
+                continue
             try:
                 async with asyncio.timeout(self.config.timeout):
                     await self.send(session, body)
-            except (SendError, TimeoutError, aiohttp.ClientError, OSError) as err:
+            except Exception as err:  # every failure of a send is a retry
                 error = err if isinstance(err, SendError) else SendError(repr(err))
                 if not error.retry:
                     self.queue.popleft()

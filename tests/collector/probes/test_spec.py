@@ -19,7 +19,7 @@ def test_seed_and_native_labels() -> None:
     assert (spec.kind, spec.initial_delay, spec.timeout, spec.interval) == ("http", 5, 2, 3)
     assert spec.target("127.0.0.1") == "http://127.0.0.1:8080/health"
     assert spec.status_ok(204) and spec.status_ok(301) and not spec.status_ok(302)
-    assert spec.body_regex is not None and spec.body_regex.search("all ready")
+    assert spec.body_matches("all ready") and not spec.body_matches("down")
 
 
 def test_tcp_and_cmd() -> None:

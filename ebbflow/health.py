@@ -1,0 +1,91 @@
+"""What `/readyz` and `ebbflow status` say: every part's own word on whether it works.
+
+Parts report a problem (a short sentence) or None; the process is ready when none of
+them reports one. The supervisor is one such source (a component that is down or was
+given up on); the engine connection, the rule engine and each output are others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ebbflow.model import Sample
+
+log = logging.getLogger("ebbflow.health")
+
+Check = Callable[[], dict[str, str]]  # part name → what is wrong with it
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """Optional hook: what is wrong with the part now, or None when it works."""
+
+    name: str
+
+    def health_problem(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    ready: bool
+    problems: dict[str, str]
+    components: dict[str, dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": "ready" if self.ready else "not ready",
+            "problems": self.problems,
+            "components": self.components,
+        }
+
+
+class Health:
+    def __init__(self) -> None:
+        self._checks: list[Check] = []
+        self._parts: list[ReportsHealth] = []
+        self.components: Callable[[], dict[str, dict[str, Any]]] = dict
+        self._last_problems: dict[str, str] = {}
+
+    def add_check(self, check: Check) -> None:
+        self._checks.append(check)
+
+    def add_part(self, part: ReportsHealth) -> None:
+        self._parts.append(part)
+
+    def problems(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for check in self._checks:
+            found.update(check())
+        for part in self._parts:
+            try:
+                problem = part.health_problem()
+            except Exception as err:  # a broken hook is itself a problem, never "ready"
+                problem = f"health check raised {type(err).__name__}: {err}"
+            if problem:
+                found.setdefault(part.name, problem)
+        return found
+
+    def report(self) -> HealthReport:
+        problems = self.problems()
+        if problems != self._last_problems:  # log on change, not on every ask
+            if problems:
+                log.warning(
+                    "not ready: %s", "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+                )
+            elif self._last_problems:
+                log.info("ready again")
+            self._last_problems = problems
+        return HealthReport(not problems, problems, self.components())
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield Sample(
+            "ebbflow_ready",
+            1.0 if self.report().ready else 0.0,
+            (),
+            now,
+            "gauge",
+            "1 when every part works (what /readyz says), else 0.",
+        )
