@@ -101,7 +101,9 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     # Every component is supervised; one that has nothing to do is not started at all,
     # since a component that returns is restarted like one that crashed.
     reporters: list[ReportsTelemetry] = [ctx.bus, ctx.health]
-    reporters += [p for p in parts if isinstance(p, ReportsTelemetry)]
+    # The node monitor reports every node's health even when it has nothing to watch.
+    watched = parts if monitor in parts else [*parts, monitor]
+    reporters += [p for p in watched if isinstance(p, ReportsTelemetry)]
     telemetry = TelemetryInput(ctx.bus, reporters, config.interval, clock)
     app.components = [*parts, telemetry]
     app.supervisor = supervisor = Supervisor(app.components, config.supervision)

@@ -1,4 +1,5 @@
-"""The `ebbflow` command: run, collect, policies, decisions, healing, explain, replay, bench."""
+"""The `ebbflow` command: run, status, collect, policies, decisions, healing, explain, replay,
+bench."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import json
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--state", type=Path)
     explain.add_argument("--limit", type=int, default=10)
     explain.add_argument("--json", action="store_true")
+
+    status = sub.add_parser(
+        "status", parents=[common], help="a running instance's /readyz: what works, what not"
+    )
+    status.add_argument("--listen", help="HOST:PORT it serves on (default: its config's)")
+    status.add_argument("--json", action="store_true")
 
     replay = sub.add_parser(
         "replay", parents=[common], help="run the engine against a demand trace on a virtual clock"
@@ -348,6 +357,35 @@ def cmd_replay(
     return 0
 
 
+def cmd_status(config: AppConfig, listen: str | None, as_json: bool) -> int:
+    """0 ready, 1 not ready, 2 when nothing answers there."""
+    prometheus = config.outputs.get("prometheus")
+    address = (
+        listen
+        or (prometheus.get("listen") if isinstance(prometheus, dict) else None)
+        or "127.0.0.1:9781"
+    )
+    url = f"http://{address}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            report = json.loads(resp.read())
+    except urllib.error.HTTPError as err:  # 503: not ready, with the same body
+        report = json.loads(err.read())
+    except (OSError, ValueError) as err:
+        print(f"ebbflow: no ebbflow answers at {url}: {err}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{report['status']} ({url})")
+        for part, problem in sorted(report["problems"].items()):
+            print(f"  {part}: {problem}")
+        for name, component in sorted(report["components"].items()):
+            state = "given up" if component["given_up"] else "up" if component["up"] else "down"
+            print(f"  component {name:<20} {state:<9} restarts={component['restarts']}")
+    return 0 if report["status"] == "ready" else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -367,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_explain(config, args.service, args.limit, args.json)
         if args.command == "replay":
             return cmd_replay(config, args.trace, args.labels, args.start_delay, args.json)
+        if args.command == "status":
+            return cmd_status(config, args.listen, args.json)
         if args.command == "healing":
             return cmd_healing(config, args.limit, args.json)
         return cmd_decisions(config, args.service, args.limit, args.json)

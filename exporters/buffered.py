@@ -172,6 +172,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.cut_records = 0  # torn or corrupt records cut off or skipped
         self.full: str | None = None  # why the last append did not fit, while it does not
+        self.offset_unsaved = False
         self.path.touch(exist_ok=True)
         self.offset = self._repaired_offset()
         self._cut_torn_tail()
@@ -309,13 +310,25 @@ class Spool:
                     yield samples
 
     def commit(self, offset: int) -> None:
+        """Move the read offset past what was sent. On a full disk the offset may not be
+        saved: delivery goes on from memory's offset, and a restart before it is saved
+        sends those records again (at least once, never lost)."""
         self.offset = offset
-        if self.offset >= self.size:  # all sent: start afresh
-            self.path.write_bytes(b"")
+        if self.offset >= self.size:  # all sent: start afresh (truncating needs no space)
+            os.truncate(self.path, 0)
             self.offset = 0
         tmp = self.offset_path.with_suffix(".tmp")
-        tmp.write_text(str(self.offset))
-        os.replace(tmp, self.offset_path)
+        try:
+            tmp.write_text(str(self.offset))
+            os.replace(tmp, self.offset_path)
+        except OSError as err:
+            if not self.offset_unsaved:
+                log.warning("%s: cannot save its read offset: %s", self.name, err.strerror)
+            self.offset_unsaved = True
+            return
+        if self.offset_unsaved:
+            log.info("%s: saves its read offset again", self.name)
+            self.offset_unsaved = False
 
 
 def describe(err: BaseException) -> str:

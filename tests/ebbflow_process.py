@@ -22,7 +22,7 @@ class Ebbflow:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self, *extra: str) -> None:
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> None:
         self.starts += 1
         log = open(self.workdir / f"ebbflow-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -42,7 +42,7 @@ class Ebbflow:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
-            env={**os.environ, "EBBFLOW_LOG_LEVEL": "DEBUG"},
+            env={**os.environ, "EBBFLOW_LOG_LEVEL": "DEBUG", **(env or {})},
         )
 
     def assert_alive(self) -> None:
@@ -82,6 +82,20 @@ class Ebbflow:
             if all(found.get(k) == v for k, v in labels.items()):
                 return float(match.group(3))
         return None
+
+    def readyz(self) -> tuple[int, dict[str, object]] | None:
+        """(status, body) of /readyz; None while nothing serves."""
+        import json
+        import urllib.error
+
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+        except OSError:
+            return None
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind, as after a crash or an OOM kill."""

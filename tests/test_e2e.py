@@ -234,7 +234,7 @@ def test_scales_on_an_http_probe_latency(
             "web",
             {
                 "aliyun.probe.url": f"http://container:{port}/cgi-bin/slow",
-                "ebbflow.health.interval": "0.5",
+                "ebbflow.health.interval": "1",
                 "ebbflow.scale.metric": "probe_duration_seconds",
                 "ebbflow.scale.max": "0.2",
                 "ebbflow.scale.min": "0.05",

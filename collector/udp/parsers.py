@@ -34,6 +34,8 @@ class LinePoint:
 
 def _split(text: str, sep: str, limit: int = -1) -> list[str]:
     """Split at `sep` outside quotes and not escaped by a backslash."""
+    if "\\" not in text and '"' not in text:  # the common case, at C speed
+        return text.split(sep, limit)
     parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -92,7 +94,7 @@ def _field_value(raw: str) -> float | None:
             raise ValueError(f"{raw!r} is out of {kind} range")
         return float(number)
     if not NUMBER.match(raw):
-        raise ValueError(f"{raw!r} is not a number")
+        raise ValueError(f"{raw!r} is not a value")
     return finite(float(raw), raw)
 
 
@@ -118,8 +120,8 @@ def parse_line_protocol(line: str) -> LinePoint:
         key, raw = pieces
         try:
             value = _field_value(raw)
-        except ValueError:
-            raise ValueError(f"field {_unescape(key)!r}: {raw!r} is not a value") from None
+        except ValueError as err:
+            raise ValueError(f"field {_unescape(key)!r}: {err}") from None
         if value is not None:
             fields[_unescape(key)] = value
     timestamp = None

@@ -174,7 +174,7 @@ def scene(
     broken = {
         "aliyun.auto_scaling.max_cpu": "abc",
         "aliyun.probe.url": f"http://container:{dead_port}/",
-        "ebbflow.health.interval": "0.5",
+        "ebbflow.health.interval": "1",
         "ebbflow.heal.backoff": "1",  # restarted by ebbflow within the scene
     }
     run_container(

@@ -101,7 +101,7 @@ def scaling_labels(ctl: Path) -> list[str]:
 def failing_probe_labels() -> list[str]:
     labels = {
         "aliyun.probe.url": f"http://container:{free_port()}/",  # nothing listens there
-        "ebbflow.health.interval": "0.5",
+        "ebbflow.health.interval": "1",
         "ebbflow.health.failure_threshold": "2",
         "ebbflow.heal.backoff": "2",
     }

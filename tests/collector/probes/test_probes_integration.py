@@ -60,7 +60,7 @@ async def test_probe_outcomes_and_reasons(
     results = bus.subscribe("results", SampleBatch, capacity=10_000)
     docker = DockerHandle()
     containers = ContainerInput(bus, Nodes([docker]), interval=5, timeout=5, clock=time.time)
-    probes = ProbeInput(bus, Nodes([docker]), time.time)
+    probes = ProbeInput(bus, Nodes([docker]), time.time, min_interval=0.5)
     tasks = [asyncio.create_task(containers.run()), asyncio.create_task(probes.run())]
     started: dict[str, float] = {}
     try:

@@ -74,3 +74,43 @@ def test_telling_the_formats_apart_and_names() -> None:
     assert not looks_like_statsd("cpu value=1 1700000000")
     assert metric_name("jobs.done-ok") == "jobs_done_ok"
     assert metric_name("9lives") == "_9lives"
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("queue depth=nan", "'nan' is not a value"),
+        ("queue depth=inf", "'inf' is not a value"),
+        ("queue depth=-Infinity", "is not a value"),
+        ("queue depth=1e400", "'1e400' is not a finite number"),
+        ("queue depth=" + "1" * 400, "is not a finite number"),
+        ("queue depth=" + "1" * 400 + "i", "is not an integer"),
+        ("queue depth=9223372036854775808i", "out of int64 range"),
+        ("queue depth=-1u", "out of uint64 range"),
+        ("queue depth=18446744073709551616u", "out of uint64 range"),
+        ("queue depth=1_000", "is not a value"),
+        ("queue depth=+5i", "is not an integer"),
+        ("queue depth=1 99999999999999999999", "not an int64"),
+    ],
+)
+def test_line_protocol_numbers_are_finite_and_in_range(line: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_line_protocol(line)
+
+
+def test_line_protocol_range_edges_are_accepted() -> None:
+    edges = "m a=9223372036854775807i,b=-9223372036854775808i,c=18446744073709551615u,d=-1.5e308"
+    assert parse_line_protocol(edges).fields == {
+        "a": 9223372036854775807.0,
+        "b": -9223372036854775808.0,
+        "c": 18446744073709551615.0,
+        "d": -1.5e308,
+    }
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e400"])
+def test_statsd_values_are_finite(raw: str) -> None:
+    with pytest.raises(ValueError, match="not a number, or not finite"):
+        parse_statsd(f"depth:{raw}|g")
+    with pytest.raises(ValueError, match="sample rate"):
+        parse_statsd("hits:1|c|@nan")

@@ -75,3 +75,47 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_one_bad_line_costs_only_itself_and_never_a_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    udp = UdpInput(Bus(), UdpConfig(), _Clock())
+    datagram = "\n".join(
+        [
+            "queue,service=shop/api depth=nan",
+            "queue,service=shop/api depth=" + "1" * 400 + "i",
+            "queue,service=shop/api depth=" + "1" * 400,
+            "queue,service=shop/web depth=7i",
+        ]
+    ).encode()
+    with caplog.at_level(logging.WARNING, "ebbflow.collector.udp"):
+        out = udp.parse_datagram(datagram, "test")
+        # An error nobody foresaw in one line: still that line's, counted.
+        monkeypatch.setattr(
+            "ebbflow.collector.udp.collector.parse_line_protocol",
+            lambda line: (_ for _ in ()).throw(RecursionError("deep")),
+        )
+        assert udp.parse_datagram(b"a b=1\nc d=2", "test") == []
+    assert [(s.name, s.labels, s.value) for s in out] == [
+        ("queue_depth", (("service", "shop/web"),), 7.0)
+    ]
+    assert udp.malformed == 5
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_lines_end_at_newline_only() -> None:
+    udp = UdpInput(Bus(), UdpConfig(), _Clock())
+    out = udp.parse_datagram("m,t=a\u2028b v=1\r\nm,t=c\x1cd\vx v=2".encode(), "test")
+    assert [(s.labels, s.value) for s in out] == [
+        ((("t", "a\u2028b"),), 1.0),
+        ((("t", "c\x1cd\vx"),), 2.0),
+    ]
+    assert udp.malformed == 0
+
+
+def test_tag_values_are_cut_to_the_bound_and_counted() -> None:
+    udp = UdpInput(Bus(), UdpConfig(max_label_value_length=16, max_tags=2), _Clock())
+    out = udp.parse_datagram(b"m,t=" + b"x" * 60_000 + b" v=1\nm,a=1,b=2,c=3 v=1", "test")
+    assert [(s.labels, s.value) for s in out] == [((("t", "x" * 16),), 1.0)]
+    assert (udp.truncated, udp.malformed) == (1, 1)  # the line with 3 tags: max_tags
