@@ -75,10 +75,21 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         load("actuators", name).build(ctx, {}, f"actuators.{name}") for name in config.actuators
     ]
     gate = ActionGate(config.max_actions_per_minute)
-    engine = RuleEngine(ctx.bus, store, clock, config.rules, dry_run=config.dry_run)
+    engine = RuleEngine(
+        ctx.bus, store, clock, config.rules, dry_run=config.dry_run, scope=config.scope
+    )
     runner = ActionRunner(ctx.bus, actuators, store, clock, gate)
     healer = Healer(
-        ctx.bus, actuators, gate, store, clock, config.healing, config.dry_run, nodes=ctx.nodes
+        ctx.bus,
+        actuators,
+        gate,
+        store,
+        clock,
+        config.healing,
+        config.dry_run,
+        nodes=ctx.nodes,
+        scope=config.scope,
+        rules=config.rules,
     )
     reconciler = Reconciler(
         ctx.bus,
@@ -90,6 +101,7 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         config.rules,
         config.dry_run,
         healing_under_way=healer.under_way,
+        scope=config.scope,
     )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
     parts: list[Any] = [*app.outputs.values(), engine, runner, healer]
@@ -118,10 +130,11 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
 
 async def run_app(app: App) -> None:
     log.info(
-        "ebbflow starting: inputs %s, outputs %s, state %s%s",
+        "ebbflow starting: inputs %s, outputs %s, state %s, acting on %s%s",
         sorted(app.inputs),
         sorted(app.outputs),
         app.config.state,
+        app.config.scope.describe(),
         " (dry run)" if app.config.dry_run else "",
     )
     try:

@@ -38,9 +38,24 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="YAML config file (EBBFLOW_* env overrides it)")
     common.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    scoped = argparse.ArgumentParser(add_help=False)
+    scoped.add_argument(
+        "--scope-project",
+        action="append",
+        metavar="GLOB",
+        help="act only on this compose project or Swarm stack (repeatable; config: scope)",
+    )
+    scoped.add_argument(
+        "--scope-label",
+        action="append",
+        metavar="KEY=VALUE",
+        help="act only on containers with this label (repeatable: all must match)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", parents=[common], help="collect, decide and act until stopped")
+    run = sub.add_parser(
+        "run", parents=[common, scoped], help="collect, decide and act until stopped"
+    )
     run.add_argument("--state", type=Path, help="SQLite state file")
     run.add_argument("--listen", help="HOST:PORT for /metrics")
     run.add_argument("--interval", type=float, help="collection interval, seconds")
@@ -51,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--json", action="store_true")
 
     policies = sub.add_parser(
-        "policies", parents=[common], help="discovered services with their policies and errors"
+        "policies",
+        parents=[common, scoped],
+        help="discovered services with their policies and errors",
     )
     policies.add_argument("--json", action="store_true")
 
@@ -122,6 +139,16 @@ def _config(args: argparse.Namespace) -> AppConfig:
         overrides["outputs"] = {"prometheus": {"listen": args.listen}}
     if args.log_level:
         overrides["log_level"] = args.log_level
+    scope: dict[str, Any] = {}
+    if getattr(args, "scope_project", None):
+        scope["projects"] = args.scope_project
+    for pair in getattr(args, "scope_label", None) or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--scope-label {pair!r}: expected KEY=VALUE")
+        scope.setdefault("labels", {})[key] = value
+    if scope:
+        overrides["scope"] = scope
     return load_config(args.config, overrides=overrides)
 
 
@@ -189,7 +216,7 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
         ) from None
     finally:
         await ctx.nodes.close()
-    services = group_services(containers, config.rules)
+    services = group_services(containers, config.rules, config.scope)
     return [
         {
             "service": format_service_key(key),
@@ -197,6 +224,7 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
             "containers": sorted(state.replicas),
             "policy": state.result.policy.model_dump() if state.result.policy else None,
             "errors": list(state.result.errors),
+            "in_scope": state.in_scope,
         }
         for key, state in sorted(services.items(), key=lambda kv: format_service_key(kv[0]))
     ]
@@ -231,6 +259,8 @@ def cmd_policies(config: AppConfig, as_json: bool) -> int:
         text = (
             "INVALID: " + "; ".join(row["errors"]) if row["errors"] else _policy_text(row["policy"])
         )
+        if not row["in_scope"]:
+            text += "  [out of scope: monitored, never acted on]"
         print(f"{row['service']:<36} {row['replicas']:>8}  {text}")
     return 0
 

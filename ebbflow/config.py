@@ -162,6 +162,37 @@ class ReconcileConfig(FrozenModel):
     )
 
 
+PROJECT_LABELS = ("com.docker.compose.project", "com.docker.stack.namespace")
+
+
+class ScopeConfig(FrozenModel):
+    """What this instance may act on. Outside it ebbflow still monitors (metrics, probes,
+    policies shown) but never scales, heals or reconciles."""
+
+    projects: tuple[str, ...] = Field(
+        (), description="Globs on the compose project or Swarm stack; empty: any."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels a container must all carry, with values."
+    )
+
+    @property
+    def everything(self) -> bool:
+        return not self.projects and not self.labels
+
+    def covers(self, labels: Mapping[str, str]) -> bool:
+        if self.projects:
+            project = next((labels[k] for k in PROJECT_LABELS if k in labels), None)
+            if project is None or not any(fnmatch.fnmatchcase(project, p) for p in self.projects):
+                return False
+        return all(labels.get(k) == v for k, v in self.labels.items())
+
+    def describe(self) -> str:
+        parts = [f"projects {', '.join(self.projects)}"] if self.projects else []
+        parts += [f"{k}={v}" for k, v in sorted(self.labels.items())]
+        return " and ".join(parts) or "everything"
+
+
 class SupervisionConfig(FrozenModel):
     """How a crashed component is restarted (README: "Failure behaviour")."""
 
@@ -197,6 +228,7 @@ class AppConfig(FrozenModel):
         30, ge=1, description="All actions together, scaling and healing: a storm brake."
     )
     supervision: SupervisionConfig = SupervisionConfig()
+    scope: ScopeConfig = ScopeConfig()
 
 
 def env_overrides(environ: Mapping[str, str], sections: Iterable[str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
 
 MetricKind = Literal["counter", "gauge"]
-DecisionOrigin = Literal["policy", "reconcile"]
+DecisionOrigin = Literal["policy", "reconcile", "operator"]
 
 
 def labels_of(pairs: Mapping[str, str]) -> Labels:
@@ -86,6 +86,7 @@ class ContainerEventKind(enum.StrEnum):
     START = "start"
     DIE = "die"
     DESTROY = "destroy"
+    STOP = "stop"  # stopped through the API (`docker stop`, compose): someone meant it
     HEALTH = "health_status"
 
 
@@ -125,7 +126,7 @@ class Decision:
     inputs: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     dry_run: bool = False
     # "policy": a scaling rule's; "reconcile": back to the desired count, which starts no
-    # cooldown.
+    # cooldown; "operator": what someone else did (removed replicas by hand), recorded.
     origin: DecisionOrigin = "policy"
 
     @property
@@ -155,6 +156,18 @@ class PolicyProblem:
 
     service: ServiceKey
     errors: tuple[str, ...]
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRetired:
+    """Someone other than ebbflow removed or stopped every replica of a service: it is left
+    alone (no healing, no reconcile) until a container of it starts again, when it is
+    published again with `retired` false."""
+
+    service: ServiceKey
+    retired: bool
+    reason: str
     timestamp: float
 
 
@@ -220,6 +233,7 @@ Event = (
     | Decision
     | ActionResult
     | PolicyProblem
+    | ServiceRetired
     | HealthChange
     | HealingStep
     | NodeHealthChange

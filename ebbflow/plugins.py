@@ -96,6 +96,11 @@ class Actuator(Protocol):
         """Whether this actuator stopped the container (so its exit is no failure)."""
         ...
 
+    def acted_on(self, container_id: str) -> bool:
+        """Whether this actuator stopped, restarted or removed the container lately: a stop
+        or removal it did not make is the operator's (intent, not failure)."""
+        ...
+
 
 @runtime_checkable
 class WatchesNodes(Protocol):

@@ -238,14 +238,14 @@ class DecisionStore:
         row = self._db.execute(query, (format_service_key(service), int(dry_run))).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    def last_target(self, service: ServiceKey) -> int | None:
-        """The replica count of the service's last decision carried out (not a dry run)."""
+    def last_carried_out(self, service: ServiceKey) -> tuple[int, str] | None:
+        """(replicas, origin) of the service's last decision carried out (not a dry run)."""
         row = self._db.execute(
-            "SELECT to_replicas FROM decisions WHERE service = ? AND dry_run = 0"
+            "SELECT to_replicas, origin FROM decisions WHERE service = ? AND dry_run = 0"
             " AND outcome = 'ok' ORDER BY ts DESC, id DESC LIMIT 1",
             (format_service_key(service),),
         ).fetchone()
-        return int(row[0]) if row else None
+        return (int(row[0]), str(row[1])) if row else None
 
     def services(self) -> list[str]:
         """Every service with at least one recorded decision."""

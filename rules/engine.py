@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ebbflow.bus import Bus
-from ebbflow.config import RulesConfig
+from ebbflow.config import RulesConfig, ScopeConfig
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
@@ -112,6 +112,7 @@ class ServiceState:
     averages: dict[str, float] = field(default_factory=dict)
     startup: float | None = None  # learned: decision → first ready sample of a new replica
     last_scale_out: float | None = None
+    in_scope: bool = True  # the newest replica's labels lie in the instance's scope
     # (replicas, until): an action succeeded and the containers are still catching up
     # (Swarm starts and stops tasks after the update returns); no decision until they do.
     converging: tuple[int, float] | None = None
@@ -122,10 +123,13 @@ class ServiceState:
 
 
 def group_services(
-    containers: Iterable[ContainerInfo], defaults: RulesConfig | None = None
+    containers: Iterable[ContainerInfo],
+    defaults: RulesConfig | None = None,
+    scope: ScopeConfig | None = None,
 ) -> dict[ServiceKey, ServiceState]:
     """Services and their parsed policies, from running containers (also used by the CLI)."""
     defaults = defaults or RulesConfig()
+    scope = scope or ScopeConfig()
     services: dict[ServiceKey, ServiceState] = {}
     for info in sorted(containers, key=lambda c: c.started_at):
         key = service_key(info.labels, info.name)
@@ -133,6 +137,7 @@ def group_services(
         state.replicas[info.name] = Replica(info, info.started_at, False)
         labels = effective_labels(info.labels, str(key), key.name, defaults.policies)
         state.result = parse_policy(labels, defaults)  # the newest replica's labels win
+        state.in_scope = scope.covers(info.labels)
     return services
 
 
@@ -180,8 +185,10 @@ class RuleEngine:
         defaults: RulesConfig | None = None,
         dry_run: bool = False,
         action_deadline: float = 300.0,
+        scope: ScopeConfig | None = None,
     ) -> None:
         self.bus = bus
+        self.scope = scope or ScopeConfig()
         self.store = store
         self.clock = clock
         self.defaults = defaults or RulesConfig()
@@ -240,6 +247,7 @@ class RuleEngine:
             state = self.services.setdefault(key, ServiceState(key))
             labels = effective_labels(info.labels, str(key), key.name, self.defaults.policies)
             self._set_policy(state, parse_policy(labels, self.defaults))
+            state.in_scope = self.scope.covers(info.labels)
             state.replicas[info.name] = self._replica(info, state.result.policy, event.timestamp)
             self.member_of[info.name] = key
             self.by_service_label[str(key)] = self.by_service_label[key.name] = key
@@ -475,7 +483,7 @@ class RuleEngine:
 
     def evaluate(self, state: ServiceState) -> Decision | None:
         policy = state.result.policy
-        if policy is None or state.result.errors:
+        if policy is None or state.result.errors or not state.in_scope:
             return None
         now = self.clock()
         ready = self._ready(state, now)
@@ -632,6 +640,14 @@ class RuleEngine:
                 now,
                 "gauge",
                 "Running replicas of a service with a policy.",
+            )
+            yield Sample(
+                "ebbflow_service_in_scope",
+                1.0 if state.in_scope else 0.0,
+                labels,
+                now,
+                "gauge",
+                "1 when the service lies in this instance's scope (it may act), else 0.",
             )
             policy = state.result.policy
             if policy is None:

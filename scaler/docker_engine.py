@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,9 @@ class Member:
         return self.name in unhealthy or health == "unhealthy"
 
 
+ACTED_MEMORY = 300.0  # seconds a stop or removal of ours is remembered
+
+
 class DockerEngineActuator:
     name = "docker"
 
@@ -76,6 +80,7 @@ class DockerEngineActuator:
         self.clock = clock
         self.stop_timeout = stop_timeout
         self._stopping: set[str] = set()  # containers whose next exit is ours
+        self._acted: dict[str, float] = {}  # container id → when we stopped or removed it
 
     def supports(self, service: ServiceKey) -> bool:
         return service.kind in SCALABLE_KINDS
@@ -89,6 +94,15 @@ class DockerEngineActuator:
             self._stopping.discard(container_id)
             return True
         return False
+
+    def acted_on(self, container_id: str) -> bool:
+        now = time.monotonic()
+        for cid in [c for c, at in self._acted.items() if now - at > ACTED_MEMORY]:
+            del self._acted[cid]
+        return container_id in self._acted
+
+    def _acting_on(self, container_id: str) -> None:
+        self._acted[container_id] = time.monotonic()
 
     async def members(self, service: ServiceKey) -> list[Member]:
         """Every container of the service on every healthy node, stopped ones included."""
@@ -171,6 +185,7 @@ class DockerEngineActuator:
             handle = await self.nodes.handle(node).client.containers.get(current.id)
             if current.running:
                 self._stopping.add(current.id)
+            self._acting_on(current.id)  # a restart emits a stop event too
             await handle.restart(
                 t=self.stop_timeout, timeout=self.stop_timeout + self.nodes.handle(node).timeout
             )
@@ -284,6 +299,7 @@ class DockerEngineActuator:
         container = await handle.client.containers.get(member.id)
         if member.running:
             self._stopping.add(member.id)
+        self._acting_on(member.id)
         await container.stop(t=self.stop_timeout, timeout=self.stop_timeout + handle.timeout)
         await container.delete()
         log.info("removed %s%s", member.name, f" from node {member.node}" if member.node else "")

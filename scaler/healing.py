@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebbflow.bus import Bus
-from ebbflow.config import HealingConfig, HealingPolicy
+from ebbflow.config import HealingConfig, HealingPolicy, RulesConfig, ScopeConfig
 from ebbflow.model import (
     ContainerEvent,
     ContainerEventKind,
@@ -45,6 +45,7 @@ from ebbflow.model import (
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Actuator, WatchesNodes
 from ebbflow.rules.healing import DOCKER_RESTARTS, heals_exits, is_managed, parse_healing
+from ebbflow.rules.policy import effective_labels, parse_policy
 from ebbflow.services import format_service_key, service_key
 from ebbflow.state import DecisionStore, Leftover
 
@@ -113,8 +114,12 @@ class Healer:
         dry_run: bool = False,
         action_timeout: float = 120.0,
         nodes: Nodes | None = None,
+        scope: ScopeConfig | None = None,
+        rules: RulesConfig | None = None,
     ) -> None:
         self.bus = bus
+        self.scope = scope or ScopeConfig()
+        self.rules = rules or RulesConfig()
         self.actuators = list(actuators)
         self.gate = gate
         self.store = store
@@ -194,6 +199,12 @@ class Healer:
             slot = self.slots.get(slot_key(service, info))
             if slot is not None:
                 self._clear(slot, "exit")
+        elif (
+            event.kind in (ContainerEventKind.STOP, ContainerEventKind.DESTROY)
+            and service.kind != "swarm"  # Swarm stops and removes tasks itself
+            and not any(a.acted_on(info.id) for a in self.actuators)
+        ):
+            self._by_the_operator(service, info, event.kind)
         elif event.kind is ContainerEventKind.DESTROY:
             slot = self.slots.get(slot_key(service, info))
             if slot is not None and slot.gave_up and not slot.acting:
@@ -210,6 +221,29 @@ class Healer:
             if any(a.stopped_by_us(info.id) for a in self.actuators):
                 return
             self.failed(info, service, "exit", event.detail or "exited")
+
+    def _by_the_operator(
+        self, service: ServiceKey, info: ContainerInfo, kind: ContainerEventKind
+    ) -> None:
+        """Someone else stopped or removed the container on purpose: nothing to heal. A step
+        waiting for it is called off; an alert for it resolves."""
+        slot = self.slots.get(slot_key(service, info))
+        if slot is None or slot.acting:
+            return
+        if slot.waiting is not None:
+            slot.waiting.cancel()
+            slot.waiting = None
+            how = "removed" if kind is ContainerEventKind.DESTROY else "stopped"
+            log.info(
+                "container %s was %s by hand: its pending %s is called off",
+                info.name,
+                how,
+                slot.cause,
+            )
+        del self.slots[slot.key]
+        if slot.gave_up:
+            why = "container removed" if kind is ContainerEventKind.DESTROY else "stopped by hand"
+            self._publish(slot, service, info.name, "recovered", why, 0)
 
     def _track(self, event: ContainerEvent, service: ServiceKey) -> None:
         info = event.container
@@ -292,7 +326,18 @@ class Healer:
             slot.waiting = None
 
     def failed(self, info: ContainerInfo, service: ServiceKey, cause: str, reason: str) -> None:
-        if not self.config.enabled:
+        if not self.config.enabled or not self.scope.covers(info.labels):
+            return  # outside the scope ebbflow monitors, never acts
+        labels = effective_labels(info.labels, str(service), service.name, self.rules.policies)
+        policy_errors = parse_policy(labels, self.rules).errors
+        if policy_errors:  # a service with an invalid policy is left alone entirely
+            if info.name not in self._bad_labels:
+                self._bad_labels.add(info.name)
+                log.error(
+                    "container %s: not healed: its service's policy is invalid: %s",
+                    info.name,
+                    "; ".join(policy_errors),
+                )
             return
         policy, errors = parse_healing(info.labels, self.config)
         if policy is None:

@@ -9,6 +9,12 @@ migration to remove), the reconciler decides the difference back: a replica that
 and that neither Docker nor healing brings back is replaced, a service started short is
 brought up, a surplus is removed (unhealthy replicas first, then the newest).
 
+What someone else does is intent, not failure: a replica stopped or removed by hand (not
+by ebbflow) while others run is a manual scale-in that the desired count follows (unless
+it goes below the policy's min, which is said once and restored); when every replica is
+stopped or removed that way, the service is retired: left alone, with one log line and a
+`ServiceRetired` event, until a replica of it starts again.
+
 Its decisions go through the action runner like a policy's (the action gate, dry run, the
 record, alerts), marked `origin=reconcile` so they start no cooldown. One that fails, or
 that the count does not follow, is tried again after a doubling delay; in a dry run each
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ebbflow.bus import Bus
-from ebbflow.config import ReconcileConfig, RulesConfig
+from ebbflow.config import ReconcileConfig, RulesConfig, ScopeConfig
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
@@ -34,6 +40,7 @@ from ebbflow.model import (
     Decision,
     Sample,
     ServiceKey,
+    ServiceRetired,
     labels_of,
 )
 from ebbflow.nodes import Nodes
@@ -56,6 +63,8 @@ class Tracked:
     policy: Policy | None = None  # from its newest replica's labels; None: none or invalid
     declared: int | None = None
     decided: int | None = None  # the target of its last decision carried out
+    operator: int | None = None  # the count someone else left it at by hand, if later
+    below_min_said: bool = False
     off_since: float | None = None  # off its count, with nothing else acting, since then
     tries: int = 0  # reconcile decisions for the current mismatch
     reported: tuple[int, int] | None = None  # (running, desired) last decided on
@@ -63,6 +72,8 @@ class Tracked:
     def desired(self) -> int | None:
         if self.policy is None:
             return None
+        if self.operator is not None:  # a manual scale-in, within the policy's bounds
+            return max(self.policy.min_replicas, min(self.policy.max_replicas, self.operator))
         if not self.policy.rules:
             return self.declared  # a fixed count: nothing else decides it
         target = self.decided if self.decided is not None else self.declared
@@ -85,8 +96,10 @@ class Reconciler:
         rules: RulesConfig,
         dry_run: bool = False,
         healing_under_way: Callable[[ServiceKey], bool] = lambda _: False,
+        scope: ScopeConfig | None = None,
     ) -> None:
         self.bus = bus
+        self.scope = scope or ScopeConfig()
         self.nodes = nodes
         self.store = store
         self.actuators = list(actuators)
@@ -101,6 +114,7 @@ class Reconciler:
         self.services: dict[ServiceKey, Tracked] = {}
         self.owner: dict[str, ServiceKey] = {}  # container id → its service
         self.in_flight: set[ServiceKey] = set()
+        self.retired: set[ServiceKey] = set()
         self.decisions: collections.Counter[tuple[str, str]] = collections.Counter()
 
     async def run(self) -> None:
@@ -133,18 +147,107 @@ class Reconciler:
             key = service_key(info.labels, info.name)
             if key.kind == "swarm" or not any(a.supports(key) for a in self.actuators):
                 return  # Swarm keeps its own count; a lone container has none
+            if not self.scope.covers(info.labels):
+                return  # outside the scope: monitored, never acted on
             tracked = self.services.get(key)
             if tracked is None:
-                tracked = self.services[key] = Tracked(key, decided=self.store.last_target(key))
+                tracked = self.services[key] = self._track(key)
             self._read_policy(tracked, info)
             tracked.running[info.id] = info
             self.owner[info.id] = key
             self._settle(key)
-        elif event.kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
-            owner = self.owner.pop(info.id, None)
-            if owner is not None and owner in self.services:
-                self.services[owner].running.pop(info.id, None)
-                self._settle(owner)
+            return
+        owner = self.owner.get(info.id)
+        if owner is None or owner not in self.services:
+            return
+        if event.kind is ContainerEventKind.DIE:
+            self.services[owner].running.pop(info.id, None)
+            self._settle(owner)
+        elif event.kind in (ContainerEventKind.STOP, ContainerEventKind.DESTROY):
+            if event.kind is ContainerEventKind.DESTROY:
+                del self.owner[info.id]
+            self.services[owner].running.pop(info.id, None)
+            if not any(a.acted_on(info.id) for a in self.actuators):
+                self._by_the_operator(self.services[owner], info, event.kind)
+            self._settle(owner)
+
+    def _track(self, key: ServiceKey) -> Tracked:
+        """A service seen (again): its desired count from what was last carried out. One
+        that was retired, or whose last word was its retirement, starts over from what its
+        labels declare."""
+        revived = key in self.retired
+        self.retired.discard(key)
+        last = self.store.last_carried_out(key)
+        tracked = Tracked(key)
+        if revived or last is None or last[0] == 0:
+            pass
+        elif last[1] == "operator":
+            tracked.operator = last[0]
+        else:
+            tracked.decided = last[0]
+        if revived:
+            log.info("service %s: a replica started again; managed again", key)
+            self.bus.publish(ServiceRetired(key, False, "a replica started", self.clock()))
+        return tracked
+
+    def _by_the_operator(
+        self, tracked: Tracked, info: ContainerInfo, kind: ContainerEventKind
+    ) -> None:
+        """Someone else stopped or removed a replica: what they meant, not a failure."""
+        how = "removed" if kind is ContainerEventKind.DESTROY else "stopped"
+        left = len(tracked.running)
+        desired = tracked.desired()
+        if left == 0:
+            self._retire(tracked, f"every replica was {how} by someone other than ebbflow")
+            return
+        if tracked.policy is None or desired is None or left >= desired:
+            return
+        if left < tracked.policy.min_replicas:
+            if not tracked.below_min_said:
+                tracked.below_min_said = True
+                log.warning(
+                    "service %s: %s was %s by hand, leaving %d replicas, below its "
+                    "min_replicas %d: ebbflow brings it back to %d",
+                    tracked.key,
+                    info.name,
+                    how,
+                    left,
+                    tracked.policy.min_replicas,
+                    tracked.policy.min_replicas,
+                )
+            return
+        log.info(
+            "service %s: %s was %s by hand: a manual scale-in, desired count now %d",
+            tracked.key,
+            info.name,
+            how,
+            left,
+        )
+        tracked.operator = left
+        self._record_operator(tracked, desired, left, f"{info.name} {how} by hand")
+
+    def _retire(self, tracked: Tracked, why: str) -> None:
+        key = tracked.key
+        log.info("service %s retired: %s; left alone until a replica starts again", key, why)
+        self._record_operator(tracked, tracked.desired() or 0, 0, f"retired: {why}")
+        del self.services[key]
+        self.owner = {cid: k for cid, k in self.owner.items() if k != key}
+        self.retired.add(key)
+        self.bus.publish(ServiceRetired(key, True, why, self.clock()))
+
+    def _record_operator(self, tracked: Tracked, was: int, now_: int, what: str) -> None:
+        decision = Decision(
+            service=tracked.key,
+            from_replicas=was,
+            to_replicas=now_,
+            reason=f"{tracked.key.name}: {was}→{now_}, {what}",
+            timestamp=self.clock(),
+            inputs=MappingProxyType({"replicas": now_}),
+            dry_run=self.dry_run,
+            origin="operator",
+        )
+        self.store.record(decision)
+        self.store.record_outcome(decision, True, "done by the operator; ebbflow follows")
 
     def _read_policy(self, tracked: Tracked, newest: ContainerInfo) -> None:
         key = tracked.key
@@ -154,7 +257,7 @@ class Reconciler:
         declared = tracked.policy.initial_replicas if tracked.policy else None
         if declared != tracked.declared and tracked.declared is not None:
             log.info("service %s: declared replica count now %s", key, declared)
-            tracked.decided = None  # a new declaration overrides older decisions
+            tracked.decided = tracked.operator = None  # a new declaration overrides both
         tracked.declared = declared
 
     def on_result(self, result: ActionResult) -> None:
@@ -164,7 +267,8 @@ class Reconciler:
         if tracked is None:
             return
         if result.ok and not decision.dry_run:
-            tracked.decided = decision.to_replicas
+            tracked.decided, tracked.operator = decision.to_replicas, None
+            tracked.below_min_said = False
         self._settle(decision.service)
 
     def _settle(self, key: ServiceKey) -> None:
@@ -260,6 +364,15 @@ class Reconciler:
                     "gauge",
                     "The replica count ebbflow keeps a plain-engine service at.",
                 )
+        for key in sorted(self.retired, key=str):
+            yield Sample(
+                "ebbflow_service_retired",
+                1.0,
+                labels_of({"service": str(key)}),
+                now,
+                "gauge",
+                "1 while a service is retired: its operator removed every replica.",
+            )
         for (service, direction), count in sorted(self.decisions.items()):
             yield Sample(
                 "ebbflow_reconciliations_total",

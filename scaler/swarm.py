@@ -68,6 +68,9 @@ class SwarmActuator:
     def stopped_by_us(self, container_id: str) -> bool:
         return False  # Swarm replaces what stops; ebbflow never stops a task itself
 
+    def acted_on(self, container_id: str) -> bool:
+        return False
+
     async def apply(
         self, decision: Decision, unhealthy: frozenset[str] = frozenset()
     ) -> ActionResult:

@@ -13,9 +13,13 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.conftest import RUN_ID, TEST_LABEL
+
 
 class Ebbflow:
-    """An `ebbflow run` process of the test's own, stopped by its pid."""
+    """An `ebbflow run` process of the test's own, stopped by its pid. It acts only on this
+    test run's containers (scoped to the `ebbflow.test=<run id>` label every test container
+    carries): the engine may hold others."""
 
     def __init__(self, workdir: Path, state: Path, port: int) -> None:
         self.workdir, self.state, self.port = workdir, state, port
@@ -37,6 +41,8 @@ class Ebbflow:
                 f"127.0.0.1:{self.port}",
                 "--interval",
                 "0.5",
+                "--scope-label",
+                f"{TEST_LABEL}={RUN_ID}",
                 *extra,
             ],
             stdout=log,

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ebbflow.bus import Bus
@@ -21,7 +22,7 @@ from ebbflow.model import ContainerEvent, ContainerEventKind, ContainerInfo
 
 log = logging.getLogger("ebbflow.collector.discovery")
 
-WATCHED_EVENTS = ("start", "die", "destroy", "health_status")
+WATCHED_EVENTS = ("start", "die", "stop", "destroy", "health_status")
 
 
 class Discovery:
@@ -87,6 +88,20 @@ class Discovery:
                     node=self.docker.node,
                 )
             self.bus.publish(ContainerEvent(kind, info, now, detail))
+        elif kind is ContainerEventKind.STOP:
+            # After its die: the container was stopped on purpose, through the API.
+            attrs = (event.get("Actor") or {}).get("Attributes") or {}
+            info = ContainerInfo(
+                id=cid,
+                name=attrs.get("name", cid[:12]),
+                image=attrs.get("image", ""),
+                labels=MappingProxyType(
+                    {k: v for k, v in attrs.items() if k not in ("name", "image")}
+                ),
+                running=False,
+                node=self.docker.node,
+            )
+            self.bus.publish(ContainerEvent(kind, info, now, "stopped through the API"))
         elif kind is ContainerEventKind.HEALTH and cid in self.containers:
             self.bus.publish(ContainerEvent(kind, self.containers[cid], now, detail))
 

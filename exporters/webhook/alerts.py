@@ -25,6 +25,7 @@ from ebbflow.model import (
     HealthChange,
     NodeHealthChange,
     PolicyProblem,
+    ServiceRetired,
 )
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "no end yet"
@@ -134,6 +135,17 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
             if event.errors
             else f"{event.service}: policy valid again",
             description="; ".join(event.errors),
+            timestamp=event.timestamp,
+        )
+    if isinstance(event, ServiceRetired):
+        return state_alert(
+            {"alertname": "EbbflowServiceRetired", "service": str(event.service)},
+            "info",
+            firing=event.retired,
+            summary=f"{event.service}: retired, left alone"
+            if event.retired
+            else f"{event.service}: managed again",
+            description=event.reason,
             timestamp=event.timestamp,
         )
     if isinstance(event, HealingStep):

@@ -24,6 +24,7 @@ from ebbflow.model import (
     NodeHealthChange,
     PolicyProblem,
     Sample,
+    ServiceRetired,
     labels_of,
 )
 
@@ -53,6 +54,7 @@ class WebhookOutput:
             Decision,
             ActionResult,
             PolicyProblem,
+            ServiceRetired,
             HealthChange,
             HealingStep,
             NodeHealthChange,

@@ -64,3 +64,17 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("a: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad, environ={})
+
+
+def test_scope_covers_projects_by_glob_and_labels_all() -> None:
+    from ebbflow.config import ScopeConfig
+
+    everything = ScopeConfig()
+    assert everything.everything and everything.covers({})
+    shop = ScopeConfig(projects=("shop*",), labels={"team": "a"})
+    assert shop.covers({"com.docker.compose.project": "shop-eu", "team": "a"})
+    assert shop.covers({"com.docker.stack.namespace": "shop", "team": "a"})  # a Swarm stack
+    assert not shop.covers({"com.docker.compose.project": "shop", "team": "b"})
+    assert not shop.covers({"com.docker.compose.project": "blog", "team": "a"})
+    assert not shop.covers({"team": "a"})  # no project at all
+    assert shop.describe() == "projects shop* and team=a"

@@ -45,8 +45,8 @@ def test_a_state_file_from_before_decision_origins_is_upgraded_in_place(tmp_path
     store = DecisionStore(path)
     (old,) = store.recent()
     assert (old.reason, old.origin) == ("old", "policy")
-    assert store.last_target(WEB) == 2
+    assert store.last_carried_out(WEB) == (2, "policy")
     store.record(Decision(WEB, 2, 3, "back to 3", 200.0, origin="reconcile"))
     assert store.last_decision_time(WEB, dry_run=False) == 100.0  # reconciling: no cooldown
     assert [d.origin for d in store.recent()] == ["reconcile", "policy"]
-    assert store.last_target(WEB) == 2  # the reconcile has no outcome yet
+    assert store.last_carried_out(WEB) == (2, "policy")  # the reconcile has no outcome yet

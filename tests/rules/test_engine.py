@@ -427,3 +427,20 @@ def test_bounds_and_cooldowns_always_hold(
     for direction, cooldown in (("out", cooldown_up), ("in", cooldown_down)):
         times = [d.timestamp for d in h.made if d.direction == direction]
         assert all(b - a >= cooldown for a, b in itertools.pairwise(times))
+
+
+def test_a_service_outside_the_scope_is_watched_but_never_decided(store: DecisionStore) -> None:
+    from ebbflow.config import ScopeConfig
+
+    clock = VirtualClock()
+    h = Harness(store, clock, PROPORTIONAL)
+    h.engine.scope = ScopeConfig(projects=("other",))
+    h.start()
+    for _ in range(5):
+        assert h.tick(100.0) == []
+    telemetry = {s.name: s.value for s in h.engine.telemetry(clock())}
+    assert telemetry["ebbflow_service_in_scope"] == 0.0
+    assert telemetry["ebbflow_service_replicas"] == 1.0  # still monitored
+    h.engine.scope = ScopeConfig(projects=("shop",))
+    h.start()  # a new replica's event re-reads the scope
+    assert h.tick(100.0) != []

@@ -28,6 +28,9 @@ class RecordingActuator:
     def stopped_by_us(self, container_id: str) -> bool:
         return container_id in self.ours
 
+    def acted_on(self, container_id: str) -> bool:
+        return container_id in self.ours
+
     async def apply(
         self, decision: Decision, unhealthy: frozenset[str] = frozenset()
     ) -> ActionResult:

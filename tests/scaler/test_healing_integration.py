@@ -1,6 +1,7 @@
 """Healing on the real engine, through a real `ebbflow run`: a crash loop restarted with
 growing delays and given up past its budget (with alerts to a real receiver), a replica
-killed or removed outside ebbflow brought back, and dry runs that change nothing."""
+killed outside ebbflow restarted, replicas removed by hand taken as the operator's intent
+(a manual scale-in, a retired service), and dry runs that change nothing."""
 
 from __future__ import annotations
 
@@ -113,6 +114,12 @@ async def test_a_crash_loop_backs_off_then_is_given_up_with_an_alert(
     assert "giving up" in ebbflow.logs()
 
 
+def retired_statuses(receiver: Receiver) -> list[str]:
+    return [
+        a[0] for a in alerts(receiver.bodies.get("/hook", [])) if a[1] == "EbbflowServiceRetired"
+    ]
+
+
 def run_replicas(run_container: Callable[..., str], service: str, count: int) -> list[str]:
     names = [f"{service}-{n}" for n in range(1, count + 1)]
     for name in names:
@@ -130,7 +137,7 @@ def run_replicas(run_container: Callable[..., str], service: str, count: int) ->
     return names
 
 
-async def test_a_replica_killed_or_removed_outside_ebbflow_is_brought_back(
+async def test_a_killed_replica_is_restarted_one_removed_by_hand_is_a_manual_scale_in(
     run_container: Callable[..., str],
     ebbflow: Ebbflow,
     receiver: Receiver,
@@ -141,25 +148,27 @@ async def test_a_replica_killed_or_removed_outside_ebbflow_is_brought_back(
     first, second = run_replicas(run_container, f"{project}-web", 2)
     await asyncio.sleep(1)  # discovery has seen them
     killed_id = docker_cli("inspect", "--format", "{{.Id}}", first)
-    docker_cli("kill", first)
+    docker_cli("kill", first)  # a crash, as far as anyone can tell
     await until(lambda: state_of(first)["Running"] is True, 20)
     assert docker_cli("inspect", "--format", "{{.Id}}", first) == killed_id  # restarted in place
-    removed_id = docker_cli("inspect", "--format", "{{.Id}}", second)
-    docker_cli("rm", "-f", second)
-    await until(lambda: docker_cli("ps", "-q", "--filter", f"name=^{second}$") != "", 20)
-    replacement = json.loads(docker_cli("inspect", second))[0]
-    assert replacement["Id"] != removed_id and replacement["State"]["Running"]
-    assert replacement["Config"]["Labels"]["ebbflow.created-by"] == "replace"
-    assert replacement["Config"]["Labels"]["ebbflow.service"] == f"{project}-web"
-    rows = healing_rows(ebbflow.state)
-    assert [(action, container, ok) for _, action, container, ok in rows] == [
-        ("restart", first, 1),
-        ("restart", second, 1),  # gone: restarted as a clone of a sibling, under its name
-    ]
-    assert "cloned from" in ebbflow.logs()
+    docker_cli("rm", "-f", second)  # the operator's own hand: intent, not failure
+    await until(lambda: "a manual scale-in, desired count now 1" in ebbflow.logs(), 10)
+    await asyncio.sleep(15)  # past the reconcile grace (10 s) and the heal backoff (1 s)
+    assert docker_cli("ps", "-aq", "--filter", f"name=^{second}$") == ""  # not brought back
+    assert state_of(first)["Running"] is True
+    assert [
+        (action, container, ok) for _, action, container, ok in healing_rows(ebbflow.state)
+    ] == [("restart", first, 1)]
+    service = f"label:{project}-web"
+    assert state_rows(
+        ebbflow.state,
+        "SELECT from_replicas, to_replicas, origin, outcome FROM decisions"
+        f" WHERE service = '{service}'",
+    ) == [(2, 1, "operator", "ok")]
+    assert ebbflow.metric("ebbflow_service_replicas_desired", service=f"{project}-web") == 1.0
 
 
-async def test_a_service_whose_every_replica_was_removed_comes_back(
+async def test_a_service_whose_every_replica_was_removed_is_retired_until_it_starts_again(
     run_container: Callable[..., str],
     ebbflow: Ebbflow,
     receiver: Receiver,
@@ -167,17 +176,33 @@ async def test_a_service_whose_every_replica_was_removed_comes_back(
     tmp_path: Path,
 ) -> None:
     await start_ebbflow(ebbflow, tmp_path, receiver)
-    (only,) = run_replicas(run_container, f"{project}-solo", 1)
+    names = run_replicas(run_container, f"{project}-pair", 2)
     await asyncio.sleep(1)
-    removed = json.loads(docker_cli("inspect", only))[0]
-    docker_cli("rm", "-f", only)  # nothing left to clone from
-    await until(lambda: docker_cli("ps", "-q", "--filter", f"name=^{only}$") != "", 20)
-    back = json.loads(docker_cli("inspect", only))[0]
-    assert back["Id"] != removed["Id"] and back["State"]["Running"]
-    assert back["Config"]["Labels"]["ebbflow.created-by"] == "replace"
-    for key in ("Image", "Cmd", "Env"):
-        assert back["Config"][key] == removed["Config"][key], key
-    assert "from its last inspect" in ebbflow.logs()
+    docker_cli("rm", "-f", *names)
+    await asyncio.sleep(60)  # six reconcile grace periods, sixty heal backoffs
+    assert docker_cli("ps", "-aq", "--filter", f"label=ebbflow.service={project}-pair") == ""
+    assert healing_rows(ebbflow.state) == []
+    logs = ebbflow.logs()
+    assert logs.count(f"service {project}-pair retired") == 1
+    assert "action failed" not in logs and "ERROR" not in logs
+    assert ebbflow.metric("ebbflow_service_retired", service=f"{project}-pair") == 1.0
+    assert retired_statuses(receiver) == ["firing"]
+
+    # It starts again: managed again, up to its declared count.
+    run_container(
+        names[0], "--network", "none",
+        "--label", f"ebbflow.service={project}-pair", "--label", "aliyun.scale=2",
+        "--label", "ebbflow.heal.backoff=1",
+    )  # fmt: skip
+    await until(
+        lambda: (
+            len(docker_cli("ps", "-q", "--filter", f"label=ebbflow.service={project}-pair").split())
+            == 2
+        ),
+        40,
+    )
+    assert "a replica started again; managed again" in ebbflow.logs()
+    await until(lambda: retired_statuses(receiver) == ["firing", "resolved"], 10)
 
 
 async def test_dry_run_records_the_steps_and_changes_nothing(
@@ -211,3 +236,30 @@ async def test_dry_run_records_the_steps_and_changes_nothing(
     await asyncio.sleep(0.5)
     sent = [a for a in alerts(receiver.bodies["/hook"]) if a[2]["service"].startswith(project)]
     assert sorted(labels["dry_run"] for _, _, labels in sent) == ["true", "true"], sent
+
+
+async def test_a_service_with_an_invalid_policy_is_left_alone_when_it_dies(
+    run_container: Callable[..., str],
+    ebbflow: Ebbflow,
+    receiver: Receiver,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    await start_ebbflow(ebbflow, tmp_path, receiver)
+    name = f"{project}-bad-1"
+    run_container(
+        name, "--network", "none",
+        "--label", f"ebbflow.service={project}-bad", "--label", "aliyun.scale=2",
+        "--label", "ebbflow.scale.cooldown=soon",  # not a number: the policy is invalid
+        "--label", "ebbflow.heal.backoff=1",
+    )  # fmt: skip
+    await until(lambda: ebbflow.metric("ebbflow_policy_valid", service=f"{project}-bad") == 0.0, 20)
+    docker_cli("kill", name)
+    await asyncio.sleep(15)  # past the heal backoff and the reconcile grace
+    assert state_of(name)["Running"] is False
+    assert docker_cli("ps", "-aq", "--filter", f"label=ebbflow.service={project}-bad").split() == [
+        docker_cli("inspect", "--format", "{{.Id}}", name)[:12]
+    ]
+    assert healing_rows(ebbflow.state) == []
+    assert state_rows(ebbflow.state, "SELECT * FROM decisions") == []
+    assert f"container {name}: not healed: its service's policy is invalid" in ebbflow.logs()
