@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebbflow.bus import Bus
-from ebbflow.config import AppConfig
+from ebbflow.config import AppConfig, LeaseConfig
 from ebbflow.health import Health, ReportsHealth
+from ebbflow.lease import Lease
 from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.plugins import (
     Component,
@@ -75,10 +76,20 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         load("actuators", name).build(ctx, {}, f"actuators.{name}") for name in config.actuators
     ]
     gate = ActionGate(config.max_actions_per_minute)
+    # A dry run changes nothing, so it holds no lease and never keeps the real one waiting.
+    lease_config = config.lease if not config.dry_run else LeaseConfig(enabled=False)
+    lease = Lease(ctx.nodes.default, config.scope, lease_config, clock)
+    may_act = lease.may_act
     engine = RuleEngine(
-        ctx.bus, store, clock, config.rules, dry_run=config.dry_run, scope=config.scope
+        ctx.bus,
+        store,
+        clock,
+        config.rules,
+        dry_run=config.dry_run,
+        scope=config.scope,
+        may_act=may_act,
     )
-    runner = ActionRunner(ctx.bus, actuators, store, clock, gate)
+    runner = ActionRunner(ctx.bus, actuators, store, clock, gate, may_act=may_act)
     healer = Healer(
         ctx.bus,
         actuators,
@@ -90,6 +101,7 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         nodes=ctx.nodes,
         scope=config.scope,
         rules=config.rules,
+        may_act=may_act,
     )
     reconciler = Reconciler(
         ctx.bus,
@@ -102,9 +114,10 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         config.dry_run,
         healing_under_way=healer.under_way,
         scope=config.scope,
+        may_act=may_act,
     )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
-    parts: list[Any] = [*app.outputs.values(), engine, runner, healer]
+    parts: list[Any] = [*app.outputs.values(), lease, engine, runner, healer]
     if config.reconcile.enabled:
         parts.append(reconciler)
     if monitor.needed:

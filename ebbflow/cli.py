@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,37 @@ class EngineUnreachableError(RuntimeError):
     pass
 
 
+class NotFoundError(RuntimeError):
+    """What the command was asked to read is not there."""
+
+
+def open_store(config: AppConfig) -> DecisionStore:
+    """The state of an existing run; reading commands never create one."""
+    if not config.state.exists():
+        raise NotFoundError(
+            f"no state file at {config.state}: `ebbflow run` writes it; --state names another"
+        )
+    return DecisionStore(config.state)
+
+
+def resolve_service(store: DecisionStore, service: str) -> str:
+    """`compose:demo/web`, `demo/web` or `web`, as the store names it."""
+    known = store.services()
+    matches = [
+        k
+        for k in known
+        if k == service or k.endswith(":" + service) or k.rsplit("/", 1)[-1] == service
+    ]
+    if len(matches) != 1:
+        listed = ", ".join(known) or "none yet"
+        what = "matches several" if matches else "has no decisions"
+        raise NotFoundError(f"{service!r} {what} (services with decisions: {listed})")
+    return matches[0]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ebbflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ebbflow {version('ebbflow')}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="YAML config file (EBBFLOW_* env overrides it)")
     common.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
@@ -266,9 +296,10 @@ def cmd_policies(config: AppConfig, as_json: bool) -> int:
 
 
 def cmd_decisions(config: AppConfig, service: str | None, limit: int, as_json: bool) -> int:
-    store = DecisionStore(config.state)
+    store = open_store(config)
     try:
-        rows = store.recent(limit, parse_service_key(service) if service else None)
+        key = parse_service_key(resolve_service(store, service)) if service else None
+        rows = store.recent(limit, key)
     finally:
         store.close()
     if as_json:
@@ -283,7 +314,7 @@ def cmd_decisions(config: AppConfig, service: str | None, limit: int, as_json: b
 
 
 def cmd_healing(config: AppConfig, limit: int, as_json: bool) -> int:
-    store = DecisionStore(config.state)
+    store = open_store(config)
     try:
         rows = store.recent_steps(limit)
     finally:
@@ -331,28 +362,16 @@ def cmd_bench(config: AppConfig, name: str, cycles: int, as_json: bool) -> int:
 
 
 def cmd_explain(config: AppConfig, service: str, limit: int, as_json: bool) -> int:
-    store = DecisionStore(config.state)
+    store = open_store(config)
     try:
-        known = store.services()
-        matches = [
-            k
-            for k in known
-            if k == service or k.endswith(":" + service) or k.rsplit("/", 1)[-1] == service
-        ]
-        if len(matches) != 1:
-            listed = ", ".join(known) or "none yet"
-            what = "matches several" if matches else "has no decisions"
-            print(
-                f"ebbflow: {service!r} {what} (services with decisions: {listed})", file=sys.stderr
-            )
-            return 1
-        rows = store.recent(limit, parse_service_key(matches[0]))
+        name = resolve_service(store, service)
+        rows = store.recent(limit, parse_service_key(name))
     finally:
         store.close()
     if as_json:
         print(json.dumps([row.__dict__ for row in rows], indent=1))
         return 0
-    print(f"{matches[0]}: last {len(rows)} decision(s), newest last")
+    print(f"{name}: last {len(rows)} decision(s), newest last")
     for row in reversed(rows):
         when = datetime.fromtimestamp(row.timestamp).isoformat(timespec="seconds")
         print(f"{when}  {row.reason}")
@@ -443,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"ebbflow: config error: {err}", file=sys.stderr)
         return 2
-    except EngineUnreachableError as err:
+    except (EngineUnreachableError, NotFoundError) as err:
         print(f"ebbflow: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -193,6 +193,19 @@ class ScopeConfig(FrozenModel):
         return " and ".join(parts) or "everything"
 
 
+class LeaseConfig(FrozenModel):
+    """Leadership among instances on the same engine and scope (ebbflow/lease.py)."""
+
+    enabled: bool = Field(True, description="Hold a lease before acting (off: always act).")
+    name: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="Instances of one scope and name exclude each other; default: the scope.",
+    )
+    period: float = Field(5.0, ge=1, description="Seconds of one lease epoch.")
+    grace: float = Field(1.0, ge=0, description="Seconds into an epoch before taking it over.")
+
+
 class SupervisionConfig(FrozenModel):
     """How a crashed component is restarted (README: "Failure behaviour")."""
 
@@ -229,6 +242,7 @@ class AppConfig(FrozenModel):
     )
     supervision: SupervisionConfig = SupervisionConfig()
     scope: ScopeConfig = ScopeConfig()
+    lease: LeaseConfig = LeaseConfig()
 
 
 def env_overrides(environ: Mapping[str, str], sections: Iterable[str]) -> dict[str, Any]:

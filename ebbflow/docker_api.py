@@ -76,6 +76,7 @@ def container_info(inspect: Mapping[str, Any], node: str = "") -> ContainerInfo:
         pid=int(state.get("Pid") or 0),
         created=parse_docker_time(inspect.get("Created", "")),
         started_at=parse_docker_time(state.get("StartedAt", "")),
+        finished_at=parse_docker_time(state.get("FinishedAt", "")),
         network_mode=mode,
         address=address,
         cpu_limit_cores=cores,
@@ -197,3 +198,8 @@ class DockerHandle:
         listed = await self.client.containers.list()
         infos = await asyncio.gather(*(self.inspect(c.id) for c in listed))
         return [info for info in infos if info is not None and info.running]
+
+    async def exited_containers(self) -> list[ContainerInfo]:
+        listed = await self.client.containers.list(all=True, filters={"status": ["exited"]})
+        infos = await asyncio.gather(*(self.inspect(c.id) for c in listed))
+        return [info for info in infos if info is not None and not info.running]

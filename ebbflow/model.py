@@ -72,6 +72,7 @@ class ContainerInfo:
     pid: int = 0
     created: float = 0.0
     started_at: float = 0.0
+    finished_at: float = 0.0  # when it last exited (0: never)
     network_mode: str = ""
     address: str = ""  # where `container` in a probe URL points: 127.0.0.1 for host network
     cpu_limit_cores: float | None = None
@@ -79,6 +80,9 @@ class ContainerInfo:
     restart_count: int = 0  # restarts by Docker's own restart policy
     restart_policy: str = ""  # Docker's: "", "no", "always", "unless-stopped", "on-failure"
     node: str = ""  # the engine it runs on, when ebbflow drives several ("" when one)
+
+
+FOUND_EXITED = "found exited at start"  # the detail of a DIE no event announced
 
 
 class ContainerEventKind(enum.StrEnum):

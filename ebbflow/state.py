@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS healing (
     dry_run INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS healing_by_slot ON healing (slot, dry_run, ts);
+CREATE TABLE IF NOT EXISTS pending_steps (
+    slot TEXT PRIMARY KEY,
+    failed_at REAL NOT NULL,
+    dry_run INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS migrations (
     container_id TEXT PRIMARY KEY,
     ts REAL NOT NULL,
@@ -163,6 +168,24 @@ class DecisionStore:
                 int(step.dry_run),
             ),
         )
+
+    def record_pending(self, slot: str, failed_at: float, dry_run: bool) -> None:
+        """A healing step is scheduled for the slot's failure at `failed_at`: a restart of
+        ebbflow before it is taken takes it when it was due."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO pending_steps (slot, failed_at, dry_run) VALUES (?, ?, ?)",
+            (slot, failed_at, int(dry_run)),
+        )
+
+    def clear_pending(self, slot: str) -> None:
+        self._db.execute("DELETE FROM pending_steps WHERE slot = ?", (slot,))
+
+    def pending_steps(self, dry_run: bool) -> dict[str, float]:
+        """Slot → when it failed, for every step scheduled and not taken."""
+        rows = self._db.execute(
+            "SELECT slot, failed_at FROM pending_steps WHERE dry_run = ?", (int(dry_run),)
+        ).fetchall()
+        return {str(r[0]): float(r[1]) for r in rows}
 
     def record_migration(
         self,

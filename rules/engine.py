@@ -113,6 +113,9 @@ class ServiceState:
     startup: float | None = None  # learned: decision → first ready sample of a new replica
     last_scale_out: float | None = None
     in_scope: bool = True  # the newest replica's labels lie in the instance's scope
+    # direction → when a standby saw the replica count move that way (the leader's
+    # actions), so a takeover keeps the leader's cooldowns without sharing its state
+    observed: dict[str, float] = field(default_factory=dict)
     # (replicas, until): an action succeeded and the containers are still catching up
     # (Swarm starts and stops tasks after the update returns); no decision until they do.
     converging: tuple[int, float] | None = None
@@ -186,9 +189,11 @@ class RuleEngine:
         dry_run: bool = False,
         action_deadline: float = 300.0,
         scope: ScopeConfig | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.bus = bus
         self.scope = scope or ScopeConfig()
+        self.may_act = may_act  # the lease: a standby keeps its windows but decides nothing
         self.store = store
         self.clock = clock
         self.defaults = defaults or RulesConfig()
@@ -248,6 +253,8 @@ class RuleEngine:
             labels = effective_labels(info.labels, str(key), key.name, self.defaults.policies)
             self._set_policy(state, parse_policy(labels, self.defaults))
             state.in_scope = self.scope.covers(info.labels)
+            if info.name not in state.replicas and state.replicas and not self.may_act():
+                state.observed["out"] = event.timestamp
             state.replicas[info.name] = self._replica(info, state.result.policy, event.timestamp)
             self.member_of[info.name] = key
             self.by_service_label[str(key)] = self.by_service_label[key.name] = key
@@ -255,6 +262,8 @@ class RuleEngine:
             owner = self.member_of.pop(info.name, None)
             if owner is not None and owner in self.services:
                 self.services[owner].replicas.pop(info.name, None)
+                if not self.may_act():
+                    self.services[owner].observed["in"] = event.timestamp
                 if not self.services[owner].replicas:
                     del self.services[owner]
 
@@ -541,8 +550,11 @@ class RuleEngine:
         direction = "out" if desired > current else "in"
         cooldown = policy.up_cooldown if direction == "out" else policy.down_cooldown
         last = self.store.last_decision_time(state.key, self.dry_run, direction)
+        last = max(last or 0.0, state.observed.get(direction, 0.0)) or None
         if last is not None and now - last < cooldown:
             return None
+        if not self.may_act():
+            return None  # a standby: the leader decides
         return self._decide(state, policy, current, desired, why, recommendations, len(ready), now)
 
     def _decide(
@@ -556,7 +568,7 @@ class RuleEngine:
         ready: int,
         now: float,
     ) -> Decision:
-        inputs: dict[str, float] = {"replicas": current, "ready": ready}
+        inputs: dict[str, float] = {"replicas": current, "ready": ready, "window": policy.window}
         for r in recommendations:
             if r.value is not None:
                 inputs[f"{r.rule.id}_{r.rule.aggregation}"] = round(r.value, 4)

@@ -31,6 +31,7 @@ from typing import Any
 from ebbflow.bus import Bus
 from ebbflow.config import HealingConfig, HealingPolicy, RulesConfig, ScopeConfig
 from ebbflow.model import (
+    FOUND_EXITED,
     ContainerEvent,
     ContainerEventKind,
     ContainerInfo,
@@ -116,8 +117,10 @@ class Healer:
         nodes: Nodes | None = None,
         scope: ScopeConfig | None = None,
         rules: RulesConfig | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.bus = bus
+        self.may_act = may_act
         self.scope = scope or ScopeConfig()
         self.rules = rules or RulesConfig()
         self.actuators = list(actuators)
@@ -140,9 +143,13 @@ class Healer:
         self.counts: collections.Counter[tuple[str, str, bool]] = collections.Counter()
         self._bad_labels: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
+        self._deferred: list[ContainerEvent] = []
         self._restore()
 
     def _restore(self) -> None:
+        # Steps scheduled when ebbflow stopped: taken when they were due, once the exited
+        # container is found again (the first listing reports those).
+        self.pending_at_start = self.store.pending_steps(self.dry_run)
         since = self.clock() - self.config.window
         for key, action, when in self.store.healing_since(since, self.dry_run):
             counted = COUNTED_STEPS.get(action)
@@ -161,9 +168,19 @@ class Healer:
             for slot in self.slots.values()
         )
 
+    async def _when_leader(self) -> None:
+        """Exits found at start wait for the lease: the leader continues their backoff."""
+        while True:
+            await asyncio.sleep(0.5)
+            if self._deferred and self.may_act():
+                deferred, self._deferred = self._deferred, []
+                for event in deferred:
+                    self.on_container(event)
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             self._group = group
+            deferring = group.create_task(self._when_leader())
             async for event in self.subscription:
                 if isinstance(event, HealthChange):
                     self.on_health(event)
@@ -171,6 +188,7 @@ class Healer:
                     self.on_container(event)
                 elif isinstance(event, NodeHealthChange):
                     self.on_node(event)
+            deferring.cancel()
             for slot in self.slots.values():
                 if slot.waiting is not None and not slot.acting:
                     slot.waiting.cancel()
@@ -215,6 +233,14 @@ class Healer:
                 self._publish(slot, service, info.name, "recovered", "container removed", 0)
             elif slot is not None and slot.waiting is None and not slot.steps:
                 del self.slots[slot.key]  # nothing to remember of it
+        elif event.kind is ContainerEventKind.DIE and event.detail == FOUND_EXITED:
+            if not self.may_act():
+                self._deferred.append(event)  # for when this instance holds the lease
+                return
+            failed_at = self.pending_at_start.pop(slot_key(service, info), None)
+            if failed_at is not None and heals_exits(info.labels, info.restart_policy):
+                reason = f"exited (found at start; a step was due {failed_at:.0f})"
+                self.failed(info, service, "exit", reason, since=failed_at)
         elif event.kind is ContainerEventKind.DIE and event.detail != "missing":
             if service.kind == "swarm" or not heals_exits(info.labels, info.restart_policy):
                 return
@@ -233,6 +259,7 @@ class Healer:
         if slot.waiting is not None:
             slot.waiting.cancel()
             slot.waiting = None
+            self.store.clear_pending(slot.key)
             how = "removed" if kind is ContainerEventKind.DESTROY else "stopped"
             log.info(
                 "container %s was %s by hand: its pending %s is called off",
@@ -324,10 +351,21 @@ class Healer:
         if slot.waiting is not None and not slot.acting and slot.cause == cause:
             slot.waiting.cancel()
             slot.waiting = None
+            self.store.clear_pending(slot.key)
 
-    def failed(self, info: ContainerInfo, service: ServiceKey, cause: str, reason: str) -> None:
+    def failed(
+        self,
+        info: ContainerInfo,
+        service: ServiceKey,
+        cause: str,
+        reason: str,
+        since: float | None = None,
+    ) -> None:
+        """`since`: when it failed, if before now (a step restored after a restart)."""
         if not self.config.enabled or not self.scope.covers(info.labels):
             return  # outside the scope ebbflow monitors, never acts
+        if not self.may_act():
+            return  # a standby: the leader heals
         labels = effective_labels(info.labels, str(service), service.name, self.rules.policies)
         policy_errors = parse_policy(labels, self.rules).errors
         if policy_errors:  # a service with an invalid policy is left alone entirely
@@ -371,15 +409,18 @@ class Healer:
             )
             self._publish(slot, service, info.name, "give_up", reason, step.attempt)
             return
+        failed_at = now if since is None else since
+        step = Plan(step.action, max(0.0, failed_at + step.delay - now), step.attempt)
         log.warning(
             "container %s: %s; %s in %gs (step %d)",
             info.name,
             reason,
             step.action,
-            step.delay,
+            round(step.delay, 1),
             step.attempt,
         )
         assert self._group is not None, "failed() is called from run()"
+        self.store.record_pending(slot.key, failed_at, self.dry_run)
         slot.cause = cause
         slot.waiting = self._group.create_task(
             self._later(slot, info, service, step, reason, policy)
@@ -396,6 +437,7 @@ class Healer:
     ) -> None:
         try:
             await asyncio.sleep(step.delay)
+            self.store.clear_pending(slot.key)  # taken now (a stop before keeps it pending)
             if self._stranded(info):
                 step = Plan("migrate", 0.0, step.attempt)  # the node failed while we waited
             slot.acting = True

@@ -97,9 +97,11 @@ class Reconciler:
         dry_run: bool = False,
         healing_under_way: Callable[[ServiceKey], bool] = lambda _: False,
         scope: ScopeConfig | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.bus = bus
         self.scope = scope or ScopeConfig()
+        self.may_act = may_act
         self.nodes = nodes
         self.store = store
         self.actuators = list(actuators)
@@ -155,6 +157,7 @@ class Reconciler:
             self._read_policy(tracked, info)
             tracked.running[info.id] = info
             self.owner[info.id] = key
+            self._follow_the_leader(tracked)
             self._settle(key)
             return
         owner = self.owner.get(info.id)
@@ -166,10 +169,19 @@ class Reconciler:
         elif event.kind in (ContainerEventKind.STOP, ContainerEventKind.DESTROY):
             if event.kind is ContainerEventKind.DESTROY:
                 del self.owner[info.id]
-            self.services[owner].running.pop(info.id, None)
-            if not any(a.acted_on(info.id) for a in self.actuators):
-                self._by_the_operator(self.services[owner], info, event.kind)
+            tracked = self.services[owner]
+            tracked.running.pop(info.id, None)
+            if not self.may_act():
+                self._follow_the_leader(tracked)
+            elif not any(a.acted_on(info.id) for a in self.actuators):
+                self._by_the_operator(tracked, info, event.kind)
             self._settle(owner)
+
+    def _follow_the_leader(self, tracked: Tracked) -> None:
+        """A standby takes the count the leader keeps as its own, so a takeover keeps it
+        (the engine is the source of truth; the leader's state file may be elsewhere)."""
+        if not self.may_act() and tracked.running:
+            tracked.decided, tracked.operator = len(tracked.running), None
 
     def _track(self, key: ServiceKey) -> Tracked:
         """A service seen (again): its desired count from what was last carried out. One
@@ -283,7 +295,11 @@ class Reconciler:
 
     def check(self) -> list[Decision]:
         now = self.clock()
-        decided = []
+        decided: list[Decision] = []
+        if not self.may_act():
+            for tracked in self.services.values():
+                tracked.off_since = None  # a grace period starts when this one may act
+            return decided
         for tracked in list(self.services.values()):
             decision = self._check_one(tracked, now)
             if decision is not None:

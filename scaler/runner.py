@@ -3,9 +3,11 @@ action at a time per service, a global rate limit), each under a timeout.
 
 Each outcome is recorded beside its decision. On shutdown, actions under way are allowed
 to finish (within a grace period) rather than being cut off halfway through a clone; a
-decision whose action was cut off anyway (SIGKILL, power) is finished at the next start:
-actions converge on the decision's replica count, so finishing one is never doing it twice,
-and an older unfinished decision that a newer one overtook is marked superseded instead.
+decision whose action was cut off anyway (SIGKILL, power) is finished at the next start,
+if it is a scale-out younger than its policy's window (actions converge on the decision's
+replica count, so finishing one is never doing it twice); a scale-in, or anything older, is
+marked expired and decided again from fresh samples; an older unfinished decision that a
+newer one overtook is marked superseded.
 In dry-run mode nothing is changed; the result says what would have happened.
 """
 
@@ -26,6 +28,8 @@ from .safety import ActionGate
 
 log = logging.getLogger("ebbflow.scaler")
 
+RESUME_WITHIN = 30.0  # seconds: the default policy window, for decisions that name none
+
 
 def actuator_for(actuators: Sequence[Actuator], decision: Decision) -> Actuator | None:
     return next((a for a in actuators if a.supports(decision.service)), None)
@@ -43,8 +47,10 @@ class ActionRunner:
         gate: ActionGate | None = None,
         action_timeout: float = 120.0,
         shutdown_grace: float = 30.0,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.bus = bus
+        self.may_act = may_act  # the lease
         self.actuators = list(actuators)
         self.store = store
         self.clock = clock
@@ -63,9 +69,16 @@ class ActionRunner:
             under_way.add(task)
             task.add_done_callback(under_way.discard)
 
-        try:
+        async def resume() -> None:
+            # Only the leader finishes what was cut off: a standby sharing the state
+            # file must not touch the decisions the leader has under way.
+            while not self.may_act():  # noqa: ASYNC110 (the lease is polled, not signalled)
+                await asyncio.sleep(0.2)
             for decision in self.resumable():
                 start(decision)
+
+        resuming = asyncio.create_task(resume())
+        try:
             async for event in self.subscription:
                 if isinstance(event, Decision):
                     start(event)
@@ -75,6 +88,7 @@ class ActionRunner:
                     else:
                         self.unhealthy.add(event.container.name)
         finally:
+            resuming.cancel()
             if under_way:
                 log.info("letting %d action(s) under way finish", len(under_way))
                 await asyncio.wait(under_way, timeout=self.shutdown_grace)
@@ -82,7 +96,9 @@ class ActionRunner:
                     task.cancel()
 
     def resumable(self) -> list[Decision]:
-        """The newest unfinished decision of each service; older ones are superseded."""
+        """The newest unfinished decision of each service, when it still means something;
+        older ones are superseded. A scale-in is never finished without fresh data, and a
+        decision older than its policy's window is expired: the engine decides again."""
         newest: dict[str, StoredDecision] = {}
         for stored in self.store.unfinished():
             overtaken = newest.get(stored.service)
@@ -92,7 +108,24 @@ class ActionRunner:
                 )
             newest[stored.service] = stored
         decisions = []
+        now = self.clock()
         for stored in newest.values():
+            window = float(stored.inputs.get("window", RESUME_WITHIN))
+            age = now - stored.timestamp
+            why = None
+            if stored.to_replicas < stored.from_replicas:
+                why = "a scale-in is not finished without fresh data"
+            elif age > window:
+                why = f"{age:.0f}s old, past its window of {window:g}s"
+            if why is not None:
+                log.info(
+                    "service %s: a decision cut off by a stop expired (%s): %s",
+                    stored.service,
+                    why,
+                    stored.reason,
+                )
+                self.store.record_outcome_text(stored.id, "expired", why + "; decided again")
+                continue
             log.info(
                 "service %s: finishing a decision cut off by a stop: %s",
                 stored.service,
@@ -128,6 +161,13 @@ class ActionRunner:
         if decision.dry_run:
             return ActionResult(
                 decision, True, f"dry run: would scale to {decision.to_replicas}", self.clock()
+            )
+        if not self.may_act():
+            return ActionResult(
+                decision,
+                False,
+                "not the leader: another instance acts for this scope",
+                self.clock(),
             )
         actuator = actuator_for(self.actuators, decision)
         if actuator is None:

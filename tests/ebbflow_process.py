@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +22,11 @@ class Ebbflow:
     test run's containers (scoped to the `ebbflow.test=<run id>` label every test container
     carries): the engine may hold others."""
 
-    def __init__(self, workdir: Path, state: Path, port: int) -> None:
+    def __init__(self, workdir: Path, state: Path, port: int, lease: str = "") -> None:
         self.workdir, self.state, self.port = workdir, state, port
+        # Its own lease, so one test's killed instance never keeps the next one standing
+        # by; instances meant to compete share one.
+        self.lease = lease or f"test-{uuid.uuid4().hex[:8]}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -48,7 +52,12 @@ class Ebbflow:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
-            env={**os.environ, "EBBFLOW_LOG_LEVEL": "DEBUG", **(env or {})},
+            env={
+                **os.environ,
+                "EBBFLOW_LOG_LEVEL": "DEBUG",
+                "EBBFLOW_LEASE__NAME": self.lease,
+                **(env or {}),
+            },
         )
 
     def assert_alive(self) -> None:

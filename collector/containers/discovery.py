@@ -18,7 +18,7 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import ContainerEvent, ContainerEventKind, ContainerInfo
+from ebbflow.model import FOUND_EXITED, ContainerEvent, ContainerEventKind, ContainerInfo
 
 log = logging.getLogger("ebbflow.collector.discovery")
 
@@ -41,6 +41,7 @@ class Discovery:
         self.max_backoff = max_backoff
         self.containers: dict[str, ContainerInfo] = {}
         self.connected = False
+        self.listed_exited = False
         self.problem = ""  # why the engine is unavailable; "" while it answers
         self.synced = asyncio.Event()
 
@@ -56,6 +57,12 @@ class Discovery:
             if cid not in self.containers:
                 self.containers[cid] = info
                 self.bus.publish(ContainerEvent(ContainerEventKind.PRESENT, info, now))
+        if not self.listed_exited:
+            # Once per process: containers that exited while no ebbflow watched. Healing
+            # continues a crash loop's backoff for those it was recovering.
+            self.listed_exited = True
+            for info in await self.docker.exited_containers():
+                self.bus.publish(ContainerEvent(ContainerEventKind.DIE, info, now, FOUND_EXITED))
         self.synced.set()
 
     async def handle(self, event: Mapping[str, Any]) -> None:

@@ -148,8 +148,9 @@ def scene(
     ebbflow: Ebbflow,
 ) -> Iterator[Scene]:
     """Two services with policies (step and proportional), probes that pass and one that
-    fails, a bad policy label, an InfluxDB output; ebbflow scrapes all of it and Prometheus
-    scrapes ebbflow every second. Waits for web's scale-in (2 → 1) to show in Prometheus."""
+    fails (its container restarted by ebbflow), a bad policy label, an InfluxDB output;
+    ebbflow scrapes all of it and Prometheus scrapes ebbflow every second. Waits for web's
+    scale-in (2 → 1) to show in Prometheus."""
     www = tmp_path / "www"
     www.mkdir()
     (www / "index.html").write_text("ok\n")
@@ -171,15 +172,19 @@ def scene(
         *compose(project, "api", 1), *label_args(api),
         cmd=("httpd", "-f", "-p", f"127.0.0.1:{api_port}", "-h", "/www"),
     )  # fmt: skip
-    broken = {
-        "aliyun.auto_scaling.max_cpu": "abc",
+    broken = {"aliyun.auto_scaling.max_cpu": "abc"}  # invalid: left alone entirely
+    run_container(
+        f"{project}-broken-1", "--network", "none", *compose(project, "broken", 1),
+        *label_args(broken),
+    )  # fmt: skip
+    sick = {
         "aliyun.probe.url": f"http://container:{dead_port}/",
         "ebbflow.health.interval": "1",
         "ebbflow.heal.backoff": "1",  # restarted by ebbflow within the scene
     }
     run_container(
-        f"{project}-broken-1", "--network", "host", *compose(project, "broken", 1),
-        *label_args(broken),
+        f"{project}-sick-1", "--network", "host", *compose(project, "sick", 1),
+        *label_args(sick),
     )  # fmt: skip
 
     vm_port, prom_port = free_port(), free_port()

@@ -180,3 +180,36 @@ def test_explain_shows_reasons_and_inputs(tmp_path: Path) -> None:
     assert text.index("1→2") < text.index("2→4")  # newest last
     unknown = ebbflow("explain", "api", "--state", state, cwd=tmp_path)
     assert unknown.returncode == 1 and "compose:shop/web" in unknown.stderr
+
+
+def test_reading_commands_never_create_a_state_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here.db"
+    for command in (["decisions"], ["healing"], ["explain", "web"]):
+        result = ebbflow(*command, "--state", str(missing), cwd=tmp_path)
+        assert result.returncode == 1, command
+        assert f"no state file at {missing}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not missing.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_decisions_takes_every_service_form_explain_takes(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path / "s.db")
+    for key in (ServiceKey("compose", "web", "shop"), ServiceKey("compose", "db", "shop")):
+        d = Decision(key, 1, 2, f"{key.name}: 1→2", 1.0e9)
+        store.record(d)
+    store.close()
+    for form in ("compose:shop/web", "shop/web", "web"):
+        out = ebbflow("decisions", "--state", str(tmp_path / "s.db"), "--json", "--service", form,
+                      cwd=tmp_path).stdout  # fmt: skip
+        assert [r["reason"] for r in json.loads(out)] == ["web: 1→2"], form
+    unknown = ebbflow(
+        "decisions", "--state", str(tmp_path / "s.db"), "--service", "api", cwd=tmp_path
+    )
+    assert unknown.returncode == 1 and "'api' has no decisions" in unknown.stderr
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = ebbflow("--version", cwd=Path("/"))
+    assert result.returncode == 0 and result.stdout.strip() == f"ebbflow {version('ebbflow')}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ebbflow.docker_api import parse_docker_time
 from tests.conftest import docker_cli
 from tests.ebbflow_process import Ebbflow, state_rows
 from tests.receiver import Receiver, alerts, until
@@ -50,6 +51,7 @@ async def start_ebbflow(ebbflow: Ebbflow, tmp_path: Path, receiver: Receiver, *e
     )
     ebbflow.start("--config", str(config), *extra)
     await until(lambda: ebbflow.metric("ebbflow_healing_given_up") is not None, 30)
+    await until(lambda: ebbflow.metric("ebbflow_leader") == 1.0, 30)  # it may act
 
 
 async def test_a_crash_loop_backs_off_then_is_given_up_with_an_alert(
@@ -263,3 +265,36 @@ async def test_a_service_with_an_invalid_policy_is_left_alone_when_it_dies(
     assert healing_rows(ebbflow.state) == []
     assert state_rows(ebbflow.state, "SELECT * FROM decisions") == []
     assert f"container {name}: not healed: its service's policy is invalid" in ebbflow.logs()
+
+
+async def test_a_pending_restart_survives_a_sigkill_and_happens_when_it_was_due(
+    run_container: Callable[..., str],
+    ebbflow: Ebbflow,
+    receiver: Receiver,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    await start_ebbflow(ebbflow, tmp_path, receiver)
+    name = f"{project}-loop-1"
+    run_container(
+        name, "--network", "none",
+        "--label", f"ebbflow.service={project}-loop", "--label", "aliyun.scale=1",
+        "--label", "ebbflow.heal.backoff=20",
+    )  # fmt: skip
+    await asyncio.sleep(1)
+    docker_cli("kill", name)
+    await until(
+        lambda: f"container {name}: exited with code 137; restart in 20s" in ebbflow.logs(), 10
+    )
+    finished = parse_docker_time(str(state_of(name)["FinishedAt"]))
+    ebbflow.kill()  # SIGKILL in the middle of the backoff
+    await asyncio.sleep(2)
+    assert state_of(name)["Running"] is False
+    await start_ebbflow(ebbflow, tmp_path, receiver)
+    await until(lambda: state_of(name)["Running"] is True, 30)
+    restarted = parse_docker_time(str(state_of(name)["StartedAt"]))
+    assert abs(restarted - (finished + 20)) < 2.0, restarted - finished  # when it was due
+    assert "found at start" in ebbflow.logs()
+    assert [
+        (action, container, ok) for _, action, container, ok in healing_rows(ebbflow.state)
+    ] == [("restart", name, 1)]

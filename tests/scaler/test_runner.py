@@ -116,3 +116,30 @@ async def test_a_decision_cut_off_by_a_stop_is_finished_once_at_start(tmp_path: 
     assert outcomes["newer"] == ("ok", "done")
     assert outcomes["dry"] == (None, None)
     assert store.unfinished() == []
+
+
+async def test_at_start_a_stale_or_scale_in_decision_expires_instead_of_acting(
+    tmp_path: Path,
+) -> None:
+    """A 2-hour-old 4→1 on a loaded service must not remove three replicas at start."""
+    bus, actuator = Bus(), RecordingActuator()
+    store = DecisionStore(tmp_path / "s.db")
+    now = 10_000.0
+    runner = ActionRunner(bus, [actuator], store, lambda: now)
+    db = ServiceKey("compose", "db", "shop")
+    q = ServiceKey("compose", "q", "shop")
+    store.record(Decision(WEB, 4, 1, "old scale-in", now - 7200, {"window": 30}))
+    store.record(Decision(db, 1, 3, "old scale-out", now - 31, {"window": 30}))
+    store.record(Decision(q, 1, 2, "fresh scale-out", now - 5, {"window": 30}))
+    resumed = runner.resumable()
+    assert [d.reason for d in resumed] == ["fresh scale-out"]
+    outcomes = {d.reason: (d.outcome, d.detail) for d in store.recent()}
+    assert outcomes["old scale-in"] == (
+        "expired",
+        "a scale-in is not finished without fresh data; decided again",
+    )
+    assert outcomes["old scale-out"] == (
+        "expired",
+        "31s old, past its window of 30s; decided again",
+    )
+    assert store.unfinished()[0].reason == "fresh scale-out"
