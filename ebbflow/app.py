@@ -10,6 +10,7 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig, LeaseConfig
+from ebbflow.controls import ControlsWatch
 from ebbflow.health import Health, ReportsHealth
 from ebbflow.lease import Lease
 from ebbflow.nodes import NodeMonitor, Nodes
@@ -117,7 +118,8 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         may_act=may_act,
     )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
-    parts: list[Any] = [*app.outputs.values(), lease, engine, runner, healer]
+    controls = ControlsWatch(ctx.bus, store, clock)
+    parts: list[Any] = [*app.outputs.values(), lease, controls, engine, runner, healer]
     if config.reconcile.enabled:
         parts.append(reconciler)
     if monitor.needed:

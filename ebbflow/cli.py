@@ -1,5 +1,5 @@
-"""The `ebbflow` command: run, status, collect, policies, decisions, healing, explain, replay,
-bench."""
+"""The `ebbflow` command: run, status, collect, policies, decisions, healing, explain,
+pause, resume, forget, replay, bench."""
 
 from __future__ import annotations
 
@@ -131,6 +131,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--limit", type=int, default=10)
     explain.add_argument("--json", action="store_true")
 
+    for verb, text in (
+        ("pause", "no actions for a service (scaling, healing, reconcile) until resumed"),
+        ("resume", "a paused service is acted on again"),
+        ("forget", "drop a service's decisions and desired count"),
+    ):
+        control = sub.add_parser(verb, parents=[common], help=text)
+        control.add_argument("service", help="compose:demo/web, demo/web or web")
+        control.add_argument("--state", type=Path)
+
     status = sub.add_parser(
         "status", parents=[common], help="a running instance's /readyz: what works, what not"
     )
@@ -255,6 +264,7 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
             "policy": state.result.policy.model_dump() if state.result.policy else None,
             "errors": list(state.result.errors),
             "in_scope": state.in_scope,
+            "source": state.source,
         }
         for key, state in sorted(services.items(), key=lambda kv: format_service_key(kv[0]))
     ]
@@ -289,6 +299,8 @@ def cmd_policies(config: AppConfig, as_json: bool) -> int:
         text = (
             "INVALID: " + "; ".join(row["errors"]) if row["errors"] else _policy_text(row["policy"])
         )
+        if row["policy"] is not None or row["errors"]:
+            text += f"  (labels of {row['source']})"
         if not row["in_scope"]:
             text += "  [out of scope: monitored, never acted on]"
         print(f"{row['service']:<36} {row['replicas']:>8}  {text}")
@@ -435,6 +447,27 @@ def cmd_status(config: AppConfig, listen: str | None, as_json: bool) -> int:
     return 0 if report["status"] == "ready" else 1
 
 
+def cmd_control(config: AppConfig, verb: str, service: str) -> int:
+    """Written to the state file; the instance running on it follows within a second."""
+    now = time.time()
+    if verb == "forget":
+        store = open_store(config)
+        try:
+            name = resolve_service(store, service)
+            dropped = store.forget(parse_service_key(name), service, now)
+        finally:
+            store.close()
+        print(f"{name}: forgot {dropped} decision(s) and its desired count")
+        return 0
+    store = DecisionStore(config.state)
+    try:
+        store.set_paused(service, verb == "pause", now)
+    finally:
+        store.close()
+    print(f"{service}: {'paused' if verb == 'pause' else 'resumed'} (state {config.state})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -454,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_explain(config, args.service, args.limit, args.json)
         if args.command == "replay":
             return cmd_replay(config, args.trace, args.labels, args.start_delay, args.json)
+        if args.command in ("pause", "resume", "forget"):
+            return cmd_control(config, args.command, args.service)
         if args.command == "status":
             return cmd_status(config, args.listen, args.json)
         if args.command == "healing":

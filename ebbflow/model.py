@@ -16,7 +16,7 @@ Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
 
 MetricKind = Literal["counter", "gauge"]
-DecisionOrigin = Literal["policy", "reconcile", "operator"]
+DecisionOrigin = Literal["policy", "bounds", "reconcile", "operator"]
 
 
 def labels_of(pairs: Mapping[str, str]) -> Labels:
@@ -130,7 +130,9 @@ class Decision:
     inputs: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     dry_run: bool = False
     # "policy": a scaling rule's; "reconcile": back to the desired count, which starts no
-    # cooldown; "operator": what someone else did (removed replicas by hand), recorded.
+    # cooldown; "bounds": a policy's decision only back within min..max, which neither
+    # waits for nor starts one; "operator": what someone else did (replicas removed by
+    # hand), recorded.
     origin: DecisionOrigin = "policy"
 
     @property
@@ -172,6 +174,16 @@ class ServiceRetired:
     service: ServiceKey
     retired: bool
     reason: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorControls:
+    """What the operator set with `ebbflow pause/resume/forget`, as they named services:
+    the paused ones, and those forgotten since the last announcement."""
+
+    paused: frozenset[str]
+    forgotten: frozenset[str]
     timestamp: float
 
 
@@ -238,6 +250,7 @@ Event = (
     | ActionResult
     | PolicyProblem
     | ServiceRetired
+    | OperatorControls
     | HealthChange
     | HealingStep
     | NodeHealthChange

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from ebbflow.model import ServiceKey
+
+T = TypeVar("T")
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 SWARM_SERVICE = "com.docker.swarm.service.name"
 SERVICE_LABEL = "ebbflow.service"
+COMPOSE_CONFIG_HASH = "com.docker.compose.config-hash"  # set by compose on what it makes
+CREATED_BY_LABEL = "ebbflow.created-by"  # set by ebbflow on the replicas it makes
 
 
 def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
@@ -76,3 +81,29 @@ def format_service_key(service: ServiceKey) -> str:
         if service.project
         else f"{service.kind}:{service.name}"
     )
+
+
+def names_service(text: str, service: ServiceKey) -> bool:
+    """Whether an operator's `compose:demo/web`, `demo/web` or `web` names the service."""
+    full = format_service_key(service)
+    return text in (full, str(service), service.name) or full.endswith(":" + text)
+
+
+def defining(
+    replicas: Sequence[T],
+    labels: Callable[[T], Mapping[str, str]],
+    created: Callable[[T], float],
+) -> T:
+    """The replica whose configuration defines its service: its template for new replicas
+    and the source of its policy. Never one ebbflow made (a copy), unless no other is left.
+    When compose made any, the newest compose made (a redeploy's configuration wins, and a
+    container that only carries the service's compose labels is a guest, never the
+    template); else the newest one started by someone other than ebbflow."""
+    own = [r for r in replicas if CREATED_BY_LABEL not in labels(r)]
+    composed = [r for r in own if COMPOSE_CONFIG_HASH in labels(r)]
+    newest = None
+    for replica in composed or own or replicas:  # the later of equals: the last seen
+        if newest is None or created(replica) >= created(newest):
+            newest = replica
+    assert newest is not None, "a service has at least one replica"
+    return newest

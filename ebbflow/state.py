@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS healing (
     dry_run INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS healing_by_slot ON healing (slot, dry_run, ts);
+CREATE TABLE IF NOT EXISTS controls (
+    service TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL,
+    forgotten_ts REAL,
+    ts REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pending_steps (
     slot TEXT PRIMARY KEY,
     failed_at REAL NOT NULL,
@@ -168,6 +174,33 @@ class DecisionStore:
                 int(step.dry_run),
             ),
         )
+
+    def set_paused(self, service: str, paused: bool, when: float) -> None:
+        """The operator's `ebbflow pause|resume SERVICE` (as they named it)."""
+        self._db.execute(
+            "INSERT INTO controls (service, paused, ts) VALUES (?, ?, ?) ON CONFLICT(service)"
+            " DO UPDATE SET paused = excluded.paused, ts = excluded.ts",
+            (service, int(paused), when),
+        )
+
+    def forget(self, service: ServiceKey, named: str, when: float) -> int:
+        """`ebbflow forget SERVICE`: its decisions go; a running instance drops its desired
+        count. Returns how many decisions were dropped."""
+        dropped = self._db.execute(
+            "DELETE FROM decisions WHERE service = ?", (format_service_key(service),)
+        ).rowcount
+        self._db.execute(
+            "INSERT INTO controls (service, paused, forgotten_ts, ts) VALUES (?, 0, ?, ?)"
+            " ON CONFLICT(service) DO UPDATE SET forgotten_ts = excluded.forgotten_ts,"
+            " ts = excluded.ts",
+            (named, when, when),
+        )
+        return int(dropped)
+
+    def controls(self) -> list[tuple[str, bool, float | None]]:
+        """(service as named, paused, when it was last forgotten)."""
+        rows = self._db.execute("SELECT service, paused, forgotten_ts FROM controls").fetchall()
+        return [(str(r[0]), bool(r[1]), None if r[2] is None else float(r[2])) for r in rows]
 
     def record_pending(self, slot: str, failed_at: float, dry_run: bool) -> None:
         """A healing step is scheduled for the slot's failure at `failed_at`: a restart of

@@ -425,7 +425,8 @@ class BufferedOutput(abc.ABC):
             try:
                 async with asyncio.timeout(self.options.timeout):
                     await self.send(part)
-            except Exception as err:  # every failure of a send is a retry, never the end
+            except (SendError, aiohttp.ClientError, OSError, TimeoutError) as err:
+                # every failure to deliver is a retry, never the end of the output
                 error = err if isinstance(err, SendError) else SendError(describe(err))
                 if error.too_large and len(part) > 1:
                     half = len(part) // 2
@@ -464,6 +465,20 @@ class BufferedOutput(abc.ABC):
                 )
                 backoff = min(self.options.backoff_max, backoff * 2)
                 await asyncio.sleep(wait)
+                continue
+            except Exception as err:
+                # Not the server: this batch cannot be sent at all (it raised while being
+                # encoded, say). Retrying it would stop every batch after it, so it alone
+                # is dropped, counted and named.
+                pending.pop(0)
+                self.dropped["error"] += len(part)
+                log.error(
+                    "output %s: dropped a batch of %d samples that cannot be sent: %s",
+                    self.name,
+                    len(part),
+                    describe(err),
+                    exc_info=err,
+                )
                 continue
             pending.pop(0)
             if not self.last_send_ok:
@@ -584,7 +599,7 @@ class BufferedOutput(abc.ABC):
             "counter",
             "Torn or corrupt spool records cut off at start or skipped when read.",
         )
-        for reason in ("rejected", "buffer_full", "spool_full"):
+        for reason in ("rejected", "buffer_full", "spool_full", "error"):
             yield Sample(
                 "ebbflow_output_dropped_samples_total",
                 self.dropped[reason],

@@ -19,19 +19,22 @@ from dataclasses import dataclass, field
 
 from ebbflow.bus import Bus
 from ebbflow.config import RulesConfig, ScopeConfig
+from ebbflow.controls import paused
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
     ContainerEventKind,
     ContainerInfo,
     Decision,
+    DecisionOrigin,
+    OperatorControls,
     PolicyProblem,
     Sample,
     SampleBatch,
     ServiceKey,
     labels_of,
 )
-from ebbflow.services import service_key
+from ebbflow.services import defining, service_key
 from ebbflow.state import DecisionStore
 
 from .policy import (
@@ -112,7 +115,8 @@ class ServiceState:
     averages: dict[str, float] = field(default_factory=dict)
     startup: float | None = None  # learned: decision → first ready sample of a new replica
     last_scale_out: float | None = None
-    in_scope: bool = True  # the newest replica's labels lie in the instance's scope
+    in_scope: bool = True  # the defining replica's labels lie in the instance's scope
+    source: str = ""  # the replica whose labels define the policy (services.defining)
     # direction → when a standby saw the replica count move that way (the leader's
     # actions), so a takeover keeps the leader's cooldowns without sharing its state
     observed: dict[str, float] = field(default_factory=dict)
@@ -134,13 +138,18 @@ def group_services(
     defaults = defaults or RulesConfig()
     scope = scope or ScopeConfig()
     services: dict[ServiceKey, ServiceState] = {}
-    for info in sorted(containers, key=lambda c: c.started_at):
+    for info in containers:
         key = service_key(info.labels, info.name)
         state = services.setdefault(key, ServiceState(key))
         state.replicas[info.name] = Replica(info, info.started_at, False)
-        labels = effective_labels(info.labels, str(key), key.name, defaults.policies)
-        state.result = parse_policy(labels, defaults)  # the newest replica's labels win
-        state.in_scope = scope.covers(info.labels)
+    for key, state in services.items():
+        source = defining(
+            [r.info for r in state.replicas.values()], lambda i: i.labels, lambda i: i.created
+        )
+        state.source = source.name
+        labels = effective_labels(source.labels, str(key), key.name, defaults.policies)
+        state.result = parse_policy(labels, defaults)
+        state.in_scope = scope.covers(source.labels)
     return services
 
 
@@ -200,8 +209,9 @@ class RuleEngine:
         self.dry_run = dry_run
         self.action_deadline = action_deadline
         self.subscription = bus.subscribe(
-            "rules", ContainerEvent, SampleBatch, ActionResult, capacity=4096
+            "rules", ContainerEvent, SampleBatch, ActionResult, OperatorControls, capacity=4096
         )
+        self.paused: frozenset[str] = frozenset()  # as the operator named them
         self.services: dict[ServiceKey, ServiceState] = {}
         self.member_of: dict[str, ServiceKey] = {}
         self.by_service_label: dict[str, ServiceKey] = {}  # "project/name" and "name"
@@ -236,9 +246,11 @@ class RuleEngine:
             return self.on_samples(event.samples)
         if isinstance(event, ContainerEvent):
             self.on_container(event)
+        elif isinstance(event, OperatorControls):
+            self.paused = event.paused
         elif isinstance(event, ActionResult):
             decision = event.decision
-            if decision.origin == "policy":
+            if decision.origin in ("policy", "bounds"):
                 self.in_flight.pop(decision.service, None)
             state = self.services.get(decision.service)
             if state is not None and event.ok and not decision.dry_run:
@@ -250,11 +262,13 @@ class RuleEngine:
         if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
             key = service_key(info.labels, info.name)
             state = self.services.setdefault(key, ServiceState(key))
-            labels = effective_labels(info.labels, str(key), key.name, self.defaults.policies)
-            self._set_policy(state, parse_policy(labels, self.defaults))
-            state.in_scope = self.scope.covers(info.labels)
             if info.name not in state.replicas and state.replicas and not self.may_act():
                 state.observed["out"] = event.timestamp
+            others = [r.info for name, r in state.replicas.items() if name != info.name]
+            source = defining([*others, info], lambda i: i.labels, lambda i: i.created)
+            labels = effective_labels(source.labels, str(key), key.name, self.defaults.policies)
+            self._set_policy(state, parse_policy(labels, self.defaults))
+            state.in_scope = self.scope.covers(source.labels)
             state.replicas[info.name] = self._replica(info, state.result.policy, event.timestamp)
             self.member_of[info.name] = key
             self.by_service_label[str(key)] = self.by_service_label[key.name] = key
@@ -547,15 +561,30 @@ class RuleEngine:
                 desired = max(desired, current - policy.max_down)
         if desired == current:
             return None
+        # Only back within min..max (a deploy started short, say): no load asked for it,
+        # so no cooldown holds it and it starts none.
+        bounds = (current < policy.min_replicas and desired == policy.min_replicas) or (
+            current > policy.max_replicas and desired == policy.max_replicas
+        )
         direction = "out" if desired > current else "in"
         cooldown = policy.up_cooldown if direction == "out" else policy.down_cooldown
         last = self.store.last_decision_time(state.key, self.dry_run, direction)
         last = max(last or 0.0, state.observed.get(direction, 0.0)) or None
-        if last is not None and now - last < cooldown:
+        if not bounds and last is not None and now - last < cooldown:
             return None
-        if not self.may_act():
-            return None  # a standby: the leader decides
-        return self._decide(state, policy, current, desired, why, recommendations, len(ready), now)
+        if not self.may_act() or paused(self.paused, state.key):
+            return None  # a standby (the leader decides), or paused by the operator
+        return self._decide(
+            state,
+            policy,
+            current,
+            desired,
+            why,
+            recommendations,
+            len(ready),
+            now,
+            "bounds" if bounds else "policy",
+        )
 
     def _decide(
         self,
@@ -567,6 +596,7 @@ class RuleEngine:
         recommendations: list[Recommendation],
         ready: int,
         now: float,
+        origin: DecisionOrigin = "policy",
     ) -> Decision:
         inputs: dict[str, float] = {"replicas": current, "ready": ready, "window": policy.window}
         for r in recommendations:
@@ -581,6 +611,7 @@ class RuleEngine:
             timestamp=now,
             inputs=inputs,
             dry_run=self.dry_run,
+            origin=origin,
         )
         self.store.record(decision)
         self.in_flight[state.key] = now

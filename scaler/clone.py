@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ebbflow.model import ServiceKey
-from ebbflow.services import COMPOSE_NUMBER
+from ebbflow.services import COMPOSE_NUMBER, CREATED_BY_LABEL
 
-CREATED_BY_LABEL = "ebbflow.created-by"
+__all__ = ["CREATED_BY_LABEL"]  # where the tests read it
 
 # Config keys the create API takes as they come from inspect.
 CONFIG_KEYS = (

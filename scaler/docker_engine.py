@@ -24,10 +24,11 @@ import aiodocker
 from pydantic import Field
 
 from ebbflow.config import FrozenModel
+from ebbflow.docker_api import parse_docker_time
 from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Plugin, PluginContext
-from ebbflow.services import is_member, member_filters
+from ebbflow.services import defining, is_member, member_filters
 
 from .clone import clone_request, extra_networks, next_free_number, replica_name, replica_number
 
@@ -67,6 +68,11 @@ class Member:
     def sick(self, unhealthy: frozenset[str]) -> bool:
         health = (self.inspect["State"].get("Health") or {}).get("Status")
         return self.name in unhealthy or health == "unhealthy"
+
+
+def created_at(member: Member) -> float:
+    """Docker's creation time; its text trims trailing zeros, so it does not sort."""
+    return parse_docker_time(str(member.inspect.get("Created", "")))
 
 
 ACTED_MEMORY = 300.0  # seconds a stop or removal of ours is remembered
@@ -134,7 +140,7 @@ class DockerEngineActuator:
     ) -> ActionResult:
         service = decision.service
         members = await self.members(service)
-        running = sorted((m for m in members if m.running), key=lambda m: m.inspect["Created"])
+        running = sorted((m for m in members if m.running), key=created_at)
         target = decision.to_replicas
         if len(running) < target:
             if not running:
@@ -142,9 +148,10 @@ class DockerEngineActuator:
             used = {n for m in members if (n := replica_number(m.name, m.labels))}
             used |= self._numbers_on_failed_nodes(service)
             created = []
+            template = defining(running, lambda m: m.labels, created_at)
             for _ in range(target - len(running)):
                 node = self.placement(running)
-                name = await self._scale_out_one(service, running[0].inspect, node, used)
+                name = await self._scale_out_one(service, template.inspect, node, used)
                 running.append(Member(node, {"Name": name, "State": {"Running": True}}))
                 created.append(name)
             return self._result(decision, True, f"started {', '.join(created)}", created)

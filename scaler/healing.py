@@ -30,6 +30,7 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.config import HealingConfig, HealingPolicy, RulesConfig, ScopeConfig
+from ebbflow.controls import paused
 from ebbflow.model import (
     FOUND_EXITED,
     ContainerEvent,
@@ -39,6 +40,7 @@ from ebbflow.model import (
     HealingStep,
     HealthChange,
     NodeHealthChange,
+    OperatorControls,
     Sample,
     ServiceKey,
     labels_of,
@@ -132,8 +134,14 @@ class Healer:
         self.action_timeout = action_timeout
         self.nodes = nodes
         self.subscription = bus.subscribe(
-            "healer", ContainerEvent, HealthChange, NodeHealthChange, capacity=4096
+            "healer",
+            ContainerEvent,
+            HealthChange,
+            NodeHealthChange,
+            OperatorControls,
+            capacity=4096,
         )
+        self.paused: frozenset[str] = frozenset()
         self.slots: dict[str, Slot] = {}
         # By node, the containers ebbflow would move if the node failed: running ones, and
         # stopped ones that Docker or ebbflow is to bring back.
@@ -188,6 +196,8 @@ class Healer:
                     self.on_container(event)
                 elif isinstance(event, NodeHealthChange):
                     self.on_node(event)
+                elif isinstance(event, OperatorControls):
+                    self.paused = event.paused
             deferring.cancel()
             for slot in self.slots.values():
                 if slot.waiting is not None and not slot.acting:
@@ -366,6 +376,9 @@ class Healer:
             return  # outside the scope ebbflow monitors, never acts
         if not self.may_act():
             return  # a standby: the leader heals
+        if paused(self.paused, service):
+            log.info("container %s: %s; not healed: its service is paused", info.name, reason)
+            return
         labels = effective_labels(info.labels, str(service), service.name, self.rules.policies)
         policy_errors = parse_policy(labels, self.rules).errors
         if policy_errors:  # a service with an invalid policy is left alone entirely

@@ -32,12 +32,14 @@ from types import MappingProxyType
 
 from ebbflow.bus import Bus
 from ebbflow.config import ReconcileConfig, RulesConfig, ScopeConfig
+from ebbflow.controls import paused
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
     ContainerEventKind,
     ContainerInfo,
     Decision,
+    OperatorControls,
     Sample,
     ServiceKey,
     ServiceRetired,
@@ -46,7 +48,7 @@ from ebbflow.model import (
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Actuator
 from ebbflow.rules.policy import Policy, effective_labels, parse_policy
-from ebbflow.services import service_key
+from ebbflow.services import defining, service_key
 from ebbflow.state import DecisionStore
 
 log = logging.getLogger("ebbflow.scaler.reconcile")
@@ -111,8 +113,9 @@ class Reconciler:
         self.dry_run = dry_run
         self.healing_under_way = healing_under_way
         self.subscription = bus.subscribe(
-            "reconciler", ContainerEvent, Decision, ActionResult, capacity=4096
+            "reconciler", ContainerEvent, Decision, ActionResult, OperatorControls, capacity=4096
         )
+        self.paused: frozenset[str] = frozenset()
         self.services: dict[ServiceKey, Tracked] = {}
         self.owner: dict[str, ServiceKey] = {}  # container id → its service
         self.in_flight: set[ServiceKey] = set()
@@ -142,6 +145,11 @@ class Reconciler:
             self._settle(event.service)
         elif isinstance(event, ActionResult):
             self.on_result(event)
+        elif isinstance(event, OperatorControls):
+            self.paused = event.paused
+            for tracked in self.services.values():
+                if paused(event.forgotten, tracked.key):
+                    tracked.decided = tracked.operator = None
 
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container
@@ -154,8 +162,9 @@ class Reconciler:
             tracked = self.services.get(key)
             if tracked is None:
                 tracked = self.services[key] = self._track(key)
-            self._read_policy(tracked, info)
             tracked.running[info.id] = info
+            replicas = list(tracked.running.values())
+            self._read_policy(tracked, defining(replicas, lambda i: i.labels, lambda i: i.created))
             self.owner[info.id] = key
             self._follow_the_leader(tracked)
             self._settle(key)
@@ -261,9 +270,9 @@ class Reconciler:
         self.store.record(decision)
         self.store.record_outcome(decision, True, "done by the operator; ebbflow follows")
 
-    def _read_policy(self, tracked: Tracked, newest: ContainerInfo) -> None:
+    def _read_policy(self, tracked: Tracked, source: ContainerInfo) -> None:
         key = tracked.key
-        labels = effective_labels(newest.labels, str(key), key.name, self.rules.policies)
+        labels = effective_labels(source.labels, str(key), key.name, self.rules.policies)
         result = parse_policy(labels, self.rules)
         tracked.policy = result.policy if result.ok else None
         declared = tracked.policy.initial_replicas if tracked.policy else None
@@ -309,7 +318,7 @@ class Reconciler:
     def _check_one(self, tracked: Tracked, now: float) -> Decision | None:
         desired = tracked.desired()
         running = self.count(tracked)
-        if desired is None or running == desired:
+        if desired is None or running == desired or paused(self.paused, tracked.key):
             tracked.off_since, tracked.tries, tracked.reported = None, 0, None
             return None
         key = tracked.key

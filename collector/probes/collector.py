@@ -151,6 +151,18 @@ class ProbeInput:
 
     def _spec(self, info: ContainerInfo) -> ProbeSpec | None:
         spec, errors = parse_probe(info.labels, self.min_interval)
+        if spec is not None and spec.url is not None and spec.target(info.address) is None:
+            # `--network none`: nothing can reach it, and probing anyway would only
+            # fail and get it restarted again and again.
+            label = next(k for k in ("aliyun.probe.url", "ebbflow.health.url") if k in info.labels)
+            spec, errors = (
+                None,
+                (
+                    f"{label}: the container has no network address (network "
+                    f"{info.network_mode or 'none'}): a URL probe cannot reach it; probe it with "
+                    "aliyun.probe.cmd instead",
+                ),
+            )
         self.config_errors.record(info.name, errors)
         return spec
 

@@ -213,3 +213,20 @@ def test_version() -> None:
 
     result = ebbflow("--version", cwd=Path("/"))
     assert result.returncode == 0 and result.stdout.strip() == f"ebbflow {version('ebbflow')}"
+
+
+def test_pause_resume_and_forget(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    store = DecisionStore(state)
+    d = Decision(ServiceKey("compose", "web", "shop"), 1, 2, "web: 1→2", 1.0e9)
+    store.record(d)
+    store.record_outcome(d, True, "ok")
+    store.close()
+    paused = ebbflow("pause", "shop/web", "--state", state, cwd=tmp_path)
+    assert paused.returncode == 0 and paused.stdout.startswith("shop/web: paused")
+    assert DecisionStore(state).controls() == [("shop/web", True, None)]
+    assert ebbflow("resume", "shop/web", "--state", state, cwd=tmp_path).returncode == 0
+    assert DecisionStore(state).controls() == [("shop/web", False, None)]
+    forgot = ebbflow("forget", "web", "--state", state, cwd=tmp_path)
+    assert forgot.stdout.strip() == "compose:shop/web: forgot 1 decision(s) and its desired count"
+    assert DecisionStore(state).recent() == []

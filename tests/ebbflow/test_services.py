@@ -23,3 +23,28 @@ def test_filters_select_both_compose_labels() -> None:
     assert member_filters(ServiceKey("compose", "web", "shop")) == {
         "label": ["com.docker.compose.project=shop", "com.docker.compose.service=web"]
     }
+
+
+def test_the_defining_replica_is_never_a_copy_nor_a_guest() -> None:
+    from ebbflow.services import defining
+
+    compose = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
+    made = [
+        ("v1", {**compose, "com.docker.compose.config-hash": "a"}, 1.0),
+        (
+            "clone",
+            {**compose, "com.docker.compose.config-hash": "a", "ebbflow.created-by": "x"},
+            3.0,
+        ),
+        ("guest", {**compose, "aliyun.scale": "9"}, 4.0),  # compose labels by hand, later
+        ("v2", {**compose, "com.docker.compose.config-hash": "b"}, 2.0),  # the redeploy
+    ]
+
+    def pick(names: set[str]) -> str:
+        chosen = defining([m for m in made if m[0] in names], lambda m: m[1], lambda m: m[2])
+        return chosen[0]
+
+    assert pick({"v1", "clone", "guest", "v2"}) == "v2"  # the newest compose made
+    assert pick({"v1", "clone"}) == "v1"  # never ebbflow's own copy
+    assert pick({"clone", "guest"}) == "guest"  # nothing compose made: who started it
+    assert pick({"clone"}) == "clone"  # only copies left

@@ -8,6 +8,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import pytest
+
 from ebbflow.bus import Bus
 from ebbflow.config import SupervisionConfig
 from ebbflow.exporters.prometheus import PrometheusOutput
@@ -15,6 +17,8 @@ from ebbflow.health import Health
 from ebbflow.supervisor import Supervisor
 
 from ..conftest import bound_address
+
+pytestmark = pytest.mark.faults
 
 
 class Crashing:

@@ -207,3 +207,33 @@ def test_enospc_mid_write_leaves_no_torn_record(
     assert spool.size == size and spool.full == "No space left on device"
     assert [int(s.value) for b in spool.pending() for s in b] == list(range(5))
     assert spool.append(batch(5)) and spool.full is None
+
+
+async def test_a_batch_that_cannot_be_encoded_costs_only_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = Server()
+    await server.start()
+    bus = Bus()
+    out = output(bus, server.port, tmp_path)
+    real = out.send
+
+    async def send(batch: list[Sample]) -> None:
+        if any(s.value == 13 for s in batch):
+            raise TypeError("unlucky sample")  # a bug in encoding, not the server
+        await real(batch)
+
+    monkeypatch.setattr(out, "send", send)
+    task = asyncio.create_task(out.run())
+    try:
+        bus.publish(samples(0, 30))  # three batches of 10; the second holds 13
+        await until(lambda: len(server.lines) == 20 and out.dropped["error"] == 10)
+        assert sorted(values(server.lines)) == [*range(10), *range(20, 30)]
+        assert out.last_send_ok and out.retries == 0
+        assert "dropped a batch of 10 samples that cannot be sent: TypeError: unlucky sample" in (
+            caplog.text
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.stop()

@@ -4,6 +4,8 @@ engine that accepts connections but never answers."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -102,6 +104,11 @@ def test_a_restarted_engine_is_listed_again_and_nothing_meanwhile_is_missed(
     assert (0.0, 0.0) in seen and seen[-1] == (1.0, 1.0)
     status = ebbflow.readyz()
     assert status is not None and status[0] == 200, status
+    ready = subprocess.run(
+        [sys.executable, "-m", "ebbflow", "status", "--listen", f"127.0.0.1:{ebbflow.port}"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )  # fmt: skip
+    assert ready.returncode == 0 and ready.stdout.startswith("ready"), ready.stdout
     assert ebbflow.stop() == 0
     logs = ebbflow.logs()
     assert logs.count("discovery: engine unavailable") == 1, logs
@@ -161,6 +168,13 @@ def test_an_engine_that_never_answers_is_reported_at_once(ebbflow: Ebbflow, tmp_
         assert status is not None and status[0] == 503
         problem = str(status[1]["problems"]["containers"])  # type: ignore[index]
         assert problem.startswith(f"engine unavailable: unix://{silent.path}: ")
+        status_cli = subprocess.run(
+            [sys.executable, "-m", "ebbflow", "status", "--listen", f"127.0.0.1:{ebbflow.port}"],
+            capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        )  # fmt: skip
+        assert status_cli.returncode == 1, status_cli.stderr
+        assert status_cli.stdout.startswith("not ready")
+        assert "  containers: engine unavailable: unix://" in status_cli.stdout
         time.sleep(5)  # backing off, not logging every try
         assert ebbflow.logs().count("discovery: engine unavailable") == 1
         assert ebbflow.stop() == 0

@@ -444,3 +444,19 @@ def test_a_service_outside_the_scope_is_watched_but_never_decided(store: Decisio
     h.engine.scope = ScopeConfig(projects=("shop",))
     h.start()  # a new replica's event re-reads the scope
     assert h.tick(100.0) != []
+
+
+def test_reaching_the_minimum_is_held_by_no_cooldown_and_starts_none(
+    store: DecisionStore,
+) -> None:
+    """A deploy started short of min_replicas: brought up at once, and a real load right
+    after is not kept waiting a cooldown."""
+    clock = VirtualClock()
+    labels = {**PROPORTIONAL, "ebbflow.scale.min_replicas": "2", "ebbflow.scale.cooldown": "60"}
+    h = Harness(store, clock, labels)
+    h.start()
+    h.tick(50.0)  # at target: only the minimum asks for more
+    h.tick(100.0)  # then the load doubles
+    assert h.moves() == [(1, 2), (2, 3)]  # the second one out of the load, a second later
+    assert [d.origin for d in h.made] == ["bounds", "policy"]
+    assert h.made[1].timestamp - h.made[0].timestamp == 1.0

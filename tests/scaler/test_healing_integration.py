@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -298,3 +300,41 @@ async def test_a_pending_restart_survives_a_sigkill_and_happens_when_it_was_due(
     assert [
         (action, container, ok) for _, action, container, ok in healing_rows(ebbflow.state)
     ] == [("restart", name, 1)]
+
+
+async def test_a_paused_service_is_left_alone_until_resumed(
+    run_container: Callable[..., str],
+    ebbflow: Ebbflow,
+    receiver: Receiver,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    await start_ebbflow(ebbflow, tmp_path, receiver)
+    service = f"{project}-held"
+    first, _ = run_replicas(run_container, service, 2)
+    await asyncio.sleep(1)
+
+    def control(verb: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "ebbflow", verb, service, "--state", str(ebbflow.state)],
+            check=True, capture_output=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+
+    control("pause")
+    await until(lambda: f"service {service} paused by the operator" in ebbflow.logs(), 10)
+    assert ebbflow.metric("ebbflow_service_paused", service=service) == 1.0
+    docker_cli("kill", first)
+    await asyncio.sleep(15)  # past the heal backoff (1 s) and the reconcile grace (10 s)
+    assert state_of(first)["Running"] is False
+    assert f"container {first}: exited with code 137; not healed: its service is paused" in (
+        ebbflow.logs()
+    )
+    assert healing_rows(ebbflow.state) == []
+    control("resume")
+    await until(
+        lambda: (
+            len(docker_cli("ps", "-q", "--filter", f"label=ebbflow.service={service}").split()) == 2
+        ),
+        40,
+    )  # the desired count is kept again
+    assert f"service {service} resumed by the operator" in ebbflow.logs()

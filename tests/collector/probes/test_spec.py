@@ -79,3 +79,26 @@ def test_synonyms_that_disagree_are_an_error() -> None:
     assert errors == (
         "ebbflow.health.timeout: conflicts with aliyun.probe.timeout_seconds ('5' vs '2')",
     )
+
+
+def test_a_url_probe_on_a_container_without_network_is_a_named_error() -> None:
+    from types import MappingProxyType
+
+    from ebbflow.bus import Bus
+    from ebbflow.collector.probes import ProbeInput
+    from ebbflow.docker_api import DockerHandle
+    from ebbflow.model import ContainerInfo
+    from ebbflow.nodes import Nodes
+
+    probes = ProbeInput(Bus(), Nodes([DockerHandle("tcp://127.0.0.1:9")]), lambda: 0.0)
+    labels = {"aliyun.probe.url": "http://container:8080/health"}
+    isolated = ContainerInfo("c1", "web-1", "img", MappingProxyType(labels), network_mode="none")
+    assert probes._spec(isolated) is None
+    assert probes.config_errors.by_container["web-1"] == (
+        "aliyun.probe.url: the container has no network address (network none): a URL probe "
+        "cannot reach it; probe it with aliyun.probe.cmd instead",
+    )
+    reachable = ContainerInfo(
+        "c2", "web-2", "img", MappingProxyType(labels), network_mode="host", address="127.0.0.1"
+    )
+    assert probes._spec(reachable) is not None
