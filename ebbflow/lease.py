@@ -228,9 +228,6 @@ class Lease:
             except (aiodocker.DockerError, OSError):
                 pass
 
-    def health_problem(self) -> str | None:
-        return None  # a standby is working as meant
-
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield Sample(
             "ebbflow_leader",

@@ -18,6 +18,15 @@ def escape_control(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for an error, or for every error of a group (a TaskGroup's)."""
+    if isinstance(err, BaseExceptionGroup):
+        return "; ".join(describe_error(e) for e in err.exceptions)
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
 class OneLineFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         record.message = escape_control(record.message)

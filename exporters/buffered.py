@@ -32,6 +32,7 @@ from pydantic import Field
 
 from ebbflow.bus import Bus
 from ebbflow.config import FrozenModel
+from ebbflow.logs import describe_error
 from ebbflow.model import Sample, SampleBatch, labels_of
 
 log = logging.getLogger("ebbflow.exporters")
@@ -331,12 +332,6 @@ class Spool:
             self.offset_unsaved = False
 
 
-def describe(err: BaseException) -> str:
-    if isinstance(err, TimeoutError):
-        return "timed out"
-    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-
-
 class BufferedOutput(abc.ABC):
     """A push output: subclasses write `send` (and `telemetry` extras)."""
 
@@ -427,7 +422,7 @@ class BufferedOutput(abc.ABC):
                     await self.send(part)
             except (SendError, aiohttp.ClientError, OSError, TimeoutError) as err:
                 # every failure to deliver is a retry, never the end of the output
-                error = err if isinstance(err, SendError) else SendError(describe(err))
+                error = err if isinstance(err, SendError) else SendError(describe_error(err))
                 if error.too_large and len(part) > 1:
                     half = len(part) // 2
                     pending[:1] = [part[:half], part[half:]]
@@ -476,7 +471,7 @@ class BufferedOutput(abc.ABC):
                     "output %s: dropped a batch of %d samples that cannot be sent: %s",
                     self.name,
                     len(part),
-                    describe(err),
+                    describe_error(err),
                     exc_info=err,
                 )
                 continue

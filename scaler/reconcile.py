@@ -256,14 +256,15 @@ class Reconciler:
         self.retired.add(key)
         self.bus.publish(ServiceRetired(key, True, why, self.clock()))
 
-    def _record_operator(self, tracked: Tracked, was: int, now_: int, what: str) -> None:
+    def _record_operator(self, tracked: Tracked, was: int, to: int, what: str) -> None:
+        """What someone else did, in the audit log: ebbflow follows it, and a restart too."""
         decision = Decision(
             service=tracked.key,
             from_replicas=was,
-            to_replicas=now_,
-            reason=f"{tracked.key.name}: {was}→{now_}, {what}",
+            to_replicas=to,
+            reason=f"{tracked.key.name}: {was}→{to}, {what}",
             timestamp=self.clock(),
-            inputs=MappingProxyType({"replicas": now_}),
+            inputs=MappingProxyType({"replicas": to}),
             dry_run=self.dry_run,
             origin="operator",
         )

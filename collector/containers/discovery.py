@@ -18,6 +18,7 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.docker_api import DockerHandle
+from ebbflow.logs import describe_error
 from ebbflow.model import FOUND_EXITED, ContainerEvent, ContainerEventKind, ContainerInfo
 
 log = logging.getLogger("ebbflow.collector.discovery")
@@ -143,7 +144,7 @@ class Discovery:
                 await self._stream()
                 reason = "event stream ended"
             except Exception as err:  # whatever broke the stream, the answer is to reconnect
-                reason = describe(err)
+                reason = describe_error(err)
             if self.connected:
                 backoff = 1.0
             self.connected = False
@@ -156,12 +157,3 @@ class Discovery:
             self.problem = reason
             await asyncio.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)
-
-
-def describe(err: BaseException) -> str:
-    """One line for an error, or for every error of a group."""
-    if isinstance(err, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in err.exceptions)
-    if isinstance(err, TimeoutError):
-        return "timed out"
-    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
