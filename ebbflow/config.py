@@ -160,6 +160,20 @@ class ReconcileConfig(FrozenModel):
         description="Seconds a count must stay off its desired value, with nothing else "
         "acting on the service, before ebbflow acts.",
     )
+    redeploy_window: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a replica removed or stopped by someone else is held before "
+        "it counts as a manual scale-in (or, with every replica gone, a retirement): a new "
+        "configuration of the service started within it makes it part of a redeploy, and "
+        "the desired count stays. Cover compose's stop timeouts.",
+    )
+    fight_window: float = Field(
+        60.0,
+        gt=0,
+        description="A replica ebbflow made that someone else removes within this many "
+        "seconds of its creation, twice, is a fight: ebbflow pauses the service.",
+    )
 
 
 PROJECT_LABELS = ("com.docker.compose.project", "com.docker.stack.namespace")

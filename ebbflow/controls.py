@@ -52,9 +52,9 @@ class ControlsWatch:
         if now_paused == self.paused and not forgotten and self._announced:
             return None
         for name in sorted(now_paused - self.paused):
-            log.info("service %s paused by the operator: no actions until resumed", name)
+            log.info("service %s paused: no actions until resumed", name)
         for name in sorted(self.paused - now_paused):
-            log.info("service %s resumed by the operator", name)
+            log.info("service %s resumed", name)
         for name in sorted(forgotten):
             log.info("service %s forgotten: its decisions and desired count are dropped", name)
         self.paused, self._announced = now_paused, True

@@ -19,6 +19,7 @@ import aiohttp
 
 from ebbflow.config import ConfigError
 from ebbflow.model import ContainerInfo
+from ebbflow.services import configuration
 
 ENGINE_SCHEMES = ("unix", "tcp", "http", "https")
 
@@ -84,6 +85,7 @@ def container_info(inspect: Mapping[str, Any], node: str = "") -> ContainerInfo:
         restart_count=int(inspect.get("RestartCount") or 0),
         restart_policy=str((host.get("RestartPolicy") or {}).get("Name") or ""),
         node=node,
+        configuration=configuration(inspect),
     )
 
 

@@ -16,7 +16,7 @@ Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
 
 MetricKind = Literal["counter", "gauge"]
-DecisionOrigin = Literal["policy", "bounds", "reconcile", "operator"]
+DecisionOrigin = Literal["policy", "bounds", "reconcile", "rollover", "operator"]
 
 
 def labels_of(pairs: Mapping[str, str]) -> Labels:
@@ -80,6 +80,7 @@ class ContainerInfo:
     restart_count: int = 0  # restarts by Docker's own restart policy
     restart_policy: str = ""  # Docker's: "", "no", "always", "unless-stopped", "on-failure"
     node: str = ""  # the engine it runs on, when ebbflow drives several ("" when one)
+    configuration: str = ""  # services.configuration: which version of its service it runs
 
 
 FOUND_EXITED = "found exited at start"  # the detail of a DIE no event announced
@@ -132,7 +133,8 @@ class Decision:
     # "policy": a scaling rule's; "reconcile": back to the desired count, which starts no
     # cooldown; "bounds": a policy's decision only back within min..max, which neither
     # waits for nor starts one; "operator": what someone else did (replicas removed by
-    # hand), recorded.
+    # hand), recorded; "rollover": one copy of ebbflow's replaced by one of the service's
+    # new configuration after a redeploy, the count unchanged, which starts no cooldown.
     origin: DecisionOrigin = "policy"
 
     @property
@@ -173,6 +175,16 @@ class ServiceRetired:
 
     service: ServiceKey
     retired: bool
+    reason: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFight:
+    """Someone else keeps removing the replicas ebbflow adds to a service (compose's `up`
+    with a smaller scale, a script): ebbflow paused the service rather than fight."""
+
+    service: ServiceKey
     reason: str
     timestamp: float
 
@@ -250,6 +262,7 @@ Event = (
     | ActionResult
     | PolicyProblem
     | ServiceRetired
+    | ServiceFight
     | OperatorControls
     | HealthChange
     | HealingStep

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ebbflow.model import ServiceKey
 
@@ -96,14 +98,47 @@ def defining(
 ) -> T:
     """The replica whose configuration defines its service: its template for new replicas
     and the source of its policy. Never one ebbflow made (a copy), unless no other is left.
-    When compose made any, the newest compose made (a redeploy's configuration wins, and a
+    When compose made any, the newest compose made: a redeploy's configuration wins, and a
     container that only carries the service's compose labels is a guest, never the
-    template); else the newest one started by someone other than ebbflow."""
+    template. Else the oldest one started by someone other than ebbflow: the service's
+    founder, whose labels a container that joins later by labels alone cannot override;
+    a redeploy by hand (start the new version, remove the old) hands the role on."""
     own = [r for r in replicas if CREATED_BY_LABEL not in labels(r)]
     composed = [r for r in own if COMPOSE_CONFIG_HASH in labels(r)]
-    newest = None
-    for replica in composed or own or replicas:  # the later of equals: the last seen
-        if newest is None or created(replica) >= created(newest):
-            newest = replica
-    assert newest is not None, "a service has at least one replica"
-    return newest
+    if composed:  # the later of equals: the last seen
+        return max(reversed(composed), key=created)
+    return min(own or replicas, key=created)  # the earlier of equals: the first seen
+
+
+def guests(replicas: Sequence[T], labels: Callable[[T], Mapping[str, str]]) -> list[T]:
+    """Containers that carry a compose service's labels though neither compose nor ebbflow
+    made them, beside ones compose made: monitored, but never counted, cloned or removed."""
+    if not any(
+        COMPOSE_CONFIG_HASH in labels(r) and CREATED_BY_LABEL not in labels(r) for r in replicas
+    ):
+        return []
+    return [
+        r
+        for r in replicas
+        if COMPOSE_CONFIG_HASH not in labels(r) and CREATED_BY_LABEL not in labels(r)
+    ]
+
+
+# What makes two replicas the same version of a service; ebbflow's own marks do not count.
+CONFIGURATION_KEYS = ("Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User")
+PER_REPLICA_LABELS = (CREATED_BY_LABEL, COMPOSE_NUMBER)
+
+
+def configuration(inspect: Mapping[str, Any]) -> str:
+    """A short fingerprint of the configuration a container was made from: compose's own
+    config hash when compose made it (or it is a copy of one that compose made), else a
+    hash of its image, command and environment, so a copy matches its template."""
+    config = inspect.get("Config") or {}
+    labels = config.get("Labels") or {}
+    if labels.get(COMPOSE_CONFIG_HASH):
+        return str(labels[COMPOSE_CONFIG_HASH])[:12]
+    relevant: dict[str, Any] = {key: config.get(key) for key in CONFIGURATION_KEYS}
+    relevant["ImageId"] = inspect.get("Image", "")
+    relevant["Labels"] = {k: v for k, v in labels.items() if k not in PER_REPLICA_LABELS}
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:12]

@@ -298,7 +298,7 @@ class DecisionStore:
         """(replicas, origin) of the service's last decision carried out (not a dry run)."""
         row = self._db.execute(
             "SELECT to_replicas, origin FROM decisions WHERE service = ? AND dry_run = 0"
-            " AND outcome = 'ok' ORDER BY ts DESC, id DESC LIMIT 1",
+            " AND outcome = 'ok' AND origin != 'rollover' ORDER BY ts DESC, id DESC LIMIT 1",
             (format_service_key(service),),
         ).fetchone()
         return (int(row[0]), str(row[1])) if row else None

@@ -28,7 +28,14 @@ from ebbflow.docker_api import parse_docker_time
 from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Plugin, PluginContext
-from ebbflow.services import defining, is_member, member_filters
+from ebbflow.services import (
+    CREATED_BY_LABEL,
+    configuration,
+    defining,
+    guests,
+    is_member,
+    member_filters,
+)
 
 from .clone import clone_request, extra_networks, next_free_number, replica_name, replica_number
 
@@ -141,7 +148,11 @@ class DockerEngineActuator:
         service = decision.service
         members = await self.members(service)
         running = sorted((m for m in members if m.running), key=created_at)
+        ignored = {m.id for m in guests(running, lambda m: m.labels)}
+        running = [m for m in running if m.id not in ignored]  # a guest is never touched
         target = decision.to_replicas
+        if decision.origin == "rollover":
+            return await self._roll_one(decision, members, running)
         if len(running) < target:
             if not running:
                 return self._result(decision, False, "no running replica to clone")
@@ -156,14 +167,52 @@ class DockerEngineActuator:
                 created.append(name)
             return self._result(decision, True, f"started {', '.join(created)}", created)
         if len(running) > target:
-            newest_first = list(reversed(running))
-            ordered = [m for m in newest_first if m.sick(unhealthy)] + [
-                m for m in newest_first if not m.sick(unhealthy)
-            ]
+            # The unhealthy first, then copies of an old configuration, then the newest.
+            outdated = {m.id for m in self._outdated(running)}
+            ordered = sorted(
+                reversed(running), key=lambda m: (not m.sick(unhealthy), m.id not in outdated)
+            )
             doomed = ordered[: len(running) - target]
             removed = [await self._remove(m) for m in doomed]
             return self._result(decision, True, f"removed {', '.join(removed)}", removed)
         return self._result(decision, True, f"already at {target} replicas")
+
+    @staticmethod
+    def _outdated(running: list[Member]) -> list[Member]:
+        """ebbflow's copies of another configuration than the service's defining one."""
+        if not running:
+            return []
+        current = configuration(defining(running, lambda m: m.labels, created_at).inspect)
+        return [
+            m
+            for m in running
+            if CREATED_BY_LABEL in m.labels and configuration(m.inspect) != current
+        ]
+
+    async def _roll_one(
+        self, decision: Decision, members: list[Member], running: list[Member]
+    ) -> ActionResult:
+        """Replace the oldest copy of an old configuration: the new copy is started before
+        the old one is removed, so the count never dips."""
+        outdated = self._outdated(running)
+        if not outdated:
+            return self._result(decision, True, "every replica runs the current configuration")
+        template = defining(running, lambda m: m.labels, created_at)
+        if CREATED_BY_LABEL in template.labels:
+            return self._result(decision, True, "no configuration but ebbflow's copies left")
+        old = outdated[0]
+        used = {n for m in members if (n := replica_number(m.name, m.labels))}
+        used |= self._numbers_on_failed_nodes(decision.service)
+        node = self.placement([m for m in running if m.id != old.id])
+        name = await self._scale_out_one(decision.service, template.inspect, node, used, "rollover")
+        await self._remove(old)
+        return self._result(
+            decision,
+            True,
+            f"replaced {old.name} ({configuration(old.inspect)}) with {name} "
+            f"({configuration(template.inspect)})",
+            [name, old.name],
+        )
 
     def _numbers_on_failed_nodes(self, service: ServiceKey) -> set[int]:
         """Replica numbers last seen on nodes at fault: their containers count as gone, but
@@ -261,14 +310,19 @@ class DockerEngineActuator:
         return Member(node, found._container)
 
     async def _scale_out_one(
-        self, service: ServiceKey, template: dict[str, Any], node: str, used: set[int]
+        self,
+        service: ServiceKey,
+        template: dict[str, Any],
+        node: str,
+        used: set[int],
+        why: str = "scale-out",
     ) -> str:
         """Create and start one clone; `used` gains its number."""
         while True:
             number = next_free_number(used)
             name = replica_name(service, template["Name"].lstrip("/"), number)
             try:
-                await self._create(service, template, node, name, number, "scale-out")
+                await self._create(service, template, node, name, number, why)
                 break
             except aiodocker.DockerError as err:
                 if err.status != 409:  # 409: the name is taken outside the service

@@ -9,11 +9,20 @@ migration to remove), the reconciler decides the difference back: a replica that
 and that neither Docker nor healing brings back is replaced, a service started short is
 brought up, a surplus is removed (unhealthy replicas first, then the newest).
 
-What someone else does is intent, not failure: a replica stopped or removed by hand (not
-by ebbflow) while others run is a manual scale-in that the desired count follows (unless
-it goes below the policy's min, which is said once and restored); when every replica is
-stopped or removed that way, the service is retired: left alone, with one log line and a
-`ServiceRetired` event, until a replica of it starts again.
+What someone else does is intent, not failure. A replica stopped or removed by hand (not
+by ebbflow) is held for a redeploy window first: when within it a replica not made by
+ebbflow starts, or the service's defining configuration changes, it was a redeploy
+(compose removes what its file does not count and recreates the rest) and the desired
+count stays; else, while others run, it is a manual scale-in that the desired count
+follows (unless it goes below the policy's min, which is said once and restored), and
+with every replica gone the service is retired: left alone, with one log line and a
+`ServiceRetired` event, until a replica of it starts again. A replica ebbflow made that
+someone else removes right after its creation, twice, is a fight: ebbflow pauses the
+service (one warning, a `ServiceFight` event) rather than re-add it forever.
+
+After a redeploy, ebbflow's own copies of the old configuration are rolled onto the new
+one, one at a time (a `rollover` decision: the actuator starts the new copy before it
+removes the old), so the service never runs two versions for longer than one replacement.
 
 Its decisions go through the action runner like a policy's (the action gate, dry run, the
 record, alerts), marked `origin=reconcile` so they start no cooldown. One that fails, or
@@ -41,6 +50,7 @@ from ebbflow.model import (
     Decision,
     OperatorControls,
     Sample,
+    ServiceFight,
     ServiceKey,
     ServiceRetired,
     labels_of,
@@ -48,7 +58,13 @@ from ebbflow.model import (
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Actuator
 from ebbflow.rules.policy import Policy, effective_labels, parse_policy
-from ebbflow.services import defining, service_key
+from ebbflow.services import (
+    CREATED_BY_LABEL,
+    defining,
+    format_service_key,
+    guests,
+    service_key,
+)
 from ebbflow.state import DecisionStore
 
 log = logging.getLogger("ebbflow.scaler.reconcile")
@@ -70,6 +86,16 @@ class Tracked:
     off_since: float | None = None  # off its count, with nothing else acting, since then
     tries: int = 0  # reconcile decisions for the current mismatch
     reported: tuple[int, int] | None = None  # (running, desired) last decided on
+    configuration: str = ""  # the defining replica's (services.configuration)
+    # Replicas stopped or removed by someone else, not read yet: (name, how, when).
+    # By container id: a stop and the removal after it are one (compose renames between).
+    held: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    read: set[str] = field(default_factory=set)  # held ids already read: their rm is no news
+    held_configuration: str = ""
+    restarted_while_held: bool = False  # a replica not made by ebbflow started meanwhile
+    roll_reported: int | None = None  # outdated copies last rolled (or reported, dry run)
+    made: dict[str, float] = field(default_factory=dict)  # ebbflow's replicas: when started
+    quick_removals: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def desired(self) -> int | None:
         if self.policy is None:
@@ -163,8 +189,11 @@ class Reconciler:
             if tracked is None:
                 tracked = self.services[key] = self._track(key)
             tracked.running[info.id] = info
-            replicas = list(tracked.running.values())
-            self._read_policy(tracked, defining(replicas, lambda i: i.labels, lambda i: i.created))
+            if CREATED_BY_LABEL in info.labels:
+                tracked.made.setdefault(info.name, event.timestamp)
+            elif tracked.held and info.id not in self.owner:  # a new one, not a restart
+                tracked.restarted_while_held = True
+            self._redefine(tracked)
             self.owner[info.id] = key
             self._follow_the_leader(tracked)
             self._settle(key)
@@ -183,8 +212,84 @@ class Reconciler:
             if not self.may_act():
                 self._follow_the_leader(tracked)
             elif not any(a.acted_on(info.id) for a in self.actuators):
-                self._by_the_operator(tracked, info, event.kind)
+                how = "removed" if event.kind is ContainerEventKind.DESTROY else "stopped"
+                if info.id in tracked.read:
+                    if event.kind is ContainerEventKind.DESTROY:
+                        tracked.read.discard(info.id)
+                    self._settle(owner)
+                    return
+                if not tracked.held:
+                    tracked.held_configuration = tracked.configuration
+                    tracked.restarted_while_held = False
+                earlier = tracked.held.pop(info.id, None)
+                name = earlier[0] if earlier else info.name
+                when = earlier[2] if earlier else event.timestamp
+                tracked.held[info.id] = (name, how, when)
+                self._redefine(tracked)
             self._settle(owner)
+
+    def _redefine(self, tracked: Tracked) -> None:
+        """The replica that defines the service may have changed: its policy, its
+        configuration (a redeploy ends a hold at once), its declared count."""
+        replicas = list(tracked.running.values())
+        if not replicas:
+            return
+        source = defining(replicas, lambda i: i.labels, lambda i: i.created)
+        self._read_policy(tracked, source)
+        if source.configuration and source.configuration != tracked.configuration:
+            if tracked.configuration:
+                log.info(
+                    "service %s: new configuration %s (was %s), defined by %s",
+                    tracked.key,
+                    source.configuration,
+                    tracked.configuration,
+                    source.name,
+                )
+            tracked.configuration = source.configuration
+        if tracked.held and (
+            tracked.restarted_while_held or tracked.configuration != tracked.held_configuration
+        ):
+            self._read_held(tracked, redeployed=True)
+
+    def _read_held(self, tracked: Tracked, redeployed: bool) -> None:
+        """What the replicas someone else stopped or removed meant."""
+        tracked.read |= set(tracked.held)
+        held, tracked.held = list(tracked.held.values()), {}
+        tracked.tries, tracked.reported = 0, None  # someone else acted: a new mismatch
+        names = ", ".join(name for name, _, _ in held)
+        if redeployed:
+            log.info(
+                "service %s: redeployed (configuration %s): %s %s by it; the desired count "
+                "stays %s",
+                tracked.key,
+                tracked.configuration or "unchanged",
+                names,
+                "were" if len(held) > 1 else "was",
+                tracked.desired(),
+            )
+            return
+        for name, _, when in held:
+            made = tracked.made.get(name)
+            if made is not None and when - made < self.config.fight_window:
+                tracked.quick_removals[name] += 1
+                if tracked.quick_removals[name] >= 2:
+                    self._fight(tracked, name)
+                    return
+        name, how, _ = held[-1]
+        self._by_the_operator(tracked, name, how)
+
+    def _fight(self, tracked: Tracked, name: str) -> None:
+        key = format_service_key(tracked.key)
+        why = (
+            f"{name} was removed by someone other than ebbflow right after ebbflow created "
+            "it, twice: ebbflow stops re-adding replicas and pauses the service (`ebbflow "
+            f"resume {key}` manages it again; see 'With docker compose' in the README)"
+        )
+        log.warning("service %s: %s", tracked.key, why)
+        self.store.set_paused(key, True, self.clock())
+        self.paused |= {key}
+        tracked.quick_removals.clear()
+        self.bus.publish(ServiceFight(tracked.key, why, self.clock()))
 
     def _follow_the_leader(self, tracked: Tracked) -> None:
         """A standby takes the count the leader keeps as its own, so a takeover keeps it
@@ -211,11 +316,9 @@ class Reconciler:
             self.bus.publish(ServiceRetired(key, False, "a replica started", self.clock()))
         return tracked
 
-    def _by_the_operator(
-        self, tracked: Tracked, info: ContainerInfo, kind: ContainerEventKind
-    ) -> None:
-        """Someone else stopped or removed a replica: what they meant, not a failure."""
-        how = "removed" if kind is ContainerEventKind.DESTROY else "stopped"
+    def _by_the_operator(self, tracked: Tracked, name: str, how: str) -> None:
+        """Someone else stopped or removed a replica, and it was no redeploy: what they
+        meant, not a failure."""
         left = len(tracked.running)
         desired = tracked.desired()
         if left == 0:
@@ -230,7 +333,7 @@ class Reconciler:
                     "service %s: %s was %s by hand, leaving %d replicas, below its "
                     "min_replicas %d: ebbflow brings it back to %d",
                     tracked.key,
-                    info.name,
+                    name,
                     how,
                     left,
                     tracked.policy.min_replicas,
@@ -240,12 +343,12 @@ class Reconciler:
         log.info(
             "service %s: %s was %s by hand: a manual scale-in, desired count now %d",
             tracked.key,
-            info.name,
+            name,
             how,
             left,
         )
         tracked.operator = left
-        self._record_operator(tracked, desired, left, f"{info.name} {how} by hand")
+        self._record_operator(tracked, desired, left, f"{name} {how} by hand")
 
     def _retire(self, tracked: Tracked, why: str) -> None:
         key = tracked.key
@@ -301,7 +404,10 @@ class Reconciler:
 
     # -- the check -------------------------------------------------------------------------
     def count(self, tracked: Tracked) -> int:
-        return sum(1 for info in tracked.running.values() if self.nodes.healthy(info.node))
+        """Replicas on healthy nodes; a guest (compose labels put on by hand) is none."""
+        replicas = list(tracked.running.values())
+        ignored = {info.id for info in guests(replicas, lambda i: i.labels)}
+        return sum(1 for i in replicas if self.nodes.healthy(i.node) and i.id not in ignored)
 
     def check(self) -> list[Decision]:
         now = self.clock()
@@ -317,18 +423,23 @@ class Reconciler:
         return decided
 
     def _check_one(self, tracked: Tracked, now: float) -> Decision | None:
+        if tracked.held:
+            if now - min(w for _, _, w in tracked.held.values()) < self.config.redeploy_window:
+                tracked.off_since = now  # nothing is re-added while it may be a redeploy
+                return None
+            self._read_held(tracked, redeployed=False)
+            if tracked.key not in self.services:
+                return None  # retired
         desired = tracked.desired()
         running = self.count(tracked)
+        key = tracked.key
+        busy = key in self.in_flight or self.healing_under_way(key) or self.store.has_leftovers(key)
         if desired is None or running == desired or paused(self.paused, tracked.key):
             tracked.off_since, tracked.tries, tracked.reported = None, 0, None
+            if running == desired and not busy and not paused(self.paused, key):
+                return self._roll(tracked, running, now)
             return None
-        key = tracked.key
-        if (
-            key in self.in_flight
-            or self.healing_under_way(key)
-            or self.store.has_leftovers(key)
-            or tracked.off_since is None
-        ):
+        if busy or tracked.off_since is None:
             tracked.off_since = now  # wait for whatever acts on it, then the grace period
             return None
         if tracked.reported not in (None, (running, desired)):
@@ -374,6 +485,44 @@ class Reconciler:
         self.in_flight.add(tracked.key)
         self.decisions[(str(tracked.key), decision.direction)] += 1
         log.info("reconcile%s: %s", " (dry run)" if self.dry_run else "", decision.reason)
+        self.bus.publish(decision)
+        return decision
+
+    def outdated(self, tracked: Tracked) -> list[ContainerInfo]:
+        """ebbflow's own copies of a configuration the service no longer has."""
+        return [
+            info
+            for info in tracked.running.values()
+            if CREATED_BY_LABEL in info.labels
+            and info.configuration
+            and info.configuration != tracked.configuration
+        ]
+
+    def _roll(self, tracked: Tracked, running: int, now: float) -> Decision | None:
+        outdated = self.outdated(tracked)
+        defined_by_copy = all(CREATED_BY_LABEL in i.labels for i in tracked.running.values())
+        if not outdated or defined_by_copy:
+            return None
+        old = min(outdated, key=lambda info: info.created)
+        decision = Decision(
+            service=tracked.key,
+            from_replicas=running,
+            to_replicas=running,
+            reason=f"{tracked.key.name}: replace {old.name} (configuration "
+            f"{old.configuration}) with a copy of the new configuration "
+            f"{tracked.configuration}; {len(outdated)} left to roll",
+            timestamp=now,
+            inputs=MappingProxyType({"replicas": running, "outdated": len(outdated)}),
+            dry_run=self.dry_run,
+            origin="rollover",
+        )
+        if self.dry_run and tracked.roll_reported == len(outdated):
+            return None  # reported once
+        tracked.roll_reported = len(outdated)
+        self.store.record(decision)
+        self.in_flight.add(tracked.key)
+        self.decisions[(str(tracked.key), "rollover")] += 1
+        log.info("rollover%s: %s", " (dry run)" if self.dry_run else "", decision.reason)
         self.bus.publish(decision)
         return decision
 

@@ -116,6 +116,17 @@ def compose_containers(project: str, service: str) -> list[str]:
     return sorted(out.split())
 
 
+def running_commands(*filters: str) -> dict[str, str]:
+    """Each running container that `docker ps --filter` selects → its command, in one call
+    (no race with a container removed between a listing and an inspect)."""
+    out = docker_cli(
+        "ps", "--no-trunc", "--format", "{{.Names}}\t{{.Command}}",
+        *[arg for f in filters for arg in ("--filter", f)],
+    )  # fmt: skip
+    pairs = (line.split("\t", 1) for line in out.splitlines() if line)
+    return {name: command.strip('"') for name, command in pairs}
+
+
 async def bound_address(component: object, timeout: float = 2.0) -> tuple[str, int]:
     """Wait until a listening component (its `bound` attribute) has its socket."""
     async with asyncio.timeout(timeout):

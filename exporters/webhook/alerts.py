@@ -25,6 +25,7 @@ from ebbflow.model import (
     HealthChange,
     NodeHealthChange,
     PolicyProblem,
+    ServiceFight,
     ServiceRetired,
 )
 
@@ -145,6 +146,15 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
             summary=f"{event.service}: retired, left alone"
             if event.retired
             else f"{event.service}: managed again",
+            description=event.reason,
+            timestamp=event.timestamp,
+        )
+    if isinstance(event, ServiceFight):
+        return state_alert(
+            {"alertname": "EbbflowServiceFight", "service": str(event.service)},
+            "warning",
+            firing=True,
+            summary=f"{event.service}: someone else removes what ebbflow adds; paused",
             description=event.reason,
             timestamp=event.timestamp,
         )

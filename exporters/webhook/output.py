@@ -24,6 +24,7 @@ from ebbflow.model import (
     NodeHealthChange,
     PolicyProblem,
     Sample,
+    ServiceFight,
     ServiceRetired,
     labels_of,
 )
@@ -55,6 +56,7 @@ class WebhookOutput:
             ActionResult,
             PolicyProblem,
             ServiceRetired,
+            ServiceFight,
             HealthChange,
             HealingStep,
             NodeHealthChange,

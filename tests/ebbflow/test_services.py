@@ -48,3 +48,17 @@ def test_the_defining_replica_is_never_a_copy_nor_a_guest() -> None:
     assert pick({"v1", "clone"}) == "v1"  # never ebbflow's own copy
     assert pick({"clone", "guest"}) == "guest"  # nothing compose made: who started it
     assert pick({"clone"}) == "clone"  # only copies left
+
+
+def test_without_compose_the_founder_defines_and_compose_guests_are_set_apart() -> None:
+    from ebbflow.services import defining, guests
+
+    label = {"ebbflow.service": "q"}
+    made = [("founder", label, 1.0), ("joiner", {**label, "aliyun.scale": "9"}, 2.0)]
+    assert defining(made, lambda m: m[1], lambda m: m[2])[0] == "founder"
+    compose = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
+    v1 = ("v1", {**compose, "com.docker.compose.config-hash": "a"}, 1.0)
+    copy = ("copy", {**v1[1], "ebbflow.created-by": "scale-out"}, 2.0)
+    guest = ("guest", compose, 3.0)
+    assert [g[0] for g in guests([v1, copy, guest], lambda m: m[1])] == ["guest"]
+    assert guests([copy, guest], lambda m: m[1]) == []  # nothing compose made: no guests

@@ -357,7 +357,11 @@ def test_a_fixed_policy_is_announced(store: DecisionStore, clock) -> None:
     h = Harness(store, clock, {**STEP, "aliyun.auto_scaling.max_cpu": "abc"})
     h.start(1)
     assert isinstance(h.events.get_nowait(), PolicyProblem)
-    h.labels = {**h.labels, "aliyun.auto_scaling.max_cpu": "40"}  # redeployed with a fix
+    h.labels = {  # redeployed by compose with a fix
+        **h.labels,
+        "aliyun.auto_scaling.max_cpu": "40",
+        "com.docker.compose.config-hash": "fixed",
+    }
     h.start(1)
     fixed = h.events.get_nowait()
     assert isinstance(fixed, PolicyProblem) and fixed.service == WEB and fixed.errors == ()

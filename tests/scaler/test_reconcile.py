@@ -165,14 +165,15 @@ def test_ebbflow_s_last_decision_outranks_the_declared_count_until_the_label_cha
     world: World,
 ) -> None:
     policy = {**SCALE_3, "ebbflow.scale.metric": "cpu", "ebbflow.scale.target": "50"}
-    world.start(3, policy)
+    world.start(3, {**policy, "com.docker.compose.config-hash": "v1"})
     world.done(Decision(WEB, 3, 5, "cpu high", world.clock()))
     world.at(0)
     (decision,) = world.at(10)
     assert (decision.from_replicas, decision.to_replicas) == (3, 5)
     assert "ebbflow's last decision" in decision.reason
     world.done(decision)
-    world.start(1, {**policy, "aliyun.scale": "2"})  # redeployed with a new count
+    redeployed = {**policy, "aliyun.scale": "2", "com.docker.compose.config-hash": "v2"}
+    world.start(1, redeployed)  # compose redeployed it with a new count
     assert world.at(15) == []
     (decision,) = world.at(20)  # its grace period counts from the new replica
     assert (decision.from_replicas, decision.to_replicas) == (4, 2)
@@ -259,3 +260,52 @@ def test_the_desired_count_is_a_metric(world: World) -> None:
         s for s in world.reconciler.telemetry(0.0) if s.name == "ebbflow_service_replicas_desired"
     ]
     assert (sample.value, sample.label("service")) == (3, "shop/web")
+
+
+def replica(cid: str, configuration: str, made_by_ebbflow: bool = False) -> ContainerInfo:
+    labels = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
+    labels |= {**SCALE_3, "com.docker.compose.config-hash": configuration}
+    if made_by_ebbflow:
+        labels["ebbflow.created-by"] = "scale-out"
+    return ContainerInfo(
+        cid, f"shop-web-{cid}", "img", MappingProxyType(labels), configuration=configuration
+    )
+
+
+def event(world: World, kind: ContainerEventKind, info: ContainerInfo) -> None:
+    world.reconciler.handle(ContainerEvent(kind, info, world.clock()))
+
+
+def test_a_removal_by_hand_is_held_then_read_as_a_manual_scale_in(world: World) -> None:
+    for cid, ours in (("a", False), ("b", True), ("c", True)):
+        event(world, ContainerEventKind.START, replica(cid, "v1", ours))
+    world.at(0)
+    event(world, ContainerEventKind.STOP, replica("c", "v1", True))
+    event(world, ContainerEventKind.DESTROY, replica("c", "v1", True))
+    assert world.at(29) == []  # within the redeploy window: nothing re-added, nothing read
+    assert world.store.last_carried_out(WEB) is None
+    assert world.at(30) == []  # read: a manual scale-in, followed
+    assert world.store.last_carried_out(WEB) == (2, "operator")
+    assert world.at(100) == []
+
+
+def test_a_new_configuration_within_the_window_is_a_redeploy_and_rolls_the_copies(
+    world: World,
+) -> None:
+    for cid, ours in (("a", False), ("b", True), ("c", True)):
+        event(world, ContainerEventKind.START, replica(cid, "v1", ours))
+    world.at(0)
+    for kind in (ContainerEventKind.STOP, ContainerEventKind.DESTROY):
+        event(world, kind, replica("c", "v1", True))  # compose's downscale
+        event(world, kind, replica("a", "v1"))  # and its recreate
+    event(world, ContainerEventKind.START, replica("a2", "v2"))  # the new configuration
+    assert world.store.last_carried_out(WEB) is None  # no manual scale-in recorded
+    world.at(1)
+    (decision,) = world.at(11)  # the grace period: back to the count it had
+    assert (decision.from_replicas, decision.to_replicas, decision.origin) == (2, 3, "reconcile")
+    world.done(decision)
+    event(world, ContainerEventKind.START, replica("d", "v2", True))
+    (roll,) = world.at(12)  # b is a copy of v1: rolled, the count unchanged
+    assert (roll.from_replicas, roll.to_replicas, roll.origin) == (3, 3, "rollover")
+    assert "replace shop-web-b (configuration v1)" in roll.reason
+    assert world.at(13) == []  # one at a time

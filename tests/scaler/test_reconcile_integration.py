@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import docker_cli
+from tests.conftest import docker_cli, running_commands
 from tests.ebbflow_process import Ebbflow, state_rows
 from tests.receiver import until
 
@@ -114,3 +114,43 @@ async def test_a_surplus_over_the_declared_count_is_removed_newest_first(
     await until(lambda: every(service) == names[:3], 30)
     assert running(service) == names[:3]
     await until(lambda: state_rows(ebbflow.state, DECISIONS) == [(4, 3, "reconcile", 0, "ok")])
+
+
+async def test_a_redeploy_by_hand_rolls_ebbflow_s_copies_one_at_a_time(
+    run_container: Callable[..., str], ebbflow: Ebbflow, project: str, tmp_path: Path
+) -> None:
+    """The operator starts the new version and removes the old: the service's definition
+    passes to the new one, and ebbflow's two copies of the old are replaced by copies of
+    the new, each started before the old one is removed."""
+    service = f"{project}-roll"
+    run_replica(run_container, service, f"{service}-1")
+    start_ebbflow(ebbflow, tmp_path)
+    await until(lambda: len(running(service)) == 3, 30)
+    copies = set(docker_cli("ps", "-q", "--filter", f"label=ebbflow.service={service}").split())
+    copies -= {docker_cli("ps", "-q", "--filter", f"name=^{service}-1$")}
+    assert len(copies) == 2
+    run_container(
+        f"{service}-v2", "--network", "none", "--stop-signal", "SIGKILL",
+        "--label", f"ebbflow.service={service}", "--label", "aliyun.scale=3",
+        cmd=("sleep", "601"),
+    )  # fmt: skip
+    docker_cli("rm", "-f", f"{service}-1")
+    counts: list[int] = []
+
+    def rolled() -> bool:
+        now = running_commands(f"label=ebbflow.service={service}")
+        counts.append(len(now))
+        return len(now) == 3 and set(now.values()) == {"sleep 601"}
+
+    await until(rolled, 40)
+    assert min(counts) >= 3, counts  # start before stop: never short
+    now = set(docker_cli("ps", "-q", "--filter", f"label=ebbflow.service={service}").split())
+    assert not copies & now  # both old copies replaced
+    assert state_rows(ebbflow.state, DECISIONS) == [
+        (1, 3, "reconcile", 0, "ok"),
+        (3, 3, "rollover", 0, "ok"),
+        (3, 3, "rollover", 0, "ok"),
+    ]
+    logs = ebbflow.logs()
+    assert "redeployed (configuration" in logs and "manual scale-in" not in logs
+    ebbflow.assert_alive()
