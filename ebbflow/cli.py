@@ -378,10 +378,11 @@ def cmd_explain(config: AppConfig, service: str, limit: int, as_json: bool) -> i
     try:
         name = resolve_service(store, service)
         rows = store.recent(limit, parse_service_key(name))
+        steps = store.recent_steps(limit, parse_service_key(name))
     finally:
         store.close()
     if as_json:
-        print(json.dumps([row.__dict__ for row in rows], indent=1))
+        print(json.dumps({"decisions": [row.__dict__ for row in rows], "healing": steps}, indent=1))
         return 0
     print(f"{name}: last {len(rows)} decision(s), newest last")
     for row in reversed(rows):
@@ -394,6 +395,14 @@ def cmd_explain(config: AppConfig, service: str, limit: int, as_json: bool) -> i
         )
         inputs = "  ".join(f"{k}={v:g}" for k, v in sorted(row.inputs.items()))
         print(f"    inputs:  {inputs}")
+    if steps:
+        print(f"{name}: last {len(steps)} healing step(s), newest last")
+    for step in reversed(steps):
+        when = datetime.fromtimestamp(step["ts"]).isoformat(timespec="seconds")
+        outcome = "ok" if step["ok"] else "failed"
+        print(f"{when}  {step['container']}: {step['action']} #{step['attempt']}")
+        print(f"    why:     {step['reason']}")
+        print(f"    outcome: {outcome}: {step['detail']}")
     return 0
 
 

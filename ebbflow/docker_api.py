@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import os
 import time
 import urllib.parse
@@ -50,6 +51,24 @@ def parse_docker_time(value: str) -> float:
             tz = sign + offset
     frac = (frac + "000000")[:6]
     return datetime.fromisoformat(f"{head}.{frac}{tz}").timestamp()
+
+
+EXIT_LOG_LINES = 3
+EXIT_LOG_LINE_LENGTH = 200
+
+
+def describe_exit(state: Mapping[str, Any], log_lines: list[str]) -> str:
+    """`exited with code 1 (OOMKilled); last log lines: "a" | "b"`."""
+    marks = [mark for mark in ("OOMKilled",) if state.get(mark)]
+    if state.get("Error"):
+        marks.append(str(state["Error"]))
+    text = f"exited with code {state.get('ExitCode', '?')}"
+    if marks:
+        text += f" ({', '.join(marks)})"
+    lines = [line.strip()[:EXIT_LOG_LINE_LENGTH] for line in log_lines if line.strip()]
+    if lines:
+        text += "; last log lines: " + " | ".join(json.dumps(line) for line in lines)
+    return text
 
 
 def container_info(inspect: Mapping[str, Any], node: str = "") -> ContainerInfo:
@@ -176,6 +195,19 @@ class DockerHandle:
             merged = {**await self.service_labels(service_id), **info.labels}
             info = dataclasses.replace(info, labels=MappingProxyType(merged))
         return info
+
+    async def exit_reason(self, container_id: str) -> str | None:
+        """Why a container exited, as an operator would look it up: its exit code, whether
+        the kernel killed it for memory, Docker's error, its last log lines. None when it
+        is gone."""
+        try:
+            container = await self.client.containers.get(container_id)
+            lines = await container.log(stdout=True, stderr=True, tail=EXIT_LOG_LINES)
+        except aiodocker.DockerError as err:
+            if err.status == 404:
+                return None
+            raise
+        return describe_exit(container._container.get("State") or {}, lines)
 
     async def ping(self) -> None:
         """Raises when the engine does not answer."""

@@ -266,12 +266,16 @@ class DecisionStore:
         ).fetchall()
         return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
-    def recent_steps(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest healing steps, newest first, for the audit CLI."""
+    def recent_steps(
+        self, limit: int = 50, service: ServiceKey | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest healing steps (of one service), newest first, for the audit CLI."""
+        where = " WHERE service = ?" if service is not None else ""
+        args = (format_service_key(service),) if service is not None else ()
         cursor = self._db.execute(
             "SELECT ts, service, container, action, reason, attempt, ok, detail, dry_run"
-            " FROM healing ORDER BY ts DESC, id DESC LIMIT ?",
-            (limit,),
+            f" FROM healing{where} ORDER BY ts DESC, id DESC LIMIT ?",
+            (*args, limit),
         )
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -47,6 +47,12 @@ HEALABLE_KINDS = {"compose", "label", "container"}
 
 class DockerEngineConfig(FrozenModel):
     stop_timeout: int = Field(10, ge=0, description="Seconds a replica gets to stop on scale-in.")
+    start_check: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds after starting a container before ebbflow checks it still runs: "
+        "one that exits at once is a failed action, with its exit reason.",
+    )
 
 
 @dataclass(frozen=True)
@@ -88,10 +94,17 @@ ACTED_MEMORY = 300.0  # seconds a stop or removal of ours is remembered
 class DockerEngineActuator:
     name = "docker"
 
-    def __init__(self, nodes: Nodes, clock: Callable[[], float], stop_timeout: int = 10):
+    def __init__(
+        self,
+        nodes: Nodes,
+        clock: Callable[[], float],
+        stop_timeout: int = 10,
+        start_check: float = 1.0,
+    ):
         self.nodes = nodes
         self.clock = clock
         self.stop_timeout = stop_timeout
+        self.start_check = start_check
         self._stopping: set[str] = set()  # containers whose next exit is ours
         self._acted: dict[str, float] = {}  # container id → when we stopped or removed it
 
@@ -158,14 +171,18 @@ class DockerEngineActuator:
                 return self._result(decision, False, "no running replica to clone")
             used = {n for m in members if (n := replica_number(m.name, m.labels))}
             used |= self._numbers_on_failed_nodes(service)
-            created = []
+            created: list[tuple[str, str]] = []  # (node, name)
             template = defining(running, lambda m: m.labels, created_at)
             for _ in range(target - len(running)):
                 node = self.placement(running)
                 name = await self._scale_out_one(service, template.inspect, node, used)
                 running.append(Member(node, {"Name": name, "State": {"Running": True}}))
-                created.append(name)
-            return self._result(decision, True, f"started {', '.join(created)}", created)
+                created.append((node, name))
+            names = [name for _, name in created]
+            exited = await self._exited_at_once(created)
+            if exited:
+                return self._result(decision, False, f"started {', '.join(names)}; {exited}", names)
+            return self._result(decision, True, f"started {', '.join(names)}", names)
         if len(running) > target:
             # The unhealthy first, then copies of an old configuration, then the newest.
             outdated = {m.id for m in self._outdated(running)}
@@ -205,6 +222,8 @@ class DockerEngineActuator:
         used |= self._numbers_on_failed_nodes(decision.service)
         node = self.placement([m for m in running if m.id != old.id])
         name = await self._scale_out_one(decision.service, template.inspect, node, used, "rollover")
+        if exited := await self._exited_at_once([(node, name)]):
+            return self._result(decision, False, f"kept {old.name}: {exited}", [name])
         await self._remove(old)
         return self._result(
             decision,
@@ -264,6 +283,22 @@ class DockerEngineActuator:
         if template.id == container.id:
             source = " (from its last inspect)"
         return f"replaced {container.name} with a new container{source}"
+
+    async def _exited_at_once(self, started: list[tuple[str, str]]) -> str:
+        """After the start check, why any of the replicas just added is not running ("" when
+        all run): a scale-out whose replica crash-loops is a failed action, not "ok".
+        (Healing's restarts and replacements are judged by the next exit, as a crash.)"""
+        if not started:
+            return ""
+        await asyncio.sleep(self.start_check)
+        reasons = []
+        for node, name in started:
+            current = await self._inspect(node, name)
+            if current is None or not current.running:
+                handle = self.nodes.handle(node)
+                why = await handle.exit_reason(name) if current is not None else "it is gone"
+                reasons.append(f"{name} exited at once: {why or 'it is gone'}")
+        return "; ".join(reasons)
 
     async def _sibling(self, service: ServiceKey) -> Member | None:
         return next((m for m in await self.members(service) if m.running), None)
@@ -373,7 +408,7 @@ class DockerEngineActuator:
 
 
 def create(ctx: PluginContext, config: DockerEngineConfig) -> DockerEngineActuator:
-    return DockerEngineActuator(ctx.nodes, ctx.clock, config.stop_timeout)
+    return DockerEngineActuator(ctx.nodes, ctx.clock, config.stop_timeout, config.start_check)
 
 
 plugin: Plugin[DockerEngineConfig, DockerEngineActuator] = Plugin(

@@ -93,6 +93,7 @@ class Tracked:
     read: set[str] = field(default_factory=set)  # held ids already read: their rm is no news
     held_configuration: str = ""
     restarted_while_held: bool = False  # a replica not made by ebbflow started meanwhile
+    roll_blocked: str = ""  # a configuration whose copies exited at once: not rolled onto
     roll_reported: int | None = None  # outdated copies last rolled (or reported, dry run)
     made: dict[str, float] = field(default_factory=dict)  # ebbflow's replicas: when started
     quick_removals: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -391,7 +392,11 @@ class Reconciler:
         tracked = self.services.get(decision.service)
         if tracked is None:
             return
-        if result.ok and not decision.dry_run:
+        if decision.origin == "rollover":
+            if not result.ok:  # its new copy would not run: no copy after copy of it
+                tracked.roll_blocked = tracked.configuration
+                log.error("service %s: rollover stopped: %s", decision.service, result.detail)
+        elif result.ok and not decision.dry_run:
             tracked.decided, tracked.operator = decision.to_replicas, None
             tracked.below_min_said = False
         self._settle(decision.service)
@@ -501,7 +506,7 @@ class Reconciler:
     def _roll(self, tracked: Tracked, running: int, now: float) -> Decision | None:
         outdated = self.outdated(tracked)
         defined_by_copy = all(CREATED_BY_LABEL in i.labels for i in tracked.running.values())
-        if not outdated or defined_by_copy:
+        if not outdated or defined_by_copy or tracked.roll_blocked == tracked.configuration:
             return None
         old = min(outdated, key=lambda info: info.created)
         decision = Decision(

@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+import aiodocker
+import aiohttp
+
 from ebbflow.bus import Bus
 from ebbflow.docker_api import DockerHandle
 from ebbflow.logs import describe_error
@@ -87,6 +90,16 @@ class Discovery:
             attrs = (event.get("Actor") or {}).get("Attributes") or {}
             if kind is ContainerEventKind.DIE and "exitCode" in attrs:
                 detail = f"exited with code {attrs['exitCode']}"
+                try:
+                    detail = await self.docker.exit_reason(cid) or detail
+                except (aiodocker.DockerError, aiohttp.ClientError, TimeoutError) as err:
+                    log.debug("container %s: no exit reason: %s", cid[:12], err)
+            if info is None and kind is ContainerEventKind.DIE:
+                # Exited before its start was read (a crash at once): still inspectable.
+                try:
+                    info = await self.docker.inspect(cid)
+                except (aiodocker.DockerError, aiohttp.ClientError, TimeoutError) as err:
+                    log.debug("container %s: not inspectable: %s", cid[:12], err)
             if info is None:
                 info = ContainerInfo(
                     id=cid,

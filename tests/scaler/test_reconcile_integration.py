@@ -4,6 +4,8 @@ restarts is replaced, and a dry run only says so."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,4 +155,44 @@ async def test_a_redeploy_by_hand_rolls_ebbflow_s_copies_one_at_a_time(
     ]
     logs = ebbflow.logs()
     assert "redeployed (configuration" in logs and "manual scale-in" not in logs
+    ebbflow.assert_alive()
+
+
+async def test_a_replica_that_exits_at_once_is_a_failed_action_with_its_exit_reason(
+    run_container: Callable[..., str], ebbflow: Ebbflow, project: str, tmp_path: Path
+) -> None:
+    """Only one replica can hold the shared lock (a port, in real life): the copy ebbflow
+    adds exits at once. The scale-out is recorded failed with why; healing's step records
+    the same exit reason; `ebbflow explain` shows both."""
+    service = f"{project}-bind"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    run_container(
+        f"{service}-1", "--network", "none", "--stop-signal", "SIGKILL",
+        "-v", f"{shared}:/shared",
+        "--label", f"ebbflow.service={service}", "--label", "aliyun.scale=2",
+        "--label", "ebbflow.heal.backoff=1",
+        cmd=(
+            "sh", "-c",
+            "mkdir /shared/lock 2>/dev/null"
+            ' || { echo "bind: Address already in use" >&2; exit 1; }; sleep 600',
+        ),
+    )  # fmt: skip
+    start_ebbflow(ebbflow, tmp_path)
+    await until(lambda: len(state_rows(ebbflow.state, DECISIONS)) >= 1, 30)
+    query = "SELECT from_replicas, to_replicas, origin, outcome, detail FROM decisions"
+    await until(lambda: state_rows(ebbflow.state, query)[0][3] is not None, 15)
+    first = state_rows(ebbflow.state, query)[0]
+    why = 'exited with code 1; last log lines: "bind: Address already in use"'
+    assert first[:4] == (1, 2, "reconcile", "failed"), first
+    assert f"{service}_2 exited at once: {why}" in str(first[4]), first
+    steps = "SELECT container, action, reason FROM healing"
+    await until(lambda: state_rows(ebbflow.state, steps) != [], 20)
+    healed = state_rows(ebbflow.state, steps)
+    assert {(action, reason) for _, action, reason in healed} == {("restart", why)}, healed
+    explained = subprocess.run(
+        [sys.executable, "-m", "ebbflow", "explain", service, "--state", str(ebbflow.state)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    assert f"exited at once: {why}" in explained and f"why:     {why}" in explained, explained
     ebbflow.assert_alive()
