@@ -20,13 +20,14 @@ import aiodocker
 import aiohttp
 
 from ebbflow.app import build_app, build_context, build_plugins, run_app
+from ebbflow.collector.probes.spec import parse_probe
 from ebbflow.config import AppConfig, ConfigError, load_config
 from ebbflow.logs import setup_logging
-from ebbflow.model import Sample
+from ebbflow.model import ContainerInfo, Sample
 from ebbflow.plugins import load_benchmark
 from ebbflow.rules.engine import group_services
 from ebbflow.rules.replay import load_labels, load_trace, replay
-from ebbflow.services import format_service_key, parse_service_key
+from ebbflow.services import format_service_key, names_service, parse_service_key
 from ebbflow.state import DecisionStore
 
 
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         help="discovered services with their policies and errors",
     )
     policies.add_argument("--json", action="store_true")
+    policies.add_argument("--state", type=Path, help="read pause and retire state from it")
 
     bench = sub.add_parser("bench", parents=[common], help="measure a part, side by side")
     bench.add_argument(
@@ -256,17 +258,68 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
     finally:
         await ctx.nodes.close()
     services = group_services(containers, config.rules, config.scope)
+    paused_names: set[str] = set()
+    retired: set[str] = set()
+    if config.state.exists():  # what a run recorded; a reading command never creates it
+        store = DecisionStore(config.state)
+        try:
+            paused_names = {name for name, is_paused, _ in store.controls() if is_paused}
+            for name in store.services():
+                last = store.last_carried_out(parse_service_key(name))
+                if last == (0, "operator"):
+                    retired.add(name)
+        finally:
+            store.close()
+    rows = []
+    for key, state in sorted(services.items(), key=lambda kv: format_service_key(kv[0])):
+        policy = state.result.policy
+        source = state.replicas[state.source].info
+        probe, probe_errors = parse_probe(source.labels)
+        rows.append(
+            {
+                "service": format_service_key(key),
+                "replicas": state.count,
+                "declared": policy.initial_replicas if policy else None,
+                "at_max": policy is not None and state.count >= policy.max_replicas,
+                "containers": sorted(state.replicas),
+                "policy": policy.model_dump() if policy else None,
+                "errors": list(state.result.errors),
+                "in_scope": state.in_scope,
+                "source": state.source,
+                "probe": probe.model_dump(exclude_defaults=True) if probe else None,
+                "probe_errors": list(probe_errors),
+                "warnings": probe_warnings([r.info for r in state.replicas.values()]),
+                "paused": any(names_service(text, key) for text in paused_names),
+                "retired": False,
+            }
+        )
+    for name in sorted(retired - {row["service"] for row in rows}):
+        rows.append(
+            {
+                "service": name, "replicas": 0, "declared": None, "at_max": False,
+                "containers": [], "policy": None, "errors": [], "in_scope": True,
+                "source": "", "probe": None, "probe_errors": [], "warnings": [],
+                "paused": any(names_service(t, parse_service_key(name)) for t in paused_names),
+                "retired": True,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def probe_warnings(replicas: list[ContainerInfo]) -> list[str]:
+    """Host-network replicas whose probes go to one address: probed once, for the service."""
+    targets: dict[str, list[str]] = {}
+    for info in replicas:
+        spec, _ = parse_probe(info.labels)
+        if spec is not None and spec.cmd is None and info.network_mode == "host":
+            target = spec.target(info.address)
+            if target:
+                targets.setdefault(target, []).append(info.name)
     return [
-        {
-            "service": format_service_key(key),
-            "replicas": state.count,
-            "containers": sorted(state.replicas),
-            "policy": state.result.policy.model_dump() if state.result.policy else None,
-            "errors": list(state.result.errors),
-            "in_scope": state.in_scope,
-            "source": state.source,
-        }
-        for key, state in sorted(services.items(), key=lambda kv: format_service_key(kv[0]))
+        f"replicas {', '.join(sorted(names))} on host networking probe the same address "
+        f"{target}: probed once, as the service's probe; its failures restart no replica"
+        for target, names in sorted(targets.items())
+        if len(names) > 1
     ]
 
 
@@ -301,9 +354,24 @@ def cmd_policies(config: AppConfig, as_json: bool) -> int:
         )
         if row["policy"] is not None or row["errors"]:
             text += f"  (labels of {row['source']})"
+        if row["retired"]:
+            text = "RETIRED: every replica was removed by its operator; left alone"
+        if row["declared"] is not None:
+            text += f"  declared={row['declared']}"
+        if row["at_max"]:
+            text += "  [at max]"
+        if row["probe"]:
+            probe = " ".join(f"{k}={v}" for k, v in row["probe"].items())
+            text += f"  probe[{probe}]"
+        if row["probe_errors"]:
+            text += "  PROBE INVALID: " + "; ".join(row["probe_errors"])
+        if row["paused"]:
+            text += "  [paused: no actions until `ebbflow resume`]"
         if not row["in_scope"]:
             text += "  [out of scope: monitored, never acted on]"
         print(f"{row['service']:<36} {row['replicas']:>8}  {text}")
+        for warning in row["warnings"]:
+            print(f"{'':<36} {'':>8}  warning: {warning}")
     return 0
 
 

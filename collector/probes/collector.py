@@ -103,6 +103,15 @@ def result_samples(
     return tuple(samples)
 
 
+def shared_key(info: ContainerInfo, spec: ProbeSpec) -> tuple[str, str] | None:
+    """On host networking, where a URL or TCP probe goes is the host's, not the replica's:
+    replicas of one service with one target share it."""
+    if info.network_mode != "host" or spec.cmd is not None:
+        return None
+    target = spec.target(info.address)
+    return (str(service_key(info.labels, info.name)), target) if target else None
+
+
 class ProbeInput:
     name = "probes"
 
@@ -123,6 +132,9 @@ class ProbeInput:
         self.results = 0
         self.probe_errors = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Host-network replicas of one service that probe one address: (service, target) →
+        # their ids, the first the one that probes for all.
+        self.shared: dict[tuple[str, str], list[str]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -144,10 +156,46 @@ class ProbeInput:
             self.states.pop(info.id, None)
             self.config_errors.record(info.name, ())
             self.bus.publish(SampleBatch(SOURCE_PREFIX + info.id, self.clock(), ()))
+            self._leave_shared(info.id)
             return
         spec = self._spec(info)
-        if spec is not None and self._group is not None:
-            self._tasks[info.id] = self._group.create_task(self._probe_loop(info, spec))
+        if spec is None or self._group is None:
+            return
+        key = shared_key(info, spec)
+        if key is not None:
+            members = self.shared.setdefault(key, [])
+            if info.id not in members:
+                members.append(info.id)
+            if members[0] != info.id:
+                if len(members) == 2:
+                    log.warning(
+                        "service %s: replicas on host networking probe the same address %s: "
+                        "probed once, as the service's probe; its failures restart no replica",
+                        *key,
+                    )
+                return  # the first replica probes for all of them
+        self._tasks[info.id] = self._group.create_task(self._probe_loop(info, spec))
+
+    def _leave_shared(self, container_id: str) -> None:
+        """A replica of a shared probe stopped; when it probed, the next one takes over."""
+        for key, members in list(self.shared.items()):
+            if container_id not in members:
+                continue
+            was_prober = members[0] == container_id
+            members.remove(container_id)
+            if not members:
+                del self.shared[key]
+            elif was_prober:
+                successor = self.watch.running.get(members[0])
+                spec = self._spec(successor) if successor is not None else None
+                if successor is not None and spec is not None and self._group is not None:
+                    self._tasks[successor.id] = self._group.create_task(
+                        self._probe_loop(successor, spec)
+                    )
+
+    def probes_for_service(self, container_id: str) -> bool:
+        """Whether the container's probe answers for several replicas (a service's probe)."""
+        return any(len(m) > 1 and m[0] == container_id for m in self.shared.values())
 
     def _spec(self, info: ContainerInfo) -> ProbeSpec | None:
         spec, errors = parse_probe(info.labels, self.min_interval)
@@ -178,7 +226,16 @@ class ProbeInput:
 
     def publish(self, info: ContainerInfo, state: ProbeState, result: ProbeResult) -> None:
         self.results += 1
-        if state.record(result):
+        changed = state.record(result)
+        if changed and self.probes_for_service(info.id):
+            log.warning(
+                "service %s: its shared probe is %s: %s (%s); no replica is restarted for it",
+                service_key(info.labels, info.name),
+                "healthy" if state.healthy else "unhealthy",
+                result.reason,
+                result.detail,
+            )
+        elif changed:
             self.bus.publish(
                 HealthChange(
                     info,

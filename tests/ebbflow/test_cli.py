@@ -59,6 +59,8 @@ def test_policies_collect_and_errors(
         "aliyun.auto_scaling.max_cpu=abc",
         "--label",
         "aliyun.auto_scaling.step=-1",
+        "--label",
+        "ebbflow.health.interval=bogus",
     )
     result = ebbflow("policies", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -70,6 +72,13 @@ def test_policies_collect_and_errors(
     assert any(e.startswith("aliyun.auto_scaling.step:") for e in bad["errors"])
     text = ebbflow("policies", cwd=tmp_path).stdout
     assert f"compose:{project}/bad" in text and "INVALID" in text
+
+    assert good["probe"] == {"cmd": ["true"]} and good["probe_errors"] == []
+    assert good["declared"] is None and good["at_max"] is False and good["paused"] is False
+    assert bad["probe"] is None and bad["probe_errors"] == [
+        "ebbflow.health.interval: Input should be a valid number, unable to parse string as a "
+        "number (got 'bogus')"
+    ]
 
     collected = ebbflow("collect", "--once", "--json", cwd=tmp_path)
     assert collected.returncode == 0, collected.stderr
@@ -230,3 +239,41 @@ def test_pause_resume_and_forget(tmp_path: Path) -> None:
     forgot = ebbflow("forget", "web", "--state", state, cwd=tmp_path)
     assert forgot.stdout.strip() == "compose:shop/web: forgot 1 decision(s) and its desired count"
     assert DecisionStore(state).recent() == []
+
+
+@pytest.mark.integration
+def test_policies_show_shared_probes_at_max_paused_and_retired(
+    run_container: Callable[..., str], project: str, tmp_path: Path
+) -> None:
+    service = f"{project}-edge"
+    for n in (1, 2):  # host networking: both probe 127.0.0.1:9 (nothing answers; no traffic)
+        run_container(
+            f"{service}-{n}", "--network", "host",
+            "--label", f"ebbflow.service={service}",
+            "--label", "aliyun.scale=2",
+            "--label", "ebbflow.scale.max_replicas=2",
+            "--label", "ebbflow.health.url=tcp://container:9",
+            "--label", "ebbflow.health.interval=30",
+        )  # fmt: skip
+    state = tmp_path / "state.db"
+    store = DecisionStore(state)
+    gone = ServiceKey("label", f"{project}-gone")
+    retired = Decision(gone, 2, 0, "retired", 1.0, origin="operator")
+    store.record(retired)
+    store.record_outcome(retired, True, "done by the operator")
+    store.close()
+    assert ebbflow("pause", service, "--state", str(state), cwd=tmp_path).returncode == 0
+    result = ebbflow("policies", "--json", "--state", str(state), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["service"]: row for row in json.loads(result.stdout)}
+    edge = rows[f"label:{service}"]
+    assert edge["declared"] == 2 and edge["at_max"] is True and edge["paused"] is True
+    assert edge["source"] == f"{service}-1"  # the founder
+    assert edge["probe"] == {"url": "tcp://container:9", "interval": 30.0}
+    assert edge["warnings"] == [
+        f"replicas {service}-1, {service}-2 on host networking probe the same address "
+        "tcp://127.0.0.1:9: probed once, as the service's probe; its failures restart no replica"
+    ]
+    assert rows[f"label:{project}-gone"]["retired"] is True
+    text = ebbflow("policies", "--state", str(state), cwd=tmp_path).stdout
+    assert "[at max]" in text and "[paused" in text and "RETIRED" in text
