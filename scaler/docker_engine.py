@@ -294,9 +294,8 @@ class DockerEngineActuator:
         reasons = []
         for node, name in started:
             current = await self._inspect(node, name)
-            if current is None or not current.running:
-                handle = self.nodes.handle(node)
-                why = await handle.exit_reason(name) if current is not None else "it is gone"
+            if current is not None and not current.running:  # gone: removed by someone else
+                why = await self.nodes.handle(node).exit_reason(current.id)
                 reasons.append(f"{name} exited at once: {why or 'it is gone'}")
         return "; ".join(reasons)
 

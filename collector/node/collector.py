@@ -14,7 +14,20 @@ from ebbflow.model import MetricKind, Sample, labels_of
 
 from ..base import PollingInput
 from .config import NodeConfig
-from .metrics import DISK, FILESYSTEM, MEMORY, NETWORK, SWAP
+from .meminfo import read_meminfo
+from .metrics import DISK, FILESYSTEM, FILESYSTEM_COUNTS, NETWORK
+
+DEVICE_ERROR = "node_filesystem_device_error"
+DEVICE_ERROR_HELP = "Whether an error occurred while getting statistics for the given device."
+
+
+def filesystem_fields(st: os.statvfs_result) -> list[tuple[str, float, str]]:
+    """node_exporter's values: sizes in f_bsize units, read-only from the mount flags."""
+    fields = [(name, getattr(st, f) * st.f_bsize, h) for f, (name, h) in FILESYSTEM.items()]
+    fields += [(name, getattr(st, f), h) for f, (name, h) in FILESYSTEM_COUNTS.items()]
+    readonly = 1.0 if st.f_flag & os.ST_RDONLY else 0.0
+    fields.append(("node_filesystem_readonly", readonly, "Filesystem read-only status."))
+    return fields
 
 
 class NodeInput(PollingInput):
@@ -45,13 +58,13 @@ class NodeInput(PollingInput):
         now = self.clock()
         out: list[Sample] = []
         self._cpu(out, now)
-        for i, value in enumerate(os.getloadavg()):
-            self._sample(out, f"node_load{(1, 5, 15)[i]}", value, now, help_text="Load average.")
-        memory, swap = psutil.virtual_memory(), psutil.swap_memory()
-        for field, (name, help_text) in MEMORY.items():
-            self._sample(out, name, getattr(memory, field), now, help_text=help_text)
-        for field, (name, help_text) in SWAP.items():
-            self._sample(out, name, getattr(swap, field), now, help_text=help_text)
+        for minutes, value in zip((1, 5, 15), os.getloadavg(), strict=True):
+            self._sample(
+                out, f"node_load{minutes}", value, now, help_text=f"{minutes}m load average."
+            )
+        for name, value, help_text in read_meminfo():
+            self._sample(out, name, value, now, help_text=help_text)
+        memory = psutil.virtual_memory()
         self._sample(
             out,
             "ebbflow_node_memory_percent",
@@ -129,40 +142,15 @@ class NodeInput(PollingInput):
             if part.fstype in self.config.ignored_fstypes or part.mountpoint in seen:
                 continue
             seen.add(part.mountpoint)
+            labels = {"device": part.device, "mountpoint": part.mountpoint, "fstype": part.fstype}
             try:
-                usage = psutil.disk_usage(part.mountpoint)
                 st = os.statvfs(part.mountpoint)
             except OSError:
+                self._sample(out, DEVICE_ERROR, 1, now, help_text=DEVICE_ERROR_HELP, labels=labels)
                 continue
-            labels = {"device": part.device, "mountpoint": part.mountpoint, "fstype": part.fstype}
-            for field, (name, help_text) in FILESYSTEM.items():
-                self._sample(
-                    out, name, getattr(usage, field), now, help_text=help_text, labels=labels
-                )
-            self._sample(
-                out,
-                "node_filesystem_avail_bytes",
-                st.f_bavail * st.f_frsize,
-                now,
-                help_text="Bytes available to non-root users.",
-                labels=labels,
-            )
-            self._sample(
-                out,
-                "node_filesystem_files",
-                st.f_files,
-                now,
-                help_text="Inodes in all.",
-                labels=labels,
-            )
-            self._sample(
-                out,
-                "node_filesystem_files_free",
-                st.f_ffree,
-                now,
-                help_text="Free inodes.",
-                labels=labels,
-            )
+            self._sample(out, DEVICE_ERROR, 0, now, help_text=DEVICE_ERROR_HELP, labels=labels)
+            for name, value, help_text in filesystem_fields(st):
+                self._sample(out, name, value, now, help_text=help_text, labels=labels)
 
     async def fetch(self) -> list[Sample]:
         return await asyncio.to_thread(self.read)

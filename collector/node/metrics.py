@@ -2,18 +2,6 @@
 
 from __future__ import annotations
 
-# psutil.virtual_memory() / swap_memory() field → node_memory_* name
-MEMORY = {
-    "total": ("node_memory_MemTotal_bytes", "Memory total."),
-    "free": ("node_memory_MemFree_bytes", "Memory free."),
-    "available": ("node_memory_MemAvailable_bytes", "Memory available to start new work."),
-    "buffers": ("node_memory_Buffers_bytes", "Buffers."),
-    "cached": ("node_memory_Cached_bytes", "Page cache."),
-}
-SWAP = {
-    "total": ("node_memory_SwapTotal_bytes", "Swap total."),
-    "free": ("node_memory_SwapFree_bytes", "Swap free."),
-}
 # psutil.disk_io_counters(perdisk=True) field → (name, help, scale)
 DISK = {
     "read_bytes": ("node_disk_read_bytes_total", "Bytes read.", 1.0),
@@ -33,8 +21,16 @@ NETWORK = {
     "dropin": ("node_network_receive_drop_total", "Receive drops."),
     "dropout": ("node_network_transmit_drop_total", "Transmit drops."),
 }
-# psutil.disk_usage() field → node_filesystem_* name
+# node_exporter's filesystem collector: statvfs field → (name, HELP); sizes in f_bsize units.
 FILESYSTEM = {
-    "total": ("node_filesystem_size_bytes", "Filesystem size."),
-    "free": ("node_filesystem_free_bytes", "Free bytes, root's reserve included."),
+    "f_blocks": ("node_filesystem_size_bytes", "Filesystem size in bytes."),
+    "f_bfree": ("node_filesystem_free_bytes", "Filesystem free space in bytes."),
+    "f_bavail": (
+        "node_filesystem_avail_bytes",
+        "Filesystem space available to non-root users in bytes.",
+    ),
+}
+FILESYSTEM_COUNTS = {
+    "f_files": ("node_filesystem_files", "Filesystem total file nodes."),
+    "f_ffree": ("node_filesystem_files_free", "Filesystem total free file nodes."),
 }

@@ -164,7 +164,11 @@ def test_a_redeploy_keeps_the_decided_count_on_the_new_command_only_and_no_coold
             push(30),
         )
         scaled_at = time.monotonic()
-        assert decisions(ebbflow.state, project) == [(1, 3, "policy", "ok")]
+        wait_for(
+            "the scale-out's outcome",
+            lambda: decisions(ebbflow.state, project) == [(1, 3, "policy", "ok")],
+            10,
+        )
         time.sleep(max(0.0, 22 - (time.monotonic() - scaled_at)))  # past its cooldown; no data
         assert len(web_commands(project)) == 3  # held without data (on_missing: hold)
 
@@ -184,10 +188,11 @@ def test_a_redeploy_keeps_the_decided_count_on_the_new_command_only_and_no_coold
         logs = ebbflow.logs()
         assert "redeployed (configuration" in logs and "the desired count stays 3" in logs
         assert "manual scale-in" not in logs and "retired" not in logs
-        assert decisions(ebbflow.state, project) == [
+        back = [
             (1, 3, "policy", "ok"),
             (1, 3, "reconcile", "ok"),  # back to the decided count: no cooldown started
         ]
+        wait_for("the reconcile's outcome", lambda: decisions(ebbflow.state, project) == back, 10)
 
         # A scale-out needed right away is not held by the redeploy's reconcile.
         wait_for(
@@ -196,7 +201,11 @@ def test_a_redeploy_keeps_the_decided_count_on_the_new_command_only_and_no_coold
             15,
             push(50),
         )
-        assert decisions(ebbflow.state, project)[-1] == (3, 5, "policy", "ok")
+        wait_for(
+            "the second scale-out's outcome",
+            lambda: decisions(ebbflow.state, project)[-1] == (3, 5, "policy", "ok"),
+            10,
+        )
         assert set(web_commands(project).values()) == {"sleep 601"}
     finally:
         sender.close()
@@ -294,5 +303,9 @@ def test_a_guest_with_a_service_s_compose_labels_is_never_its_template_nor_its_c
     assert cmds[f"{project}_web_2"] == "sleep 600"  # cloned from compose's, not the guest
     assert docker_cli("inspect", guest) == before  # untouched
     assert ebbflow.metric("ebbflow_service_replicas_desired", service=f"{project}/web") == 2.0
-    assert decisions(ebbflow.state, project) == [(1, 2, "reconcile", "ok")]
+    wait_for(
+        "the outcome",
+        lambda: decisions(ebbflow.state, project) == [(1, 2, "reconcile", "ok")],
+        10,
+    )
     assert ebbflow.stop() == 0

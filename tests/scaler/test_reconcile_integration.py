@@ -77,14 +77,14 @@ async def test_a_service_is_brought_up_to_its_declared_count_and_a_dead_replica_
     first = run_one(run_container, service)
     start_ebbflow(ebbflow, tmp_path)
     await until(lambda: len(running(service)) == 3, 30)
-    assert state_rows(ebbflow.state, DECISIONS) == [(1, 3, "reconcile", 0, "ok")]
+    await until(lambda: state_rows(ebbflow.state, DECISIONS) == [(1, 3, "reconcile", 0, "ok")])
     await until(lambda: ebbflow.metric("ebbflow_service_replicas_desired", service=service) == 3)
 
     docker_cli("kill", first)  # healing is off and Docker has no restart policy for it
     await until(lambda: len(running(service)) == 3 and first not in running(service), 30)
     assert first in every(service)  # the dead one is left for inspection, as Swarm keeps tasks
     assert len(every(service)) == 4
-    assert state_rows(ebbflow.state, DECISIONS)[1:] == [(2, 3, "reconcile", 0, "ok")]
+    await until(lambda: state_rows(ebbflow.state, DECISIONS)[1:] == [(2, 3, "reconcile", 0, "ok")])
     # A reconcile starts no cooldown: nothing in the policy's history.
     assert state_rows(ebbflow.state, "SELECT 1 FROM decisions WHERE origin = 'policy'") == []
     ebbflow.assert_alive()
@@ -148,11 +148,12 @@ async def test_a_redeploy_by_hand_rolls_ebbflow_s_copies_one_at_a_time(
     assert min(counts) >= 3, counts  # start before stop: never short
     now = set(docker_cli("ps", "-q", "--filter", f"label=ebbflow.service={service}").split())
     assert not copies & now  # both old copies replaced
-    assert state_rows(ebbflow.state, DECISIONS) == [
+    rolls = [
         (1, 3, "reconcile", 0, "ok"),
         (3, 3, "rollover", 0, "ok"),
         (3, 3, "rollover", 0, "ok"),
     ]
+    await until(lambda: state_rows(ebbflow.state, DECISIONS) == rolls, 10)
     logs = ebbflow.logs()
     assert "redeployed (configuration" in logs and "manual scale-in" not in logs
     ebbflow.assert_alive()

@@ -4,6 +4,7 @@ import socket
 
 from ebbflow.bus import Bus
 from ebbflow.collector.node import NodeConfig, NodeInput
+from ebbflow.collector.node.meminfo import parse_meminfo
 
 
 def test_node_exporter_names_with_a_node_label() -> None:
@@ -40,3 +41,12 @@ def test_node_exporter_names_with_a_node_label() -> None:
 def test_configured_node_name() -> None:
     node = NodeInput(Bus(), NodeConfig(name="edge-7"), 1.0, lambda: 0.0)
     assert {s.label("node") for s in node.read()} == {"edge-7"}
+
+
+def test_meminfo_names_follow_node_exporter() -> None:
+    text = "MemTotal:  100 kB\nActive(anon):  3 kB\nHugePages_Total:  2\nbogus line\n"
+    assert parse_meminfo(text) == [
+        ("node_memory_MemTotal_bytes", 102400.0, "Memory information field MemTotal_bytes."),
+        ("node_memory_Active_anon_bytes", 3072.0, "Memory information field Active_anon_bytes."),
+        ("node_memory_HugePages_Total", 2.0, "Memory information field HugePages_Total."),
+    ]
