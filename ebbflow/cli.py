@@ -20,6 +20,7 @@ import aiodocker
 import aiohttp
 
 from ebbflow.app import build_app, build_context, build_plugins, run_app
+from ebbflow.collector.probes.collector import shared_key
 from ebbflow.collector.probes.spec import parse_probe
 from ebbflow.config import AppConfig, ConfigError, load_config
 from ebbflow.logs import setup_logging
@@ -311,10 +312,9 @@ def probe_warnings(replicas: list[ContainerInfo]) -> list[str]:
     targets: dict[str, list[str]] = {}
     for info in replicas:
         spec, _ = parse_probe(info.labels)
-        if spec is not None and spec.cmd is None and info.network_mode == "host":
-            target = spec.target(info.address)
-            if target:
-                targets.setdefault(target, []).append(info.name)
+        key = shared_key(info, spec) if spec is not None else None
+        if key is not None:
+            targets.setdefault(key[1], []).append(info.name)
     return [
         f"replicas {', '.join(sorted(names))} on host networking probe the same address "
         f"{target}: probed once, as the service's probe; its failures restart no replica"
