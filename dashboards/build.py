@@ -170,10 +170,21 @@ DASHBOARDS = (
         "ebbflow / Health",
         "Probes (blackbox_exporter's names), why they fail, healing, restarts and policy errors.",
         (
-            Panel("Probe success", (q("probe_success", "{{name}} {{probe}} {{reason}}"),)),
+            Panel("Probe success", (q("probe_success", "{{name}} {{probe}}"),)),
+            Panel(
+                "Availability (1h)",
+                (q("avg_over_time(probe_success[1h])", "{{name}} {{probe}}"),),
+                "percentunit",
+                description="The share of probes that succeeded, as uptime panels read it.",
+            ),
             Panel(
                 "Failing probes by reason",
-                (q("count by (reason) (probe_success == 0)", "{{reason}}"),),
+                (q("count by (reason) (ebbflow_probe_failure_info)", "{{reason}}"),),
+            ),
+            Panel(
+                "HTTP phases",
+                (q("probe_http_duration_seconds", "{{name}} {{phase}}"),),
+                "s",
             ),
             Panel(
                 "Healthy after thresholds",

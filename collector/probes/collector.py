@@ -1,8 +1,9 @@
 """The probes input: one task per probed container, started and stopped by Docker events.
 
 Each result is published at once (so a rule can act on it) as a full batch of that
-container's own source, `probes/<id>`: a changed reason replaces the old series, and an
-empty batch retires them when the container stops. Health follows the failure/success
+container's own source, `probes/<id>`: a changed failure reason replaces the old
+`ebbflow_probe_failure_info` series, and an empty batch retires them all when the container
+stops. Health follows the failure/success
 thresholds and is logged on change only.
 """
 
@@ -17,14 +18,15 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from ebbflow.bus import Bus
-from ebbflow.model import ContainerInfo, HealthChange, Sample, SampleBatch, labels_of
+from ebbflow.model import ContainerInfo, HealthChange, Sample, SampleBatch
 from ebbflow.nodes import Nodes
 from ebbflow.services import service_key
 
 from ..identity import container_labels
 from ..label_errors import LabelErrors
 from ..watch import ContainerWatch
-from .checks import ProbeResult, cmd_probe, http_probe, tcp_probe
+from .checks import ProbeResult, cmd_probe, http_probe, tcp_probe, timing_trace
+from .metrics import probe_samples
 from .spec import MIN_INTERVAL, ProbeSpec, parse_probe
 
 log = logging.getLogger("ebbflow.collector.probes")
@@ -62,45 +64,7 @@ def result_samples(
     info: ContainerInfo, spec: ProbeSpec, state: ProbeState, result: ProbeResult, now: float
 ) -> tuple[Sample, ...]:
     base = {**container_labels(info), "probe": spec.kind}
-    labels = labels_of(base)
-    samples = [
-        Sample(
-            "probe_success",
-            1.0 if result.success else 0.0,
-            labels_of({**base, "reason": result.reason}),
-            now,
-            "gauge",
-            "1 when the probe succeeded; `reason` says why it did not.",
-        ),
-        Sample(
-            "probe_duration_seconds",
-            result.duration,
-            labels,
-            now,
-            "gauge",
-            "How long the probe took.",
-        ),
-        Sample(
-            "ebbflow_probe_healthy",
-            1.0 if state.healthy else 0.0,
-            labels,
-            now,
-            "gauge",
-            "Health after the failure/success thresholds.",
-        ),
-    ]
-    if result.status_code is not None:
-        samples.append(
-            Sample(
-                "probe_http_status_code",
-                result.status_code,
-                labels,
-                now,
-                "gauge",
-                "HTTP status of the probe's answer.",
-            )
-        )
-    return tuple(samples)
+    return probe_samples(base, result, state.healthy, now)
 
 
 def shared_key(info: ContainerInfo, spec: ProbeSpec) -> tuple[str, str] | None:
@@ -141,9 +105,11 @@ class ProbeInput:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # No connection reuse: a probe must open its connection like a new client would.
+            # No connection reuse and no DNS cache: a probe must open its connection like a
+            # new client would.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True),
+                connector=aiohttp.TCPConnector(force_close=True, use_dns_cache=False),
+                trace_configs=[timing_trace()],
                 headers={"User-Agent": "ebbflow-probe"},
             )
         return self._session

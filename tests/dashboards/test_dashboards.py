@@ -253,5 +253,8 @@ def test_prometheus_scrapes_ebbflow_and_every_panel_query_returns_data(scene: Sc
 
     services = {s["metric"]["service"] for s in scene.query("ebbflow_service_replicas")}
     assert {f"{scene.project}/web", f"{scene.project}/api"} <= services
-    reasons = {s["metric"]["reason"] for s in scene.query("probe_success == 0")}
+    reasons = {s["metric"]["reason"] for s in scene.query("ebbflow_probe_failure_info")}
     assert reasons == {"connection_refused"}
+    failing = {s["metric"]["name"] for s in scene.query("probe_success == 0")}
+    assert failing == {f"{scene.project}-sick-1"}
+    assert all("reason" not in s["metric"] for s in scene.query("probe_success"))

@@ -85,8 +85,12 @@ async def test_probe_outcomes_and_reasons(
         await docker.close()
 
     def outcome(name: str) -> tuple[float, str]:
-        success = first[f"{project}-{name}"][1]["probe_success"]
-        return success.value, success.label("reason")
+        samples = first[f"{project}-{name}"][1]
+        success = samples["probe_success"]
+        assert success.label("reason") == "", "probe_success keeps one label set"
+        info = samples.get("ebbflow_probe_failure_info")
+        assert (info is None) == (success.value == 1.0)
+        return success.value, info.label("reason") if info else ""
 
     assert outcome("up") == (1.0, "")
     assert first[f"{project}-up"][1]["probe_http_status_code"].value == 200
@@ -95,6 +99,7 @@ async def test_probe_outcomes_and_reasons(
     assert outcome("wrong-path") == (0.0, "status_mismatch")
     assert first[f"{project}-wrong-path"][1]["probe_http_status_code"].value == 404
     assert outcome("stopped") == (0.0, "connection_refused")
+    assert first[f"{project}-stopped"][1]["probe_http_status_code"].value == 0
     assert outcome("body") == (0.0, "body_mismatch")
     assert outcome("slow-cmd") == (0.0, "timeout")
     assert outcome("cmd-ok") == (1.0, "")
