@@ -15,7 +15,7 @@ from typing import Literal
 Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
 
-MetricKind = Literal["counter", "gauge"]
+MetricKind = Literal["counter", "gauge", "histogram", "summary", "untyped"]
 DecisionOrigin = Literal["policy", "bounds", "reconcile", "rollover", "operator"]
 
 
@@ -33,6 +33,9 @@ class Sample:
     timestamp: float = 0.0
     kind: MetricKind = "gauge"
     help: str = ""
+    # The histogram or summary family a `_bucket`/`_sum`/`_count` sample belongs to, so it
+    # is exported under that family's one TYPE line; "" when the family is the name.
+    family: str = ""
 
     def label(self, key: str, default: str = "") -> str:
         for name, value in self.labels:

@@ -83,7 +83,7 @@ class Ebbflow:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
-    def metric(self, name: str, **labels: str) -> float | None:
+    def metric(self, name: str, /, **labels: str) -> float | None:
         """One value from /metrics (None while absent or while ebbflow is not serving)."""
         try:
             text = self.metrics()

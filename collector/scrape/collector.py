@@ -16,10 +16,23 @@ from ..base import PollingInput
 from ..identity import container_labels
 from ..label_errors import LabelErrors
 from ..watch import ContainerWatch
-from .formats import PARSERS
+from .formats import ACCEPT, PARSERS
 from .spec import ScrapeSpec, parse_scrape
 
 log = logging.getLogger("ebbflow.collector.scrape")
+
+
+def with_identity(own: dict[str, str], identity: dict[str, str]) -> dict[str, str]:
+    """The container's identity over the app's labels, as Prometheus does with
+    honor_labels false: an app label it hides moves to `exported_<name>`, then
+    `exported_exported_<name>` while that is taken (the app's own `exported_name` too)."""
+    merged = {**own, **identity}
+    for key in sorted((k for k in own if k in identity), key=len):
+        moved = "exported_" + key
+        while moved in merged:
+            moved = "exported_" + moved
+        merged[moved] = own[key]
+    return merged
 
 
 class ScrapeInput(PollingInput):
@@ -64,11 +77,11 @@ class ScrapeInput(PollingInput):
                 raise ValueError("the container has no network address")
             async with (
                 asyncio.timeout(self.target_timeout),
-                session.get(spec.url(info.address)) as resp,
+                session.get(spec.url(info.address), headers={"Accept": ACCEPT}) as resp,
             ):
                 resp.raise_for_status()
                 text = await resp.text()
-            rows = PARSERS[spec.format](text)
+            rows = PARSERS[spec.format](text, resp.headers.get("Content-Type", ""))
         except Exception as err:  # this target's failure only: the others still count
             if self.target_up.get(info.id, True):
                 log.warning(
@@ -98,10 +111,9 @@ class ScrapeInput(PollingInput):
                 "1 when the app endpoint answered and parsed.",
             )
         ]
-        for name, labels, value, kind in rows:
-            # The app's labels never overwrite the container's identity (honor_labels=false).
-            own = {f"exported_{k}" if k in identity else k: v for k, v in labels.items()}
-            samples.append(Sample(name, value, labels_of({**own, **identity}), now, kind))
+        for row in rows:
+            labels = labels_of(with_identity(row.labels, identity))
+            samples.append(Sample(row.name, row.value, labels, now, row.kind, row.help, row.family))
         return samples
 
     async def scrape_all(self, containers: Iterable[ContainerInfo]) -> list[Sample]:

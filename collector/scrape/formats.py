@@ -1,27 +1,65 @@
-"""Parsers for the app endpoints ebbflow scrapes, each → (name, labels, value, kind) rows.
+"""Parsers for the app endpoints ebbflow scrapes, each → rows of samples.
 
 Names follow the exporters dashboards already use: apache_exporter for `mod_status?auto`,
-nginx-prometheus-exporter for `stub_status`; Prometheus text keeps the app's own names.
+nginx-prometheus-exporter for `stub_status`. Prometheus text and OpenMetrics keep the app's
+own names, HELP and types: a histogram or summary stays one family (its `_bucket`, `_sum`
+and `_count` samples under one TYPE line), as Prometheus itself would store it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from ebbflow.model import MetricKind
 
-Row = tuple[str, dict[str, str], float, MetricKind]
+
+class Row(NamedTuple):
+    name: str
+    labels: dict[str, str]
+    value: float
+    kind: MetricKind
+    family: str = ""  # the histogram or summary a `_bucket`/`_sum`/`_count` sample is of
+    help: str = ""
 
 
-def parse_prometheus(text: str) -> list[Row]:
+# A family's type as the text format 0.0.4 has it. OpenMetrics' info and stateset are
+# gauges there (as Prometheus stores them); `unknown` is `untyped`.
+TEXT_KINDS: dict[str, MetricKind] = {
+    "counter": "counter",
+    "gauge": "gauge",
+    "histogram": "histogram",
+    "summary": "summary",
+    "info": "gauge",
+    "stateset": "gauge",
+}
+OPENMETRICS = "application/openmetrics-text"
+
+
+def parse_prometheus(text: str, content_type: str = "") -> list[Row]:
+    families = (
+        openmetrics_families(text)  # type: ignore[no-untyped-call]
+        if content_type.startswith(OPENMETRICS)
+        else text_string_to_metric_families(text)
+    )
     rows: list[Row] = []
-    for family in text_string_to_metric_families(text):
-        kind: MetricKind = "counter" if family.type == "counter" else "gauge"
+    for family in families:
+        kind = TEXT_KINDS.get(family.type, "untyped")
         for sample in family.samples:
-            rows.append((sample.name, dict(sample.labels), float(sample.value), kind))
+            labels, value = dict(sample.labels), float(sample.value)
+            if sample.name == family.name + "_created":
+                # OpenMetrics' creation time: a gauge of its own in 0.0.4, as
+                # prometheus-client writes it there.
+                rows.append(Row(sample.name, labels, value, "gauge", "", family.documentation))
+            else:
+                part_of = family.name if kind in ("histogram", "summary") else ""
+                rows.append(Row(sample.name, labels, value, kind, part_of, family.documentation))
     return rows
 
 
@@ -60,16 +98,16 @@ def parse_apache(text: str) -> list[Row]:
         key, value = key.strip(), value.strip()
         if key in APACHE_FIELDS:
             name, kind, scale = APACHE_FIELDS[key]
-            rows.append((name, {}, float(value) * scale, kind))
+            rows.append(Row(name, {}, float(value) * scale, kind))
             seen = True
         elif key in ("BusyWorkers", "IdleWorkers"):
             state = "busy" if key == "BusyWorkers" else "idle"
-            rows.append(("apache_workers", {"state": state}, float(value), "gauge"))
+            rows.append(Row("apache_workers", {"state": state}, float(value), "gauge"))
             seen = True
         elif key == "Scoreboard":
             for char, state in SCOREBOARD.items():
                 rows.append(
-                    ("apache_scoreboard", {"state": state}, float(value.count(char)), "gauge")
+                    Row("apache_scoreboard", {"state": state}, float(value.count(char)), "gauge")
                 )
             seen = True
     if not seen:
@@ -89,19 +127,24 @@ def parse_nginx(text: str) -> list[Row]:
         raise ValueError("not an nginx stub_status page")
     active, accepted, handled, requests, reading, writing, waiting = map(float, match.groups())
     return [
-        ("nginx_connections_active", {}, active, "gauge"),
-        ("nginx_connections_accepted", {}, accepted, "counter"),
-        ("nginx_connections_handled", {}, handled, "counter"),
-        ("nginx_http_requests_total", {}, requests, "counter"),
-        ("nginx_connections_reading", {}, reading, "gauge"),
-        ("nginx_connections_writing", {}, writing, "gauge"),
-        ("nginx_connections_waiting", {}, waiting, "gauge"),
+        Row("nginx_connections_active", {}, active, "gauge"),
+        Row("nginx_connections_accepted", {}, accepted, "counter"),
+        Row("nginx_connections_handled", {}, handled, "counter"),
+        Row("nginx_http_requests_total", {}, requests, "counter"),
+        Row("nginx_connections_reading", {}, reading, "gauge"),
+        Row("nginx_connections_writing", {}, writing, "gauge"),
+        Row("nginx_connections_waiting", {}, waiting, "gauge"),
     ]
 
 
-PARSERS: dict[str, Callable[[str], list[Row]]] = {
+PARSERS: dict[str, Callable[[str, str], list[Row]]] = {  # (body, Content-Type) → rows
     "prometheus": parse_prometheus,
-    "apache": parse_apache,
-    "nginx": parse_nginx,
+    "apache": lambda text, _: parse_apache(text),
+    "nginx": lambda text, _: parse_nginx(text),
 }
+# What Prometheus asks for: OpenMetrics first, then the text format.
+ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 DEFAULT_PATHS = {"prometheus": "/metrics", "apache": "/server-status?auto", "nginx": "/stub_status"}

@@ -51,10 +51,11 @@ class Exposition:
         used = 0
         for series in sources:
             for s in series.values():
-                lines = families.get(s.name)
+                family = s.family or s.name
+                lines = families.get(family)
                 if lines is None:
-                    lines = families[s.name] = [
-                        f"# HELP {s.name} {s.help.translate(_HELP)}\n# TYPE {s.name} {s.kind}\n"
+                    lines = families[family] = [
+                        f"# HELP {family} {s.help.translate(_HELP)}\n# TYPE {family} {s.kind}\n"
                     ]
                 text = cache.get(s.labels)
                 if text is None:
