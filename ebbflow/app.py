@@ -11,6 +11,7 @@ from typing import Any
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig, LeaseConfig
 from ebbflow.controls import ControlsWatch
+from ebbflow.discovery import Inventory
 from ebbflow.health import Health, ReportsHealth
 from ebbflow.lease import Lease
 from ebbflow.nodes import NodeMonitor, Nodes
@@ -51,12 +52,14 @@ class App:
 
 
 def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> PluginContext:
+    bus, nodes = Bus(config.bus_capacity), Nodes.from_config(config.docker)
     return PluginContext(
         app=config,
-        bus=Bus(config.bus_capacity),
-        nodes=Nodes.from_config(config.docker),
+        bus=bus,
+        nodes=nodes,
         clock=clock,
         health=Health(),
+        inventory=Inventory(nodes, bus, clock),
     )
 
 
@@ -119,7 +122,15 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
     controls = ControlsWatch(ctx.bus, store, clock)
-    parts: list[Any] = [*app.outputs.values(), lease, controls, engine, runner, healer]
+    parts: list[Any] = [
+        *app.outputs.values(),
+        ctx.inventory,
+        lease,
+        controls,
+        engine,
+        runner,
+        healer,
+    ]
     if config.reconcile.enabled:
         parts.append(reconciler)
     if monitor.needed:

@@ -149,6 +149,10 @@ def _enable(*plugins: str) -> dict[str, dict[str, Any] | bool]:
     return {name: {} for name in plugins}
 
 
+DEFAULT_INPUTS = _enable("containers", "node", "probes", "scrape")
+DEFAULT_OUTPUTS = _enable("prometheus")
+
+
 class ReconcileConfig(FrozenModel):
     """Keeping plain-engine services at their desired replica count."""
 
@@ -241,10 +245,8 @@ class AppConfig(FrozenModel):
     bus_capacity: int = Field(1024, ge=1)
     docker: DockerConfig = DockerConfig()
     rules: RulesConfig = RulesConfig()
-    inputs: dict[str, dict[str, Any] | bool] = Field(
-        default_factory=lambda: _enable("containers", "node", "probes", "scrape")
-    )
-    outputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: _enable("prometheus"))
+    inputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: dict(DEFAULT_INPUTS))
+    outputs: dict[str, dict[str, Any] | bool] = Field(default_factory=lambda: dict(DEFAULT_OUTPUTS))
     healing: HealingConfig = HealingConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     actuators: tuple[str, ...] = Field(
@@ -302,8 +304,10 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> AppConfig:
-    """File, then environment, then command-line overrides; the last word wins."""
-    data: dict[str, Any] = {}
+    """Defaults, then the file, the environment and command-line overrides; the last word
+    wins. Plugin sections merge like the rest: `inputs: {containers: false}` turns off that
+    one input and keeps the other defaults (it used to replace the whole set)."""
+    data: dict[str, Any] = {"inputs": dict(DEFAULT_INPUTS), "outputs": dict(DEFAULT_OUTPUTS)}
     where = "defaults"
     if path is not None:
         where = str(path)
@@ -315,7 +319,7 @@ def load_config(
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
-        data = loaded
+        data = merge(data, loaded)
     environ = os.environ if environ is None else environ
     data = merge(data, env_overrides(environ, AppConfig.model_fields))
     data = merge(data, overrides or {})

@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig, ConfigError, FrozenModel, validate
+from ebbflow.discovery import Inventory
 from ebbflow.docker_api import DockerHandle
 from ebbflow.health import Health
 from ebbflow.model import (
@@ -37,6 +38,7 @@ class PluginContext:
     nodes: Nodes
     clock: Callable[[], float]
     health: Health
+    inventory: Inventory  # the running containers of every node, kept by the core
 
     @property
     def docker(self) -> DockerHandle:

@@ -1,4 +1,4 @@
-"""Containers input: discovery from Docker events, usage from cgroupfs."""
+"""Containers input: usage from cgroupfs, for the containers the core's inventory finds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .config import ContainersConfig
 def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
     return ContainerInput(
         bus=ctx.bus,
-        nodes=ctx.nodes,
+        inventory=ctx.inventory,
         interval=config.interval or ctx.app.interval,
         timeout=config.timeout,
         clock=ctx.clock,

@@ -53,7 +53,7 @@ async def bench_collect(ctx: PluginContext, cycles: int = 20) -> dict[str, Any]:
     containers = await ctx.docker.running_containers()
     if not containers:
         raise RuntimeError("no running containers to measure")
-    collector = ContainerInput(Bus(), ctx.nodes, 1.0, 60.0, time.time)
+    collector = ContainerInput(Bus(), ctx.inventory, 1.0, 60.0, time.time)
     collector.read_all(containers)  # locate every cgroup once, as a running collector has
     timings: dict[str, list[float]] = {"collector": [], "bare_read": [], "stats_api": []}
     api_cycles = max(1, min(cycles, 3))  # the API path is slow: a few runs make the point

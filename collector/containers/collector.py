@@ -1,6 +1,6 @@
-"""The containers input: discovery on every node, plus one cgroupfs read per running
-container of the nodes on this machine per cycle (a remote engine's containers are
-discovered, for policies and healing, but their cgroups cannot be read from here)."""
+"""The containers input: one cgroupfs read per running container of the nodes on this
+machine per cycle, over the core's inventory (a remote engine's containers are discovered,
+for policies and healing, but their cgroups cannot be read from here)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from pathlib import Path
 import psutil
 
 from ebbflow.bus import Bus
+from ebbflow.discovery import Inventory
 from ebbflow.model import ContainerInfo, Sample, labels_of
-from ebbflow.nodes import Nodes
 
 from ..base import PollingInput
 from ..identity import container_labels
 from .cgroups import CgroupFiles, CgroupReader, NetStats, detect, net_dev_path, read_net_dev
-from .discovery import Discovery
 from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading
 
 log = logging.getLogger("ebbflow.collector.containers")
@@ -30,7 +29,7 @@ class ContainerInput(PollingInput):
     def __init__(
         self,
         bus: Bus,
-        nodes: Nodes,
+        inventory: Inventory,
         interval: float,
         timeout: float,
         clock: Callable[[], float],
@@ -38,8 +37,7 @@ class ContainerInput(PollingInput):
         proc_root: Path = Path("/proc"),
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
-        self.discoveries = [Discovery(handle, bus, clock) for handle in nodes.handles.values()]
-        self._local = [d for d in self.discoveries if d.docker.local]
+        self.inventory = inventory
         self.reader: CgroupReader = detect(cgroup_root, proc_root)
         self.proc_root = proc_root
         self.node_memory = psutil.virtual_memory().total
@@ -120,47 +118,23 @@ class ContainerInput(PollingInput):
     @property
     def up(self) -> bool:
         """Reading cgroups is not enough: a stale inventory is not working either."""
-        return super().up and all(d.connected for d in self.discoveries)
+        return super().up and self.inventory.connected
 
     def health_problem(self) -> str | None:
-        for discovery in self.discoveries:
-            if discovery.problem:
-                return f"engine unavailable: {discovery.docker.display}: {discovery.problem}"
-            if not discovery.connected and self.running:
-                return f"engine {discovery.docker.display}: not connected yet"
-        return super().health_problem()
-
-    @property
-    def watched(self) -> int:
-        return sum(len(d.containers) for d in self.discoveries)
+        return self.inventory.health_problem() or super().health_problem()
 
     async def fetch(self) -> list[Sample]:
-        containers = [info for d in self._local for info in d.containers.values()]
+        containers = [info for d in self.inventory.local for info in d.containers.values()]
         return await asyncio.to_thread(self.read_all, containers)
 
     async def collect_once(self) -> list[Sample]:
-        for discovery in self._local:
-            await discovery.sync()
+        await self.inventory.sync()
         await self.fetch()  # baseline for the CPU rate
         await asyncio.sleep(0.5)
         return await super().collect_once()
 
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for discovery in self.discoveries:
-                group.create_task(discovery.run())
-            group.create_task(super().run())
-
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)
-        yield Sample(
-            "ebbflow_containers_watched",
-            self.watched,
-            (),
-            now,
-            "gauge",
-            "Running containers the containers input watches.",
-        )
         yield Sample(
             "ebbflow_containers_read_errors_total",
             self.read_errors,
@@ -169,12 +143,3 @@ class ContainerInput(PollingInput):
             "counter",
             "Container cgroup reads that failed (container gone).",
         )
-        for discovery in self.discoveries:
-            yield Sample(
-                "ebbflow_docker_events_connected",
-                1.0 if discovery.connected else 0.0,
-                labels_of({"node": discovery.docker.node}) if discovery.docker.node else (),
-                now,
-                "gauge",
-                "1 while the Docker event stream is connected.",
-            )

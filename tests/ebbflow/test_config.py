@@ -11,6 +11,25 @@ def test_defaults_need_no_file() -> None:
     assert "containers" in config.inputs and "prometheus" in config.outputs
 
 
+def test_a_plugin_section_overrides_only_the_plugins_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "inputs:\n  containers: false\n  udp: {listen: '127.0.0.1:0'}\n"
+        "outputs:\n  influxdb: {url: 'http://127.0.0.1:1'}\n"
+    )
+    config = load_config(path, environ={})
+    assert config.inputs == {
+        "containers": False,
+        "node": {},
+        "probes": {},
+        "scrape": {},
+        "udp": {"listen": "127.0.0.1:0"},
+    }
+    assert config.outputs == {"prometheus": {}, "influxdb": {"url": "http://127.0.0.1:1"}}
+    path.write_text("outputs:\n  prometheus: false\n")
+    assert load_config(path, environ={}).outputs == {"prometheus": False}
+
+
 def test_env_overrides_file_and_nest(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("interval: 5\noutputs:\n  prometheus:\n    listen: 127.0.0.1:1\n")

@@ -111,9 +111,9 @@ def test_a_restarted_engine_is_listed_again_and_nothing_meanwhile_is_missed(
     assert ready.returncode == 0 and ready.stdout.startswith("ready"), ready.stdout
     assert ebbflow.stop() == 0
     logs = ebbflow.logs()
-    assert logs.count("discovery: engine unavailable") == 1, logs
+    assert logs.count("ebbflow.discovery: engine unavailable") == 1, logs
     # the re-listing found exactly `before` (restarted by the engine) and `during`
-    assert logs.count("discovery: engine recovered") == 1, logs
+    assert logs.count("ebbflow.discovery: engine recovered") == 1, logs
     assert "answers again, 2 running containers" in logs, logs
 
 
@@ -176,7 +176,7 @@ def test_an_engine_that_never_answers_is_reported_at_once(ebbflow: Ebbflow, tmp_
         assert status_cli.stdout.startswith("not ready")
         assert "  containers: engine unavailable: unix://" in status_cli.stdout
         time.sleep(5)  # backing off, not logging every try
-        assert ebbflow.logs().count("discovery: engine unavailable") == 1
+        assert ebbflow.logs().count("ebbflow.discovery: engine unavailable") == 1
         assert ebbflow.stop() == 0
     finally:
         silent.close()

@@ -4,6 +4,7 @@ from types import MappingProxyType
 
 from ebbflow.bus import Bus
 from ebbflow.collector.containers.collector import ContainerInput
+from ebbflow.discovery import Inventory
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo
 from ebbflow.nodes import Nodes
@@ -12,9 +13,10 @@ from .test_cgroups import CID, PID, CgroupV1, v1  # noqa: F401  (fixture)
 
 
 def make_input(v1: CgroupV1, clock: object) -> ContainerInput:  # noqa: F811
+    bus = Bus()
     collector = ContainerInput(
-        Bus(),
-        Nodes([DockerHandle("unix:///nonexistent")]),
+        bus,
+        Inventory(Nodes([DockerHandle("unix:///nonexistent")]), bus, clock),  # type: ignore[arg-type]
         1.0,
         1.0,
         clock,  # type: ignore[arg-type]

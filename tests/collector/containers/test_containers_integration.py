@@ -9,6 +9,7 @@ import pytest
 
 from ebbflow.bus import Bus
 from ebbflow.collector.containers import ContainerInput
+from ebbflow.discovery import Inventory
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerEvent, ContainerEventKind, SampleBatch
 from ebbflow.nodes import Nodes
@@ -37,10 +38,11 @@ async def test_start_and_die_events_and_cgroup_usage(
     events = bus.subscribe("events", ContainerEvent, capacity=10_000)
     batches = bus.subscribe("batches", SampleBatch, capacity=10_000)
     docker = DockerHandle()
-    collector = ContainerInput(bus, Nodes([docker]), interval=0.3, timeout=5, clock=time.time)
-    task = asyncio.create_task(collector.run())
+    inventory = Inventory(Nodes([docker]), bus, time.time)
+    collector = ContainerInput(bus, inventory, interval=0.3, timeout=5, clock=time.time)
+    tasks = [asyncio.create_task(inventory.run()), asyncio.create_task(collector.run())]
     try:
-        await asyncio.wait_for(collector.discoveries[0].synced.wait(), 20)
+        await asyncio.wait_for(inventory.discoveries[0].synced.wait(), 20)
         name = f"{project}_burn_1"
         await asyncio.to_thread(
             run_container,
@@ -82,8 +84,9 @@ async def test_start_and_die_events_and_cgroup_usage(
             subprocess.run, ["docker", "kill", name], capture_output=True, timeout=30
         )
         await next_event(events, ContainerEventKind.DIE, name)
-        assert all(c.name != name for c in collector.discoveries[0].containers.values())
+        assert all(c.name != name for c in inventory.discoveries[0].containers.values())
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await docker.close()

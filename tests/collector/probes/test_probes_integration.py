@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ebbflow.bus import Bus
-from ebbflow.collector.containers import ContainerInput
 from ebbflow.collector.probes import ProbeInput
+from ebbflow.discovery import Inventory
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import Sample, SampleBatch
 from ebbflow.nodes import Nodes
@@ -59,12 +59,13 @@ async def test_probe_outcomes_and_reasons(
     bus = Bus()
     results = bus.subscribe("results", SampleBatch, capacity=10_000)
     docker = DockerHandle()
-    containers = ContainerInput(bus, Nodes([docker]), interval=5, timeout=5, clock=time.time)
+    # The core's inventory alone feeds the probes: no containers input runs.
+    inventory = Inventory(Nodes([docker]), bus, time.time)
     probes = ProbeInput(bus, Nodes([docker]), time.time, min_interval=0.5)
-    tasks = [asyncio.create_task(containers.run()), asyncio.create_task(probes.run())]
+    tasks = [asyncio.create_task(inventory.run()), asyncio.create_task(probes.run())]
     started: dict[str, float] = {}
     try:
-        await asyncio.wait_for(containers.discoveries[0].synced.wait(), 20)
+        await asyncio.wait_for(inventory.discoveries[0].synced.wait(), 20)
         for name, labels in carriers.items():
             args = [arg for k, v in {**fast, **labels}.items() for arg in ("--label", f"{k}={v}")]
             await asyncio.to_thread(run_container, f"{project}-{name}", "--network", "host", *args)

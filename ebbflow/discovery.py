@@ -5,6 +5,9 @@ Inspect results are cached per container and refreshed only by events. When the 
 breaks for any reason (the engine restarted, the connection dropped, a call timed out),
 discovery reconnects with backoff and re-lists, publishing what started and what went
 away meanwhile. "engine unavailable" and "engine recovered" are logged once each.
+
+The inventory is the core's, not an input's: the rules, healing, the reconciler and every
+label-driven input (probes, scrape) read it, so it runs whichever inputs are enabled.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -22,9 +25,17 @@ import aiohttp
 from ebbflow.bus import Bus
 from ebbflow.docker_api import DockerHandle
 from ebbflow.logs import describe_error
-from ebbflow.model import FOUND_EXITED, ContainerEvent, ContainerEventKind, ContainerInfo
+from ebbflow.model import (
+    FOUND_EXITED,
+    ContainerEvent,
+    ContainerEventKind,
+    ContainerInfo,
+    Sample,
+    labels_of,
+)
+from ebbflow.nodes import Nodes
 
-log = logging.getLogger("ebbflow.collector.discovery")
+log = logging.getLogger("ebbflow.discovery")
 
 WATCHED_EVENTS = ("start", "die", "stop", "destroy", "health_status")
 
@@ -170,3 +181,63 @@ class Discovery:
             self.problem = reason
             await asyncio.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)
+
+
+class Inventory:
+    """Discovery on every node, as one supervised core component."""
+
+    name = "discovery"
+
+    def __init__(self, nodes: Nodes, bus: Bus, clock: Callable[[], float]) -> None:
+        self.discoveries = [Discovery(handle, bus, clock) for handle in nodes.handles.values()]
+        self.running = False
+
+    @property
+    def local(self) -> list[Discovery]:
+        """The nodes on this machine, whose cgroups can be read from here."""
+        return [d for d in self.discoveries if d.docker.local]
+
+    @property
+    def connected(self) -> bool:
+        return all(d.connected for d in self.discoveries)
+
+    def health_problem(self) -> str | None:
+        for discovery in self.discoveries:
+            if discovery.problem:
+                return f"engine unavailable: {discovery.docker.display}: {discovery.problem}"
+            if not discovery.connected and self.running:
+                return f"engine {discovery.docker.display}: not connected yet"
+        return None
+
+    async def sync(self) -> None:
+        """List the local nodes once (for `collect --once`, which runs no event stream)."""
+        for discovery in self.local:
+            await discovery.sync()
+
+    async def run(self) -> None:
+        self.running = True
+        try:
+            async with asyncio.TaskGroup() as group:
+                for discovery in self.discoveries:
+                    group.create_task(discovery.run())
+        finally:
+            self.running = False
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield Sample(
+            "ebbflow_containers_watched",
+            sum(len(d.containers) for d in self.discoveries),
+            (),
+            now,
+            "gauge",
+            "Running containers discovered on every node.",
+        )
+        for discovery in self.discoveries:
+            yield Sample(
+                "ebbflow_docker_events_connected",
+                1.0 if discovery.connected else 0.0,
+                labels_of({"node": discovery.docker.node}) if discovery.docker.node else (),
+                now,
+                "gauge",
+                "1 while the Docker event stream is connected.",
+            )
