@@ -312,9 +312,19 @@ class RuleEngine:
             )
 
     def on_samples(self, samples: Iterable[Sample]) -> list[Decision]:
+        if not self.member_of and not self.by_service_label:
+            return []  # no service to feed
         touched: set[ServiceKey] = set()
+        # Inputs share one labels tuple among a series' samples: look each up once.
+        identities: dict[int, tuple[str, str]] = {}
         for sample in samples:
-            name = sample.label("name")
+            identity = identities.get(id(sample.labels))
+            if identity is None:
+                identity = identities[id(sample.labels)] = (
+                    sample.label("name"),
+                    sample.label("service"),
+                )
+            name, service = identity
             key = self.member_of.get(name) if name else None
             if key is not None:
                 state = self.services[key]
@@ -327,7 +337,7 @@ class RuleEngine:
                     replica.latest[sample.name] = (sample.timestamp, sample.value)
                     touched.add(key)
                 continue
-            key = self.by_service_label.get(sample.label("service"))
+            key = self.by_service_label.get(service)
             if key is not None and key in self.services:
                 state = self.services[key]
                 policy = state.result.policy

@@ -23,3 +23,15 @@ class UdpConfig(FrozenModel):
         256, ge=16, description="A measurement, field, metric or tag name longer is malformed."
     )
     max_tags: int = Field(32, ge=1, description="A line with more tags is malformed.")
+    precision: Literal["ns", "us", "ms", "s"] = Field(
+        "ns", description="What a line-protocol timestamp counts (InfluxDB's `precision`)."
+    )
+    read_buffer: int = Field(
+        8 << 20,
+        ge=4096,
+        description="Socket receive buffer, bytes: what absorbs a burst while a datagram is "
+        "parsed (forced past net.core.rmem_max when run as root).",
+    )
+    set_interval: float = Field(
+        10.0, gt=0, description="Seconds a StatsD set counts unique members over (statsd's flush)."
+    )

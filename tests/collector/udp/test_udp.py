@@ -8,6 +8,7 @@ import pytest
 
 from ebbflow.bus import Bus
 from ebbflow.collector.udp import UdpConfig, UdpInput
+from ebbflow.collector.udp.listener import KernelDrops, open_socket
 from ebbflow.model import SampleBatch
 
 from ...conftest import bound_address
@@ -93,8 +94,8 @@ def test_one_bad_line_costs_only_itself_and_never_a_traceback(
         out = udp.parse_datagram(datagram, "test")
         # An error nobody foresaw in one line: still that line's, counted.
         monkeypatch.setattr(
-            "ebbflow.collector.udp.collector.parse_line_protocol",
-            lambda line: (_ for _ in ()).throw(RecursionError("deep")),
+            "ebbflow.collector.udp.collector.parse_lines",
+            lambda line, precision: (_ for _ in ()).throw(RecursionError("deep")),
         )
         assert udp.parse_datagram(b"a b=1\nc d=2", "test") == []
     assert [(s.name, s.labels, s.value) for s in out] == [
@@ -107,11 +108,64 @@ def test_one_bad_line_costs_only_itself_and_never_a_traceback(
 def test_lines_end_at_newline_only() -> None:
     udp = UdpInput(Bus(), UdpConfig(), _Clock())
     out = udp.parse_datagram("m,t=a\u2028b v=1\r\nm,t=c\x1cd\vx v=2".encode(), "test")
-    assert [(s.labels, s.value) for s in out] == [
-        ((("t", "a\u2028b"),), 1.0),
-        ((("t", "c\x1cd\vx"),), 2.0),
+    # U+2028 is data; \x1c and \v are control characters: that line is refused, whole
+    assert [(s.labels, s.value) for s in out] == [((("t", "a\u2028b"),), 1.0)]
+    assert udp.malformed == 1
+
+
+def test_names_that_meet_are_refused_not_merged() -> None:
+    udp = UdpInput(Bus(), UdpConfig(), _Clock())
+    out = udp.parse_datagram(b"cpu usage_idle=1\ncpu_usage idle=2\ncpu-usage idle=3", "test")
+    assert [(s.name, s.value) for s in out] == [("cpu_usage_idle", 1.0)]
+    assert (udp.names.collisions, udp.malformed) == (2, 2)
+    out = udp.parse_datagram(b"m,ho-st=a,ho_st=b v=1", "test")
+    assert out == [] and udp.malformed == 3  # two tags, one label name
+
+
+def test_statsd_and_dogstatsd_types() -> None:
+    udp = UdpInput(Bus(), UdpConfig(set_interval=10), clock := _Clock())
+    lines = [
+        "hits:1|c",
+        "hits:2|c|@0.5",
+        "hits:-1|c",  # a decrement: refused, counted
+        "users:a|s",
+        "users:b|s",
+        "users:a|s",
+        "lat:1:2:3|d|#canary",
+        "lat:5|d",
+        "_sc|db|2|h:web1|#env:prod|m:down",
+        "_e{4,4}:boom|text|t:error",
     ]
-    assert udp.malformed == 0
+    out = udp.parse_datagram("\n".join(lines).encode(), "test")
+    last = {(s.name, s.labels): s.value for s in out}
+    assert last[("hits_total", ())] == 5  # 1 + 2 / 0.5
+    assert udp.decrements == 1 and udp.malformed == 1
+    assert last[("users", ())] == 2  # unique members this interval
+    assert last[("lat_count", (("canary", "true"),))] == 3
+    assert last[("lat_count", ())] == 1  # the valueless tag kept them apart
+    assert last[("lat_sum", (("canary", "true"),))] == 6
+    assert (
+        last[
+            ("dogstatsd_service_check_status", (("check", "db"), ("env", "prod"), ("host", "web1")))
+        ]
+        == 2
+    )
+    assert last[("dogstatsd_events_total", (("alert_type", "error"), ("priority", "normal")))] == 1
+    clock.now += 11  # a new set interval
+    out = udp.parse_datagram(b"users:c|s", "test")
+    assert [(s.name, s.value) for s in out] == [("users", 1.0)]
+
+
+def test_expiry_counts_from_arrival_not_the_client_timestamp() -> None:
+    bus = Bus()
+    udp = UdpInput(bus, UdpConfig(expire_after=10), clock := _Clock())
+    clock.now = 1_000_000.0
+    udp.parse_datagram(b"old v=1 1000000000\nold:1|g|T1", "test")  # stamped 999,999 s ago
+    full = bus.subscribe("t", SampleBatch)
+    udp.retire_expired()
+    batch = full.get_nowait()
+    assert isinstance(batch, SampleBatch)
+    assert sorted(s.name for s in batch.samples) == ["old", "old_v"]
 
 
 def test_tag_values_are_cut_to_the_bound_and_counted() -> None:
@@ -119,3 +173,18 @@ def test_tag_values_are_cut_to_the_bound_and_counted() -> None:
     out = udp.parse_datagram(b"m,t=" + b"x" * 60_000 + b" v=1\nm,a=1,b=2,c=3 v=1", "test")
     assert [(s.labels, s.value) for s in out] == [((("t", "x" * 16),), 1.0)]
     assert (udp.truncated, udp.malformed) == (1, 1)  # the line with 3 tags: max_tags
+
+
+def test_kernel_drops_are_read_from_the_socket_table() -> None:
+    """A socket nobody reads, with the smallest buffer: what overflows is counted by the
+    kernel, and read back for this socket alone."""
+    sock = open_socket(("127.0.0.1", 0), 4096)
+    try:
+        drops = KernelDrops(sock)
+        assert drops.read() == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(200):
+                sender.sendto(b"x" * 1000, sock.getsockname())
+        assert drops.read() > 0
+    finally:
+        sock.close()
