@@ -16,7 +16,7 @@ from ..base import PollingInput
 from ..identity import container_labels
 from ..label_errors import LabelErrors
 from ..watch import ContainerWatch
-from .formats import ACCEPT, PARSERS
+from .formats import ACCEPT, DOWN, PARSERS, RATES, Row
 from .spec import ScrapeSpec, parse_scrape
 
 log = logging.getLogger("ebbflow.collector.scrape")
@@ -51,6 +51,8 @@ class ScrapeInput(PollingInput):
         self.watch = ContainerWatch(bus, "scrape")
         self.target_timeout = timeout * 0.8  # one slow target never fails the whole cycle
         self.target_up: dict[str, bool] = {}
+        # (container id, counter) → (when, value) at the last scrape, for RATES
+        self._previous: dict[tuple[str, str], tuple[float, float]] = {}
         self.config_errors = LabelErrors("scrape", "ebbflow_scrape_config_errors", log)
 
     def targets(
@@ -88,7 +90,7 @@ class ScrapeInput(PollingInput):
                     "container %s: scrape of %s failed: %r", info.name, spec.url(info.address), err
                 )
             self.target_up[info.id] = False
-            return [
+            down = [
                 Sample(
                     "ebbflow_scrape_up",
                     0.0,
@@ -98,6 +100,12 @@ class ScrapeInput(PollingInput):
                     "1 when the app endpoint answered and parsed.",
                 )
             ]
+            if spec.format in DOWN:
+                row = DOWN[spec.format]
+                down.append(
+                    Sample(row.name, row.value, labels_of(identity), now, row.kind, row.help)
+                )
+            return down
         if not self.target_up.get(info.id, True):
             log.info("container %s: scrape recovered", info.name)
         self.target_up[info.id] = True
@@ -111,10 +119,25 @@ class ScrapeInput(PollingInput):
                 "1 when the app endpoint answered and parsed.",
             )
         ]
-        for row in rows:
+        for row in [*rows, *self.rates(info.id, spec.format, rows, now)]:
             labels = labels_of(with_identity(row.labels, identity))
             samples.append(Sample(row.name, row.value, labels, now, row.kind, row.help, row.family))
         return samples
+
+    def rates(self, target: str, page_format: str, rows: list[Row], now: float) -> list[Row]:
+        """Per-second rates from the change of a counter since this target's last scrape."""
+        counters = {row.name: row.value for row in rows if not row.labels}
+        out = []
+        for name, (fmt, counter, scale, help_text) in RATES.items():
+            if fmt != page_format or counter not in counters:
+                continue
+            value = counters[counter]
+            previous = self._previous.get((target, counter))
+            self._previous[(target, counter)] = (now, value)
+            if previous is not None and now > previous[0] and value >= previous[1]:
+                rate = (value - previous[1]) * scale / (now - previous[0])
+                out.append(Row(name, {}, rate, "gauge", "", help_text))
+        return out
 
     async def scrape_all(self, containers: Iterable[ContainerInfo]) -> list[Sample]:
         now = self.clock()
@@ -125,6 +148,7 @@ class ScrapeInput(PollingInput):
             results = await asyncio.gather(*(self.scrape(session, i, s, now) for i, s in targets))
         live = {info.id for info, _ in targets}
         self.target_up = {k: v for k, v in self.target_up.items() if k in live}
+        self._previous = {k: v for k, v in self._previous.items() if k[0] in live}
         return [sample for samples in results for sample in samples]
 
     async def fetch(self) -> list[Sample]:

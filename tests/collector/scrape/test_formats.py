@@ -3,15 +3,39 @@ import pytest
 from ebbflow.collector.scrape.formats import parse_apache, parse_nginx, parse_prometheus
 
 APACHE = """127.0.0.1
-ServerVersion: Apache/2.4.57
+ServerVersion: Apache/2.4.57 (Debian)
+ServerMPM: event
+ParentServerConfigGeneration: 2
+ParentServerMPMGeneration: 1
+Load1: 0.35
+Load5: 0.38
+Load15: 0.34
 Total Accesses: 1200
 Total kBytes: 3400
+Total Duration: 5150
+CPUUser: .5
+CPUSystem: .25
+CPUChildrenUser: .25
+CPUChildrenSystem: 0
 CPULoad: .0125
 Uptime: 3600
 ReqPerSec: .333
+BytesPerSec: 967.1
 BusyWorkers: 3
 IdleWorkers: 7
+Processes: 3
+Stopping: 1
+ConnsTotal: 5
+ConnsAsyncWaitIO: 0
+ConnsAsyncWriting: 1
+ConnsAsyncKeepAlive: 2
+ConnsAsyncClosing: 1
 Scoreboard: _W_K_..RR
+"""
+TENGINE = """Active connections: 2
+server accepts handled requests request_time
+ 10 10 40 1234
+Reading: 0 Writing: 1 Waiting: 1
 """
 NGINX = """Active connections: 291
 server accepts handled requests
@@ -33,6 +57,22 @@ def test_apache_mod_status() -> None:
     assert r[("apache_scoreboard", (("state", "reply"),))][0] == 1
     assert r[("apache_scoreboard", (("state", "read"),))][0] == 2
     assert r[("apache_scoreboard", (("state", "open_slot"),))][0] == 2
+    assert r[("apache_scoreboard", (("state", "dns"),))][0] == 0  # every state, as the exporter
+    assert r[("apache_connections", (("state", "total"),))] == (5, "gauge")
+    assert r[("apache_connections", (("state", "writing"),))] == (1, "gauge")
+    assert r[("apache_connections", (("state", "keepalive"),))] == (2, "gauge")
+    assert r[("apache_connections", (("state", "closing"),))] == (1, "gauge")
+    assert r[("apache_cpu_time_ms_total", (("type", "user"),))] == (750, "counter")
+    assert r[("apache_cpu_time_ms_total", (("type", "system"),))] == (250, "counter")
+    assert r[("apache_duration_ms_total", ())] == (5150, "counter")
+    assert r[("apache_load", (("interval", "5min"),))] == (0.38, "gauge")
+    assert r[("apache_generation", (("type", "config"),))] == (2, "gauge")
+    assert r[("apache_processes", (("state", "stopping"),))] == (1, "gauge")
+    assert r[("apache_version", ())] == (2.04057, "gauge")
+    assert r[("apache_info", (("mpm", "event"), ("version", "Apache/2.4.57 (Debian)")))][0] == 1
+    assert r[("apache_uptime_seconds_total", ())] == (3600, "counter")
+    # the page's lifetime averages are not rates: not exported under rate names
+    assert not any("per_second" in name for name, _ in r)
 
 
 def test_nginx_stub_status() -> None:
@@ -41,6 +81,32 @@ def test_nginx_stub_status() -> None:
     assert r[("nginx_connections_handled", ())] == (16630947, "counter")
     assert r[("nginx_http_requests_total", ())] == (31070465, "counter")
     assert r[("nginx_connections_waiting", ())] == (106, "gauge")
+    assert r[("nginx_up", ())] == (1, "gauge")
+
+
+def test_tengine_stub_status() -> None:
+    r = rows(parse_nginx(TENGINE))
+    assert r[("nginx_http_requests_total", ())] == (40, "counter")
+    assert r[("tengine_request_time_ms_total", ())] == (1234, "counter")
+    assert r[("nginx_connections_active", ())] == (2, "gauge")
+
+
+def test_real_rates_from_counter_changes_between_scrapes() -> None:
+    from ebbflow.bus import Bus
+    from ebbflow.collector.scrape import ScrapeInput
+    from ebbflow.docker_api import DockerHandle
+    from ebbflow.nodes import Nodes
+
+    scrape = ScrapeInput(Bus(), Nodes([DockerHandle("unix:///nonexistent")]), 5, 5, lambda: 0.0)
+    first = parse_apache(APACHE)
+    assert scrape.rates("c1", "apache", first, 100.0) == []  # nothing to compare with
+    later = parse_apache(APACHE.replace("Total Accesses: 1200", "Total Accesses: 1260"))
+    rates = {row.name: row.value for row in scrape.rates("c1", "apache", later, 110.0)}
+    assert rates == {"apache_requests_per_second": 6.0, "apache_bytes_per_second": 0.0}
+    restarted = parse_apache(APACHE.replace("Total Accesses: 1200", "Total Accesses: 3"))
+    assert "apache_requests_per_second" not in {
+        row.name for row in scrape.rates("c1", "apache", restarted, 120.0)
+    }
 
 
 def test_prometheus_text() -> None:
