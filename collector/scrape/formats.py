@@ -153,8 +153,8 @@ def parse_apache(text: str) -> list[Row]:
         rows.append(Row(name, {}, 0.0, kind, "", help_text))
     if any(key in fields for key in APACHE_CPU):
         cpu = {"user": 0.0, "system": 0.0}
-        for key, kind in APACHE_CPU.items():
-            cpu[kind] += float(fields.get(key, 0))
+        for key, cpu_type in APACHE_CPU.items():
+            cpu[cpu_type] += float(fields.get(key, 0))
         rows += [
             Row("apache_cpu_time_ms_total", {"type": t}, 1000 * v, "counter", "", "Apache CPU time")
             for t, v in cpu.items()
