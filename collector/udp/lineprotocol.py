@@ -41,14 +41,13 @@ DIGITS = frozenset("0123456789")
 NUMBER_START = frozenset("0123456789-.")
 TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 MEASUREMENT_ESCAPES = frozenset(", ")
 KEY_ESCAPES = frozenset(",= ")  # tag keys, tag values, field keys
 STRING_ESCAPES = frozenset('"\\')
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per line, on the hot path
 class LinePoint:
     measurement: str
     tags: dict[str, str]
@@ -145,7 +144,7 @@ def _timestamp(raw: str, scale: int) -> float | None:
 def _plain(line: str, scale: int) -> LinePoint | None:
     """The fast path: a valid line without escapes or strings, else None (then the
     scanner decides, and words the error)."""
-    if CONTROL.search(line):
+    if not line.isprintable():  # control characters (and some Unicode): the scanner decides
         return None
     head, sep, rest = line.partition(" ")
     if not sep:
