@@ -1,10 +1,14 @@
-"""The node input: one psutil pass per cycle, in a worker thread."""
+"""The node input: node_exporter's collectors, each read in isolation every cycle in a worker
+thread; one that fails costs only its own series, and says so in
+node_scrape_collector_success{collector}, as node_exporter does."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 
 import psutil
@@ -13,9 +17,13 @@ from ebbflow.bus import Bus
 from ebbflow.model import MetricKind, Sample, labels_of
 
 from ..base import PollingInput
+from .collectors import COLLECTORS
 from .config import NodeConfig
 from .meminfo import read_meminfo
-from .metrics import DISK, FILESYSTEM, FILESYSTEM_COUNTS, NETWORK
+from .metrics import FILESYSTEM, FILESYSTEM_COUNTS
+from .source import Paths
+
+log = logging.getLogger("ebbflow.collector.node")
 
 DEVICE_ERROR = "node_filesystem_device_error"
 DEVICE_ERROR_HELP = "Whether an error occurred while getting statistics for the given device."
@@ -40,6 +48,14 @@ class NodeInput(PollingInput):
         self.config = config
         self.node = config.name or socket.gethostname()
         self._last_cpu: tuple[float, float] | None = None  # (busy, total) seconds
+        self.paths = Paths(
+            config.proc_root,
+            config.sys_root,
+            config.etc_root,
+            config.run_root,
+            {"ignored_devices": config.ignored_devices},
+        )
+        self.failing: set[str] = set()
 
     def _sample(
         self,
@@ -57,12 +73,11 @@ class NodeInput(PollingInput):
     def read(self) -> list[Sample]:
         now = self.clock()
         out: list[Sample] = []
-        self._cpu(out, now)
         for minutes, value in zip((1, 5, 15), os.getloadavg(), strict=True):
             self._sample(
                 out, f"node_load{minutes}", value, now, help_text=f"{minutes}m load average."
             )
-        for name, value, help_text in read_meminfo():
+        for name, value, help_text in read_meminfo(self.config.proc_root / "meminfo"):
             self._sample(out, name, value, now, help_text=help_text)
         memory = psutil.virtual_memory()
         self._sample(
@@ -73,58 +88,42 @@ class NodeInput(PollingInput):
             help_text="Memory in use (total less available), percent.",
         )
         self._filesystems(out, now)
-        for device, disk in psutil.disk_io_counters(perdisk=True).items():
-            for field, (name, help_text, scale) in DISK.items():
-                self._sample(
-                    out,
-                    name,
-                    getattr(disk, field) * scale,
-                    now,
-                    "counter",
-                    help_text,
-                    labels={"device": device},
-                )
-        for device, nic in psutil.net_io_counters(pernic=True).items():
-            if device in self.config.ignored_devices:
-                continue
-            for field, (name, help_text) in NETWORK.items():
-                self._sample(
-                    out,
-                    name,
-                    getattr(nic, field),
-                    now,
-                    "counter",
-                    help_text,
-                    labels={"device": device},
-                )
-        self._sample(
-            out,
-            "node_boot_time_seconds",
-            psutil.boot_time(),
-            now,
-            help_text="Boot time, Unix seconds.",
-        )
+        for name in self.config.collectors:
+            self._collect(name, out, now)
+        self._cpu_percent(out, now)
         return out
 
-    def _cpu(self, out: list[Sample], now: float) -> None:
-        busy_total = 0.0
-        all_total = 0.0
-        for cpu, times in enumerate(psutil.cpu_times(percpu=True)):
-            for mode, seconds in times._asdict().items():
-                if mode in ("guest", "guest_nice"):  # already counted in user/nice
-                    continue
-                self._sample(
-                    out,
-                    "node_cpu_seconds_total",
-                    seconds,
-                    now,
-                    "counter",
-                    "Seconds the CPUs spent in each mode.",
-                    labels={"cpu": str(cpu), "mode": mode},
-                )
-                all_total += seconds
-                if mode not in ("idle", "iowait"):
-                    busy_total += seconds
+    def _collect(self, name: str, out: list[Sample], now: float) -> None:
+        """One collector, isolated: its failure is its own, logged when it starts and ends."""
+        started = time.perf_counter()
+        try:
+            rows = COLLECTORS[name](self.paths)
+        except Exception as err:  # this collector's, whatever it is
+            success = 0.0
+            if name not in self.failing:
+                log.warning("node: collector %s failed: %s: %s", name, type(err).__name__, err)
+                self.failing.add(name)
+        else:
+            success = 1.0
+            if name in self.failing:
+                log.info("node: collector %s works again", name)
+                self.failing.discard(name)
+            for row in rows:
+                self._sample(out, row.name, row.value, now, row.kind, row.help, row.labels)
+        labels = {"collector": name}
+        self._sample(out, "node_scrape_collector_duration_seconds",
+                     time.perf_counter() - started, now, "gauge",
+                     "node_exporter: Duration of a collector scrape.", labels)  # fmt: skip
+        self._sample(out, "node_scrape_collector_success", success, now, "gauge",
+                     "node_exporter: Whether a collector succeeded.", labels)  # fmt: skip
+
+    def _cpu_percent(self, out: list[Sample], now: float) -> None:
+        busy_total = all_total = 0.0
+        for s in out:
+            if s.name == "node_cpu_seconds_total":
+                all_total += s.value
+                if s.label("mode") not in ("idle", "iowait"):
+                    busy_total += s.value
         if self._last_cpu is not None and all_total > self._last_cpu[1]:
             busy = (busy_total - self._last_cpu[0]) / (all_total - self._last_cpu[1])
             self._sample(

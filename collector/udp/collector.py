@@ -32,6 +32,7 @@ SeriesKey = tuple[str, Labels]
 LOG_EVERY = 10.0
 DRAIN = 256  # datagrams read per wake-up at most, so a flood never starves the loop
 MAX_DATAGRAM = 65535
+CACHED_TAGS_LENGTH = 1024  # characters of tag values a cached tag set may hold
 SERVICE_CHECK_HELP = "A DogStatsD service check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 EVENTS_HELP = "DogStatsD events received, by alert type and priority."
 
@@ -91,9 +92,12 @@ class UdpInput:
         if cached is None:
             before = self.truncated
             cached = self._convert_labels(tags, extra), self.truncated - before
-            if len(self._label_cache) >= 4 * self.config.max_series:
-                self._label_cache.clear()
-            self._label_cache[key] = cached
+            # Only short tag sets are kept: the cache's keys are the raw values, and a
+            # hostile sender's 60 kB tags must cost memory once, not once per line.
+            if sum(len(v) for _, v in key) <= CACHED_TAGS_LENGTH:
+                if len(self._label_cache) >= 4 * self.config.max_series:
+                    self._label_cache.clear()
+                self._label_cache[key] = cached
         else:
             self.truncated += cached[1]  # each line's cut values count
         return cached[0]
