@@ -21,7 +21,9 @@ from ebbflow.labels import parse_labels
 
 CPU_METRIC = "ebbflow_container_cpu_percent"
 MEMORY_METRIC = "ebbflow_container_memory_percent"
-METRIC_ALIASES = {"cpu": CPU_METRIC, "memory": MEMORY_METRIC}
+# The share of CFS periods in which the container was throttled (its CPU limit bit)
+THROTTLING_METRIC = "ebbflow_container_cpu_throttled_percent"
+METRIC_ALIASES = {"cpu": CPU_METRIC, "memory": MEMORY_METRIC, "throttling": THROTTLING_METRIC}
 PERCENT_METRICS = {CPU_METRIC, MEMORY_METRIC}
 
 # label → policy setting
@@ -117,7 +119,8 @@ class MetricRule(FrozenModel):
         return self.metric
 
     def show(self, value: float) -> str:
-        return f"{value:.1f}%" if self.metric in PERCENT_METRICS else f"{value:.4g}"
+        percent = self.metric in PERCENT_METRICS or self.metric == THROTTLING_METRIC
+        return f"{value:.1f}%" if percent else f"{value:.4g}"
 
 
 class Policy(FrozenModel):

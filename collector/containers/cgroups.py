@@ -24,6 +24,9 @@ class CgroupFiles:
     paths: dict[str, str]
     limits: tuple[float | None, int | None] = (None, None)  # (cores, memory bytes)
     limits_read_at: float = field(default=float("-inf"))
+    # cAdvisor's container_spec_* values (quota, period, shares, reservation, swap limit),
+    # read with the limits
+    spec: dict[str, float] = field(default_factory=dict)
 
     def limits_due(self) -> bool:
         return time.monotonic() - self.limits_read_at >= LIMITS_TTL
@@ -46,6 +49,19 @@ class CgroupStats:
     memory_limit_bytes: int | None
     io_read_bytes: int
     io_write_bytes: int
+    # cAdvisor's further series; None where this cgroup version has no such file
+    cfs_periods: int | None = None
+    cfs_throttled_periods: int | None = None
+    cfs_throttled_seconds: float | None = None
+    memory_swap_bytes: int | None = None
+    memory_mapped_file_bytes: int | None = None
+    memory_max_usage_bytes: int | None = None
+    memory_failcnt: int | None = None
+    # (failure_type, scope) → count: pgfault/pgmajfault, container/hierarchy
+    memory_failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    # "MAJ:MIN" → [read bytes, written bytes, reads, writes]
+    io_devices: dict[str, list[int]] = field(default_factory=dict)
+    spec: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +113,77 @@ def _limit(value: int) -> int | None:
 
 def _quota_cores(quota: int, period: int) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
+
+
+def _optional_int(path: str) -> int | None:
+    try:
+        return _read_int(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _spec_limit(value: int | None) -> float:
+    """cAdvisor's spec value: 0 when unlimited."""
+    return float(value) if value is not None and 0 < value < UNLIMITED else 0.0
+
+
+def _throttling(cpu_stat: dict[str, str], time_key: str, per_second: float) -> dict[str, object]:
+    periods = _int_of(cpu_stat, "nr_periods")
+    throttled = _int_of(cpu_stat, "nr_throttled")
+    time_value = _int_of(cpu_stat, time_key)
+    return {
+        "cfs_periods": periods,
+        "cfs_throttled_periods": throttled,
+        "cfs_throttled_seconds": None if time_value is None else time_value / per_second,
+    }
+
+
+TASK_STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "I": "sleeping",
+    "D": "uninterruptible",
+    "T": "stopped",
+    "t": "stopped",
+}
+
+
+def task_states(tasks_path: str, proc_root: Path) -> dict[str, int]:
+    """How many of a cgroup's threads are in each state (cAdvisor's container_tasks_state),
+    from each thread's /proc/TID/stat; a thread gone meanwhile is not counted."""
+    counts: dict[str, int] = {}
+    if not tasks_path:
+        return counts
+    try:
+        tids = _read(tasks_path).split()
+    except OSError:
+        return counts
+    for tid in tids:
+        try:
+            state = _read(f"{proc_root}/{tid}/stat").rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state in TASK_STATES:
+            counts[TASK_STATES[state]] = counts.get(TASK_STATES[state], 0) + 1
+    return counts
+
+
+def block_device_names(sys_root: Path) -> dict[str, str]:
+    """MAJ:MIN → /dev/NAME, cAdvisor's `device` label on block I/O series."""
+    names: dict[str, str] = {}
+    root = sys_root / "dev" / "block"
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return names
+    for entry in entries:
+        try:
+            for line in (entry / "uevent").read_text().splitlines():
+                if line.startswith("DEVNAME="):
+                    names[entry.name] = "/dev/" + line.removeprefix("DEVNAME=")
+        except OSError:
+            continue
+    return names
 
 
 def read_proc_cgroup(proc_root: Path, pid: int) -> dict[str, str]:
@@ -161,36 +248,79 @@ class CgroupV1:
                 if (blkio / name).exists():
                     blkio_file = str(blkio / name)
                     break
+        serviced = ""
+        if blkio is not None:
+            for name in ("blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced"):
+                if (blkio / name).exists():
+                    serviced = str(blkio / name)
+                    break
+        cpu, memory = dirs["cpu"], dirs["memory"]
         return CgroupFiles(
             {
                 "usage": str(dirs["cpuacct"] / "cpuacct.usage"),
                 "stat": str(dirs["cpuacct"] / "cpuacct.stat"),
-                "quota": str(dirs["cpu"] / "cpu.cfs_quota_us"),
-                "period": str(dirs["cpu"] / "cpu.cfs_period_us"),
-                "memory_stat": str(dirs["memory"] / "memory.stat"),
-                "memory_usage": str(dirs["memory"] / "memory.usage_in_bytes"),
-                "memory_limit": str(dirs["memory"] / "memory.limit_in_bytes"),
+                "quota": str(cpu / "cpu.cfs_quota_us"),
+                "period": str(cpu / "cpu.cfs_period_us"),
+                "shares": str(cpu / "cpu.shares"),
+                "cpu_stat": str(cpu / "cpu.stat"),
+                "memory_stat": str(memory / "memory.stat"),
+                "memory_usage": str(memory / "memory.usage_in_bytes"),
+                "memory_limit": str(memory / "memory.limit_in_bytes"),
+                "memory_max_usage": str(memory / "memory.max_usage_in_bytes"),
+                "memory_failcnt": str(memory / "memory.failcnt"),
+                "memory_soft_limit": str(memory / "memory.soft_limit_in_bytes"),
+                "memory_swap_limit": str(memory / "memory.memsw.limit_in_bytes"),
                 "blkio": blkio_file,
+                "serviced": serviced,
+                "tasks": str(cpu / "tasks"),
             }
         )
+
+    def root_files(self) -> CgroupFiles:
+        """The host's root cgroup (cAdvisor's id="/")."""
+        paths = {
+            "usage": "cpuacct/cpuacct.usage", "stat": "cpuacct/cpuacct.stat",
+            "quota": "cpu/cpu.cfs_quota_us", "period": "cpu/cpu.cfs_period_us",
+            "shares": "cpu/cpu.shares", "cpu_stat": "cpu/cpu.stat",
+            "memory_stat": "memory/memory.stat", "memory_usage": "memory/memory.usage_in_bytes",
+            "memory_limit": "memory/memory.limit_in_bytes",
+            "memory_max_usage": "memory/memory.max_usage_in_bytes",
+            "memory_failcnt": "memory/memory.failcnt",
+            "memory_soft_limit": "memory/memory.soft_limit_in_bytes",
+            "memory_swap_limit": "memory/memory.memsw.limit_in_bytes",
+            "blkio": "blkio/blkio.throttle.io_service_bytes",
+            "serviced": "blkio/blkio.throttle.io_serviced",
+        }  # fmt: skip
+        return CgroupFiles({k: str(self.root / v) for k, v in paths.items()})
 
     @staticmethod
     def files(files: CgroupFiles) -> list[str]:
         """The files one steady-state `read` opens (limits are cached)."""
         return [
             files.paths[k]
-            for k in ("usage", "stat", "memory_stat", "memory_usage", "blkio")
+            for k in (
+                "usage", "stat", "cpu_stat", "memory_stat", "memory_usage", "memory_max_usage",
+                "memory_failcnt", "blkio", "serviced",
+            )
             if files.paths[k]
-        ]
+        ]  # fmt: skip
 
     def read(self, files: CgroupFiles) -> CgroupStats:
         paths = files.paths
         if files.limits_due():
-            try:
-                cores = _quota_cores(_read_int(paths["quota"]), _read_int(paths["period"]))
-            except OSError:
-                cores = None
-            files.keep_limits(cores, _limit(_read_int(paths["memory_limit"])))
+            quota, period = _optional_int(paths["quota"]), _optional_int(paths["period"])
+            cores = _quota_cores(quota, period) if quota and period else None
+            memory_limit = _read_int(paths["memory_limit"])
+            files.keep_limits(cores, _limit(memory_limit))
+            files.spec = {
+                "memory_limit": _spec_limit(memory_limit),
+                "memory_reservation": _spec_limit(_optional_int(paths["memory_soft_limit"])),
+                "memory_swap": _spec_limit(_optional_int(paths["memory_swap_limit"])),
+                "cpu_shares": float(_optional_int(paths["shares"]) or 0),
+                "cpu_period": float(period or 0),
+            }
+            if quota is not None and quota > 0:
+                files.spec["cpu_quota"] = float(quota)
         user = system = None
         try:
             ticks = _flat_keyed(_read(paths["stat"]))
@@ -202,7 +332,25 @@ class CgroupV1:
         usage = _read_int(paths["memory_usage"])
         inactive = _int_of(mem_stat, "total_inactive_file", "inactive_file") or 0
         read_bytes, write_bytes = self._blkio(paths["blkio"])
+        try:
+            cpu_stat = _flat_keyed(_read(paths["cpu_stat"]))
+        except OSError:
+            cpu_stat = {}
+        failures = {
+            (kind, scope): value
+            for kind in ("pgfault", "pgmajfault")
+            for scope, key in (("container", kind), ("hierarchy", f"total_{kind}"))
+            if (value := _int_of(mem_stat, key)) is not None
+        }
         return CgroupStats(
+            **_throttling(cpu_stat, "throttled_time", 1e9),  # type: ignore[arg-type]
+            memory_swap_bytes=_int_of(mem_stat, "total_swap", "swap"),
+            memory_mapped_file_bytes=_int_of(mem_stat, "total_mapped_file", "mapped_file"),
+            memory_max_usage_bytes=_optional_int(paths["memory_max_usage"]),
+            memory_failcnt=_optional_int(paths["memory_failcnt"]),
+            memory_failures=failures,
+            io_devices=self._per_device(paths["blkio"], paths["serviced"]),
+            spec=files.spec,
             cpu_seconds=_read_int(paths["usage"]) / 1e9,
             cpu_user_seconds=user,
             cpu_system_seconds=system,
@@ -217,17 +365,67 @@ class CgroupV1:
         )
 
     @staticmethod
+    def _per_device(bytes_path: str, serviced_path: str) -> dict[str, list[int]]:
+        devices: dict[str, list[int]] = {}
+        for path, offset in ((bytes_path, 0), (serviced_path, 2)):
+            if not path:
+                continue
+            try:
+                text = _read(path)
+            except OSError:
+                continue
+            for line in text.splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                    slot = devices.setdefault(parts[0], [0, 0, 0, 0])
+                    slot[offset + (parts[1] == "Write")] += int(parts[2])
+        return devices
+
+    @staticmethod
     def _blkio(path: str) -> tuple[int, int]:
-        if not path:
-            return 0, 0
         read = write = 0
-        for line in _read(path).splitlines():
+        try:
+            text = _read(path) if path else ""
+        except OSError:  # the root cgroup without blkio accounting
+            text = ""
+        for line in text.splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[1] == "Read":
                 read += int(parts[2])
             elif len(parts) == 3 and parts[1] == "Write":
                 write += int(parts[2])
         return read, write
+
+
+V2_FILES = {
+    "cpu": "cpu.stat",
+    "cpu_max": "cpu.max",
+    "cpu_weight": "cpu.weight",
+    "memory_stat": "memory.stat",
+    "memory_current": "memory.current",
+    "memory_max": "memory.max",
+    "memory_low": "memory.low",
+    "memory_peak": "memory.peak",
+    "memory_events": "memory.events",
+    "swap_current": "memory.swap.current",
+    "swap_max": "memory.swap.max",
+    "io": "io.stat",
+    "tasks": "cgroup.threads",
+}
+
+
+def _v2_limit(path: str) -> int | None:
+    """A v2 limit file: `max` (or no file) is unlimited."""
+    try:
+        raw = _read(path).strip()
+    except OSError:
+        return None
+    return None if raw == "max" else _limit(int(raw))
+
+
+def _weight_to_shares(weight: int) -> float:
+    """cgroup v2's cpu.weight (1..10000) as v1 cpu.shares, the mapping cAdvisor uses."""
+    return float(2 + ((weight - 1) * 262142) // 9999)
 
 
 class CgroupV2:
@@ -249,19 +447,20 @@ class CgroupV2:
                     break
         if base is None:
             raise FileNotFoundError(f"no cgroup found for container {container_id[:12]}")
-        names = {
-            "cpu": "cpu.stat",
-            "cpu_max": "cpu.max",
-            "memory_stat": "memory.stat",
-            "memory_current": "memory.current",
-            "memory_max": "memory.max",
-            "io": "io.stat",
-        }
-        return CgroupFiles({key: str(base / name) for key, name in names.items()})
+        return CgroupFiles({key: str(base / name) for key, name in V2_FILES.items()})
+
+    def root_files(self) -> CgroupFiles:
+        """The host's root cgroup (cAdvisor's id="/"); v2 keeps no memory.current there."""
+        paths = {key: str(self.root / name) for key, name in V2_FILES.items()}
+        paths["tasks"] = ""  # every thread of the host: not the root's to count
+        return CgroupFiles(paths)
 
     @staticmethod
     def files(files: CgroupFiles) -> list[str]:
-        return [files.paths[k] for k in ("cpu", "memory_stat", "memory_current", "io")]
+        return [
+            files.paths[k]
+            for k in ("cpu", "memory_stat", "memory_current", "memory_peak", "memory_events", "io")
+        ]
 
     def read(self, files: CgroupFiles) -> CgroupStats:
         paths = files.paths
@@ -271,27 +470,58 @@ class CgroupV2:
                 cores = None if quota == "max" else _quota_cores(int(quota), int(period))
             except (OSError, ValueError):
                 cores = None
-            try:
-                raw_max = _read(paths["memory_max"]).strip()
-                mem_limit = None if raw_max == "max" else _limit(int(raw_max))
-            except OSError:
-                mem_limit = None
+            mem_limit = _v2_limit(paths["memory_max"])
             files.keep_limits(cores, mem_limit)
+            weight = _optional_int(paths["cpu_weight"])
+            try:
+                quota_text, period_text = _read(paths["cpu_max"]).split()
+            except (OSError, ValueError):
+                quota_text, period_text = "max", "0"
+            files.spec = {
+                "memory_limit": _spec_limit(mem_limit),
+                "memory_reservation": _spec_limit(_v2_limit(paths["memory_low"])),
+                "memory_swap": _spec_limit(_v2_limit(paths["swap_max"])),
+                "cpu_shares": _weight_to_shares(weight) if weight else 0.0,
+                "cpu_period": float(period_text),
+            }
+            if quota_text != "max":
+                files.spec["cpu_quota"] = float(quota_text)
         cpu = _flat_keyed(_read(paths["cpu"]))
         mem_stat = _flat_keyed(_read(paths["memory_stat"]))
-        usage = _read_int(paths["memory_current"])
-        read_bytes = write_bytes = 0
+        usage = _optional_int(paths["memory_current"])
+        if usage is None:  # the root cgroup: what the host uses
+            usage = (_int_of(mem_stat, "anon") or 0) + (_int_of(mem_stat, "file") or 0)
+        devices: dict[str, list[int]] = {}
         try:
             for line in _read(paths["io"]).splitlines():
-                for item in line.split()[1:]:
-                    key, _, value = item.partition("=")
-                    if key == "rbytes":
-                        read_bytes += int(value)
-                    elif key == "wbytes":
-                        write_bytes += int(value)
+                device, *items = line.split()
+                fields = dict(item.partition("=")[::2] for item in items)
+                devices[device] = [
+                    int(fields.get(key, 0)) for key in ("rbytes", "wbytes", "rios", "wios")
+                ]
         except OSError:
             pass
+        read_bytes = sum(d[0] for d in devices.values())
+        write_bytes = sum(d[1] for d in devices.values())
+        try:
+            events = _flat_keyed(_read(paths["memory_events"]))
+        except OSError:
+            events = {}
+        failures = {
+            (kind, scope): value
+            for kind in ("pgfault", "pgmajfault")
+            for scope in ("container", "hierarchy")  # v2's memory.stat is hierarchical
+            if (value := _int_of(mem_stat, kind)) is not None
+        }
         return CgroupStats(
+            **_throttling(cpu, "throttled_usec", 1e6),  # type: ignore[arg-type]
+            memory_swap_bytes=_optional_int(paths["swap_current"]),
+            memory_mapped_file_bytes=_int_of(mem_stat, "file_mapped"),
+            memory_max_usage_bytes=_optional_int(paths["memory_peak"]),
+            memory_failcnt=_int_of(events, "max"),
+            memory_failures=failures,
+            io_devices=devices,
+            spec=files.spec,
             cpu_seconds=int(cpu["usage_usec"]) / 1e6,
             cpu_user_seconds=_seconds(_int_of(cpu, "user_usec")),
             cpu_system_seconds=_seconds(_int_of(cpu, "system_usec")),

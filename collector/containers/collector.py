@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -17,8 +19,19 @@ from ebbflow.model import ContainerInfo, Sample, labels_of
 
 from ..base import PollingInput
 from ..identity import container_labels
-from .cgroups import CgroupFiles, CgroupReader, NetStats, detect, net_dev_path, read_net_dev
-from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading
+from .cgroups import (
+    CgroupFiles,
+    CgroupReader,
+    NetStats,
+    block_device_names,
+    detect,
+    net_dev_path,
+    read_net_dev,
+    task_states,
+)
+from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading, labelled_series
+
+LOAD_WINDOW = 10.0  # seconds: container_cpu_load_average_10s
 
 log = logging.getLogger("ebbflow.collector.containers")
 
@@ -35,10 +48,15 @@ class ContainerInput(PollingInput):
         clock: Callable[[], float],
         cgroup_root: Path = Path("/sys/fs/cgroup"),
         proc_root: Path = Path("/proc"),
+        sys_root: Path = Path("/sys"),
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
         self.inventory = inventory
+        self.devices = block_device_names(sys_root)
+        self._load: dict[str, tuple[float, float]] = {}  # id → (when, 10 s load average)
+        self._periods: dict[str, tuple[int, int]] = {}  # id → (CFS periods, throttled)
         self.reader: CgroupReader = detect(cgroup_root, proc_root)
+        self._root_files = self.reader.root_files()
         self.proc_root = proc_root
         self.node_memory = psutil.virtual_memory().total
         self._files: dict[str, CgroupFiles] = {}  # by container id, located once
@@ -53,7 +71,8 @@ class ContainerInput(PollingInput):
         return files
 
     def read_container(self, info: ContainerInfo, now: float) -> list[Sample]:
-        stats = self.reader.read(self.files_of(info))
+        files = self.files_of(info)
+        stats = self.reader.read(files)
         cores = stats.cpu_limit_cores or info.cpu_limit_cores or 1.0
         cpu_percent = None
         previous = self._previous.get(info.id)
@@ -61,33 +80,96 @@ class ContainerInput(PollingInput):
             cpu_percent = 100.0 * (stats.cpu_seconds - previous[1]) / (now - previous[0]) / cores
         self._previous[info.id] = (now, stats.cpu_seconds)
         mem_limit = stats.memory_limit_bytes or info.memory_limit_bytes or self.node_memory
+        tasks = task_states(files.paths.get("tasks", ""), self.proc_root)
         reading = Reading(
             stats,
             cpu_percent,
             100.0 * stats.memory_working_set_bytes / mem_limit,
             info.started_at,
             info.restart_count,
+            tasks,
+            self._load_average(info.id, tasks, now),
+            self._throttled_percent(info.id, stats.cfs_periods, stats.cfs_throttled_periods),
         )
         labels = container_labels(info)
-        pairs = labels_of(labels)
-        samples = [
-            Sample(name, value, pairs, now, kind, help_text)
-            for name, (kind, help_text, extract) in CONTAINER_METRICS.items()
-            if (value := extract(reading)) is not None
-        ]
+        samples = self.samples(reading, labels, now)
         samples.append(
             Sample(
                 "container_last_seen",
                 now,
-                pairs,
+                labels_of(labels),
                 now,
                 "gauge",
-                "Last time the container was seen, Unix seconds.",
+                "Last time a container was seen by the exporter",
             )
         )
         if info.network_mode != "host" and info.pid > 0:
             samples.extend(self._network(info, labels, now))
         return samples
+
+    def samples(self, reading: Reading, labels: dict[str, str], now: float) -> list[Sample]:
+        pairs = labels_of(labels)
+        samples = [
+            Sample(
+                name,
+                value,
+                labels_of({**labels, **metric.labels}) if metric.labels else pairs,
+                now,
+                metric.kind,
+                metric.help,
+            )
+            for name, metric in CONTAINER_METRICS.items()
+            if (value := metric.extract(reading)) is not None
+        ]
+        samples += [
+            Sample(name, value, labels_of({**labels, **extra}), now, kind, help_text)
+            for name, kind, help_text, extra, value in labelled_series(reading, self.devices)
+        ]
+        return samples
+
+    def _load_average(self, container_id: str, tasks: dict[str, int], now: float) -> float | None:
+        """Runnable and uninterruptible threads, averaged over 10 s (cAdvisor's load
+        reader: the same exponential decay the kernel's load average uses)."""
+        if not tasks:
+            return None
+        load = tasks.get("running", 0) + tasks.get("uninterruptible", 0)
+        previous = self._load.get(container_id)
+        if previous is None:
+            average = float(load)
+        else:
+            decay = math.exp(-max(0.0, now - previous[0]) / LOAD_WINDOW)
+            average = previous[1] * decay + load * (1 - decay)
+        self._load[container_id] = (now, average)
+        return average
+
+    def _throttled_percent(
+        self, container_id: str, periods: int | None, throttled: int | None
+    ) -> float | None:
+        if periods is None or throttled is None:
+            return None
+        previous = self._periods.get(container_id)
+        self._periods[container_id] = (periods, throttled)
+        if previous is None or periods <= previous[0]:
+            return None  # no period elapsed (no quota, or the first cycle)
+        return 100.0 * (throttled - previous[1]) / (periods - previous[0])
+
+    def read_root(self, now: float) -> list[Sample]:
+        """The host's root cgroup, cAdvisor's id="/" (host totals on dashboards), and the
+        machine_* series."""
+        samples = [
+            Sample("machine_cpu_cores", float(os.cpu_count() or 0), (), now, "gauge",
+                   "Number of logical CPU cores."),
+            Sample("machine_memory_bytes", float(self.node_memory), (), now, "gauge",
+                   "Amount of memory installed on the machine."),
+        ]  # fmt: skip
+        try:
+            stats = self.reader.read(self._root_files)
+        except (OSError, ValueError, KeyError):
+            return samples
+        reading = Reading(stats, None, None, 0.0, 0)
+        return samples + [
+            s for s in self.samples(reading, {"id": "/"}, now) if s.name.startswith("container_")
+        ]
 
     def _network(self, info: ContainerInfo, labels: dict[str, str], now: float) -> Iterable[Sample]:
         try:
@@ -113,6 +195,10 @@ class ContainerInput(PollingInput):
         for gone in set(self._previous) - live:
             self._previous.pop(gone, None)
             self._files.pop(gone, None)
+            self._load.pop(gone, None)
+            self._periods.pop(gone, None)
+        if self.inventory.local:  # this machine's own root cgroup
+            samples.extend(self.read_root(now))
         return samples
 
     @property

@@ -175,3 +175,12 @@ def test_config_policies_select_and_override_key_by_key() -> None:
     assert merged["ebbflow.scale.target"] == "80"  # first match: the tier differs
     assert merged["ebbflow.scale.max_replicas"] == "4"  # the service's other keys stay
     assert effective_labels(own, "other/x", "x", configured) == own
+
+
+def test_throttling_is_an_alias_for_the_throttled_share() -> None:
+    result = parse_policy({"ebbflow.scale.metric": "throttling", "ebbflow.scale.max": "20",
+                           "ebbflow.scale.min": "2"})  # fmt: skip
+    assert result.ok and result.policy is not None
+    (rule,) = result.policy.rules
+    assert rule.metric == "ebbflow_container_cpu_throttled_percent"
+    assert (rule.label, rule.show(12.34)) == ("throttling", "12.3%")

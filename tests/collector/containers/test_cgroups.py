@@ -12,6 +12,7 @@ from ebbflow.collector.containers.cgroups import (
     net_dev_path,
     read_net_dev,
     read_proc_cgroup,
+    task_states,
 )
 
 CID = "c0ffee" + "0" * 58
@@ -138,3 +139,89 @@ def test_proc_cgroup_and_net_dev(v1: CgroupV1) -> None:
         2,
     )
     assert (eth0.tx_bytes, eth0.tx_packets, eth0.tx_errors, eth0.tx_dropped) == (7000, 70, 3, 4)
+
+
+def test_v1_cadvisor_series(v1: CgroupV1) -> None:
+    rel = f"docker/{CID}"
+    write(
+        v1.root / "cpu" / rel / "cpu.stat",
+        "nr_periods 40\nnr_throttled 7\nthrottled_time 350000000\n",
+    )
+    write(v1.root / "cpu" / rel / "cpu.shares", "512\n")
+    write(v1.root / "memory" / rel / "memory.max_usage_in_bytes", "12582912\n")
+    write(v1.root / "memory" / rel / "memory.failcnt", "3\n")
+    write(v1.root / "memory" / rel / "memory.soft_limit_in_bytes", "33554432\n")
+    write(v1.root / "memory" / rel / "memory.memsw.limit_in_bytes", "9223372036854771712\n")
+    with (v1.root / "memory" / rel / "memory.stat").open("a") as stat:
+        stat.write("total_swap 4096\ntotal_mapped_file 8192\npgfault 11\npgmajfault 1\n"
+                   "total_pgfault 22\ntotal_pgmajfault 2\n")  # fmt: skip
+    write(v1.root / "blkio" / rel / "blkio.throttle.io_serviced_recursive",
+          "8:0 Read 5\n8:0 Write 6\n8:0 Total 11\nTotal 11\n")  # fmt: skip
+    write(v1.root / "cpu" / rel / "tasks", "101\n102\n103\n")
+    write(v1.proc_root / "101" / "stat", "101 (sh) S 1 ...\n")
+    write(v1.proc_root / "102" / "stat", "102 (busy (x)) R 1 ...\n")  # a ')' in the name
+    write(v1.proc_root / "103" / "stat", "103 (io) D 1 ...\n")
+    files = v1.locate(CID, PID)
+    stats = v1.read(files)
+    assert (stats.cfs_periods, stats.cfs_throttled_periods) == (40, 7)
+    assert stats.cfs_throttled_seconds == 0.35
+    assert (stats.memory_swap_bytes, stats.memory_mapped_file_bytes) == (4096, 8192)
+    assert (stats.memory_max_usage_bytes, stats.memory_failcnt) == (12582912, 3)
+    assert stats.memory_failures == {
+        ("pgfault", "container"): 11, ("pgfault", "hierarchy"): 22,
+        ("pgmajfault", "container"): 1, ("pgmajfault", "hierarchy"): 2,
+    }  # fmt: skip
+    assert stats.io_devices == {"8:0": [1000, 2000, 5, 6], "8:16": [10, 20, 0, 0]}
+    assert stats.spec == {
+        "memory_limit": 67108864.0, "memory_reservation": 33554432.0, "memory_swap": 0.0,
+        "cpu_shares": 512.0, "cpu_period": 100000.0, "cpu_quota": 50000.0,
+    }  # fmt: skip
+    assert task_states(files.paths["tasks"], v1.proc_root) == {
+        "sleeping": 1, "running": 1, "uninterruptible": 1,
+    }  # fmt: skip
+
+
+def test_v2_cadvisor_series(v2: CgroupV2) -> None:
+    rel = f"system.slice/docker-{CID}.scope"
+    write(v2.root / rel / "cpu.stat", "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n"
+          "nr_periods 20\nnr_throttled 4\nthrottled_usec 250000\n")  # fmt: skip
+    write(v2.root / rel / "cpu.max", "20000 100000\n")
+    write(v2.root / rel / "cpu.weight", "100\n")
+    write(v2.root / rel / "memory.peak", "25165824\n")
+    write(v2.root / rel / "memory.events", "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n")
+    write(v2.root / rel / "memory.swap.current", "8192\n")
+    write(v2.root / rel / "memory.swap.max", "max\n")
+    write(v2.root / rel / "memory.low", "16777216\n")
+    with (v2.root / rel / "memory.stat").open("a") as stat:
+        stat.write("file_mapped 4096\npgfault 30\npgmajfault 3\n")
+    stats = v2.read(v2.locate(CID, PID))
+    assert (stats.cfs_periods, stats.cfs_throttled_periods, stats.cfs_throttled_seconds) == (
+        20,
+        4,
+        0.25,
+    )
+    assert (stats.memory_max_usage_bytes, stats.memory_failcnt) == (25165824, 5)
+    assert (stats.memory_swap_bytes, stats.memory_mapped_file_bytes) == (8192, 4096)
+    assert stats.memory_failures[("pgmajfault", "hierarchy")] == 3
+    assert stats.io_devices == {"8:0": [4096, 8192, 1, 2], "8:16": [4, 8, 1, 1]}
+    assert stats.spec == {
+        "memory_limit": 0.0, "memory_reservation": 16777216.0, "memory_swap": 0.0,
+        "cpu_shares": 2597.0, "cpu_period": 100000.0, "cpu_quota": 20000.0,  # cAdvisor's map
+    }  # fmt: skip
+
+
+def test_root_cgroups(v1: CgroupV1, v2: CgroupV2) -> None:
+    write(v1.root / "cpuacct" / "cpuacct.usage", "9000000000\n")
+    write(v1.root / "cpuacct" / "cpuacct.stat", "user 1\nsystem 1\n")
+    write(v1.root / "memory" / "memory.usage_in_bytes", "1073741824\n")
+    write(v1.root / "memory" / "memory.limit_in_bytes", "9223372036854771712\n")
+    write(v1.root / "memory" / "memory.stat", "total_inactive_file 0\n")
+    assert v1.read(v1.root_files()).cpu_seconds == 9.0
+    write(v2.root / "cpu.stat", "usage_usec 7000000\n")
+    write(v2.root / "memory.stat", "anon 100\nfile 50\ninactive_file 10\n")
+    root = v2.read(v2.root_files())  # no memory.current at the v2 root: anon + file
+    assert (root.cpu_seconds, root.memory_usage_bytes, root.memory_working_set_bytes) == (
+        7.0,
+        150,
+        140,
+    )

@@ -1,0 +1,138 @@
+"""cAdvisor's series on this engine: a busy container under `--cpus 0.2` is throttled more
+every cycle, and each new series carries the value of the cgroup file or `docker inspect`
+field it comes from."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ebbflow.bus import Bus
+from ebbflow.collector.containers import ContainerInput
+from ebbflow.discovery import Inventory
+from ebbflow.docker_api import DockerHandle
+from ebbflow.model import Sample
+from ebbflow.nodes import Nodes
+from tests.conftest import docker_cli
+
+pytestmark = pytest.mark.integration
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def of(samples: list[Sample], name: str) -> Series:
+    return {
+        (s.name, frozenset((k, v) for k, v in s.labels if k in ("cpu", "state", "failure_type",
+                                                                    "scope", "device"))): s.value
+        for s in samples
+        if s.label("name") == name
+    }  # fmt: skip
+
+
+def cgroup_dir(pid: int, controller: str) -> Path:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(",") or (controllers == "" and controller == ""):
+            base = Path("/sys/fs/cgroup")
+            return (
+                base / path.lstrip("/")
+                if controller == ""
+                else base / controller / path.lstrip("/")
+            )
+    raise AssertionError(f"no {controller} cgroup for {pid}")
+
+
+def flat(path: Path) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+
+
+async def test_throttling_grows_and_every_series_matches_its_source(
+    run_container: Callable[..., str], project: str
+) -> None:
+    name = f"{project}-throttled"
+    run_container(
+        name, "--network", "none", "--cpus", "0.2", "--memory", "64m",
+        "--memory-reservation", "32m", "--cpu-shares", "512",
+        cmd=("sh", "-c", "while :; do :; done"),
+    )  # fmt: skip
+    inspect = json.loads(docker_cli("inspect", name))[0]
+    docker = DockerHandle()
+    try:
+        inventory = Inventory(Nodes([docker]), Bus(), time.time)
+        collector = ContainerInput(Bus(), inventory, 1.0, 10.0, time.time)
+        await inventory.sync()
+        containers = [c for d in inventory.local for c in d.containers.values()]
+        first = collector.read_all(containers)
+        await asyncio.sleep(2.0)
+        second = collector.read_all(containers)
+    finally:
+        await docker.close()
+    verify(first, second, name, inspect)
+
+
+def verify(first: list[Sample], second: list[Sample], name: str, inspect: dict[str, Any]) -> None:
+    pid = inspect["State"]["Pid"]
+    a, b = of(first, name), of(second, name)
+
+    throttled = ("container_cpu_cfs_throttled_periods_total", frozenset())
+    periods = ("container_cpu_cfs_periods_total", frozenset())
+    assert b[throttled] > a[throttled] >= 0  # a busy loop under 0.2 cores: throttled each period
+    assert b[periods] - a[periods] >= 10  # 100 ms periods, 2 s apart
+    assert b[("container_cpu_cfs_throttled_seconds_total", frozenset())] > 0
+    # what `ebbflow.scale.metric=throttling` reads: nearly every period of the last cycle
+    assert b[("ebbflow_container_cpu_throttled_percent", frozenset())] > 50
+    assert ("ebbflow_container_cpu_throttled_percent", frozenset()) not in a  # one cycle: none
+
+    v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    if v1:
+        cpu, memory = cgroup_dir(pid, "cpu"), cgroup_dir(pid, "memory")
+        stat = flat(cpu / "cpu.stat")  # read after the collector: at least its values
+        assert a[periods] <= b[periods] <= stat["nr_periods"]
+        assert b[throttled] <= stat["nr_throttled"]
+        assert b[("container_memory_failcnt", frozenset())] <= int(
+            (memory / "memory.failcnt").read_text()
+        )
+        mstat = flat(memory / "memory.stat")
+        assert b[("container_memory_mapped_file", frozenset())] >= 0
+        faults = frozenset({("failure_type", "pgfault"), ("scope", "container")})
+        assert b[("container_memory_failures_total", faults)] <= mstat["pgfault"]
+        assert b[("container_memory_max_usage_bytes", frozenset())] <= int(
+            (memory / "memory.max_usage_in_bytes").read_text()
+        )
+    host = inspect["HostConfig"]
+    assert b[("container_spec_cpu_quota", frozenset())] == 20000  # 0.2 × the 100 ms period
+    assert b[("container_spec_cpu_period", frozenset())] == 100000
+    assert b[("container_spec_cpu_shares", frozenset())] == host["CpuShares"] == 512
+    assert b[("container_spec_memory_limit_bytes", frozenset())] == host["Memory"]
+    assert (
+        b[("container_spec_memory_reservation_limit_bytes", frozenset())]
+        == host["MemoryReservation"]
+    )
+    if v1 and (cgroup_dir(pid, "memory") / "memory.memsw.limit_in_bytes").exists():
+        assert b[("container_spec_memory_swap_limit_bytes", frozenset())] == host["MemorySwap"]
+    assert (
+        b[("container_memory_max_usage_bytes", frozenset())]
+        >= b[("container_memory_usage_bytes", frozenset())] * 0.5
+    )
+    running = b[("container_tasks_state", frozenset({("state", "running")}))]
+    states = sum(v for (n, _), v in b.items() if n == "container_tasks_state")
+    assert running >= 0 and states == 1  # the one shell, whatever its state at that instant
+    assert b[("container_cpu_load_average_10s", frozenset())] >= 0
+    assert ("container_cpu_usage_seconds_total", frozenset({("cpu", "total")})) in b
+
+    root = {s.name: s.value for s in second if s.label("id") == "/" and not s.label("cpu")}
+    root_cpu = [s.value for s in second if s.name == "container_cpu_usage_seconds_total"
+                and s.label("id") == "/"]  # fmt: skip
+    assert root_cpu and root_cpu[0] > b[("container_cpu_usage_seconds_total",
+                                           frozenset({("cpu", "total")}))]  # fmt: skip
+    assert root["container_memory_usage_bytes"] > 0
+    machine = {s.name: s.value for s in second if s.name.startswith("machine_")}
+    assert machine["machine_cpu_cores"] == os.cpu_count()
+    assert machine["machine_memory_bytes"] > 0
