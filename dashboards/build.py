@@ -233,6 +233,114 @@ DASHBOARDS = (
         ),
     ),
     Dashboard(
+        "ebbflow-host",
+        "ebbflow / Host and containers",
+        "The host as node_exporter dashboards show it, its containers as cAdvisor ones do: "
+        "the same queries over the names ebbflow serves.",
+        (
+            Panel("Hosts", (q("count(node_uname_info)"),), kind="stat"),
+            Panel(
+                "Uptime",
+                (q("node_time_seconds - node_boot_time_seconds", "{{node}}"),),
+                "s",
+                kind="stat",
+            ),
+            Panel("CPU cores", (q("machine_cpu_cores"),), kind="stat"),
+            Panel(
+                "CPU busy",
+                (
+                    q(
+                        "100 * (1 - avg by (node) "
+                        f'(rate(node_cpu_seconds_total{{mode="idle"}}[{RATE}])))',
+                        "{{node}}",
+                    ),
+                ),
+                "percent",
+            ),
+            Panel("Load", (q("node_load1", "{{node}} 1m"), q("node_load15", "{{node}} 15m"))),
+            Panel(
+                "Memory used",
+                (q("node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes", "{{node}}"),),
+                "bytes",
+            ),
+            Panel(
+                "Filesystem used",
+                (
+                    q(
+                        "100 - 100 * node_filesystem_avail_bytes / node_filesystem_size_bytes",
+                        "{{mountpoint}}",
+                    ),
+                ),
+                "percent",
+            ),
+            Panel(
+                "Disk I/O",
+                (
+                    q(f"rate(node_disk_read_bytes_total[{RATE}])", "{{device}} read"),
+                    q(f"rate(node_disk_written_bytes_total[{RATE}])", "{{device}} written"),
+                ),
+                "Bps",
+            ),
+            Panel(
+                "Network",
+                (
+                    q(f"rate(node_network_receive_bytes_total[{RATE}])", "{{device}} in"),
+                    q(f"rate(node_network_transmit_bytes_total[{RATE}])", "{{device}} out"),
+                ),
+                "Bps",
+            ),
+            Panel(
+                "TCP",
+                (
+                    q("node_netstat_Tcp_CurrEstab", "established"),
+                    q("node_sockstat_TCP_tw", "time wait"),
+                ),
+            ),
+            Panel(
+                "Containers' CPU",
+                (
+                    q(
+                        "sum by (name) "
+                        f'(rate(container_cpu_usage_seconds_total{{name!=""}}[{RATE}]))',
+                        "{{name}}",
+                    ),
+                    q(f'rate(container_cpu_usage_seconds_total{{id="/"}}[{RATE}])', "host"),
+                ),
+                "cores",
+            ),
+            Panel(
+                "Containers' memory",
+                (
+                    q('container_memory_working_set_bytes{name!=""}', "{{name}}"),
+                    q('container_memory_working_set_bytes{id="/"}', "host"),
+                ),
+                "bytes",
+            ),
+            Panel(
+                "CPU throttling",
+                (
+                    q(
+                        f"rate(container_cpu_cfs_throttled_periods_total[{RATE}]) / "
+                        f"rate(container_cpu_cfs_periods_total[{RATE}])",
+                        "{{name}}",
+                    ),
+                ),
+                "percentunit",
+                description="The share of CFS periods in which the CPU limit held the "
+                "container back (what `ebbflow.scale.metric=throttling` reads).",
+            ),
+            Panel(
+                "Tasks by state",
+                (
+                    q(
+                        'sum by (name, state) (container_tasks_state{name!=""})',
+                        "{{name}} {{state}}",
+                    ),
+                ),
+            ),
+        ),
+    ),
+    Dashboard(
         "ebbflow-pipeline",
         "ebbflow / Pipeline",
         "ebbflow itself: inputs, the bus, and each output's queue, spool and losses.",

@@ -73,6 +73,7 @@ def test_the_json_has_what_grafana_provisioning_needs() -> None:
         "ebbflow-overview.json",
         "ebbflow-service.json",
         "ebbflow-health.json",
+        "ebbflow-host.json",
         "ebbflow-pipeline.json",
     }
     uids = [d["uid"] for d in found.values()]
