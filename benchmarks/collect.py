@@ -98,7 +98,10 @@ def overhead(window: float) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix="ebbbench-"))
     config = workdir / "ebbflow.yaml"
     config.write_text(
-        f"interval: 1\ninputs:\n  containers: {{}}\noutputs:\n  prometheus:\n"
+        # the containers input alone (inputs: merges with the defaults, so the others are
+        # turned off by name)
+        f"interval: 1\ninputs:\n  containers: {{}}\n  node: false\n  probes: false\n"
+        f"  scrape: false\noutputs:\n  prometheus:\n"
         f"    listen: 127.0.0.1:{port}\nstate: {workdir}/state.db\n"
     )
     proc = subprocess.Popen(

@@ -10,9 +10,10 @@ from ebbflow.model import ContainerInfo
 from ebbflow.services import SERIES_LABELS, series_label_name
 
 
-def container_labels(info: ContainerInfo) -> dict[str, str]:
+def container_labels(info: ContainerInfo, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """`extra`: the labels the operator chose to export as well (`container_labels`)."""
     labels = {"id": f"/docker/{info.id}", "name": info.name, "image": info.image}
-    for key in SERIES_LABELS:
+    for key in (*SERIES_LABELS, *extra):
         if key in info.labels:
             labels[series_label_name(key)] = info.labels[key]
     if info.node:

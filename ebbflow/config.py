@@ -257,6 +257,12 @@ class AppConfig(FrozenModel):
         30, ge=1, description="All actions together, scaling and healing: a storm brake."
     )
     supervision: SupervisionConfig = SupervisionConfig()
+    container_labels: tuple[str, ...] = Field(
+        (),
+        description="Container labels exported on every container series as "
+        "container_label_<key> (cAdvisor's naming), beside the compose and swarm ones; none "
+        "by default. Environment variables never.",
+    )
     scope: ScopeConfig = ScopeConfig()
     lease: LeaseConfig = LeaseConfig()
 

@@ -17,6 +17,7 @@ def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
         clock=ctx.clock,
         cgroup_root=config.cgroup_root,
         proc_root=config.proc_root,
+        extra_labels=ctx.app.container_labels,
     )
 
 

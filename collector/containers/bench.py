@@ -42,6 +42,8 @@ def _raw_read(path: str) -> None:
 
 
 def _bare_read(collector: ContainerInput, containers: list[ContainerInfo]) -> None:
+    """Every file a steady-state cycle reads, read and nothing else: the cgroup files and the
+    network namespace's dev file (threads are counted by state every 10 s, not per cycle)."""
     for info in containers:
         for path in collector.reader.files(collector.files_of(info)):
             _raw_read(path)

@@ -32,6 +32,7 @@ from .cgroups import (
 from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading, labelled_series
 
 LOAD_WINDOW = 10.0  # seconds: container_cpu_load_average_10s
+TASKS_TTL = 10.0  # seconds between counts of a container's threads by state
 
 log = logging.getLogger("ebbflow.collector.containers")
 
@@ -49,12 +50,15 @@ class ContainerInput(PollingInput):
         cgroup_root: Path = Path("/sys/fs/cgroup"),
         proc_root: Path = Path("/proc"),
         sys_root: Path = Path("/sys"),
+        extra_labels: tuple[str, ...] = (),
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
         self.inventory = inventory
+        self.extra_labels = extra_labels
         self.devices = block_device_names(sys_root)
         self._load: dict[str, tuple[float, float]] = {}  # id → (when, 10 s load average)
         self._periods: dict[str, tuple[int, int]] = {}  # id → (CFS periods, throttled)
+        self._tasks: dict[str, tuple[float, dict[str, int]]] = {}  # id → (when, by state)
         self.reader: CgroupReader = detect(cgroup_root, proc_root)
         self._root_files = self.reader.root_files()
         self.proc_root = proc_root
@@ -80,7 +84,7 @@ class ContainerInput(PollingInput):
             cpu_percent = 100.0 * (stats.cpu_seconds - previous[1]) / (now - previous[0]) / cores
         self._previous[info.id] = (now, stats.cpu_seconds)
         mem_limit = stats.memory_limit_bytes or info.memory_limit_bytes or self.node_memory
-        tasks = task_states(files.paths.get("tasks", ""), self.proc_root)
+        tasks = self._tasks_of(info.id, files, now)
         reading = Reading(
             stats,
             cpu_percent,
@@ -91,7 +95,7 @@ class ContainerInput(PollingInput):
             self._load_average(info.id, tasks, now),
             self._throttled_percent(info.id, stats.cfs_periods, stats.cfs_throttled_periods),
         )
-        labels = container_labels(info)
+        labels = container_labels(info, self.extra_labels)
         samples = self.samples(reading, labels, now)
         samples.append(
             Sample(
@@ -126,6 +130,16 @@ class ContainerInput(PollingInput):
             for name, kind, help_text, extra, value in labelled_series(reading, self.devices)
         ]
         return samples
+
+    def _tasks_of(self, container_id: str, files: CgroupFiles, now: float) -> dict[str, int]:
+        """Threads by state, re-counted every TASKS_TTL: one read per thread, and a JVM has
+        hundreds of them."""
+        cached = self._tasks.get(container_id)
+        if cached is not None and now - cached[0] < TASKS_TTL:
+            return cached[1]
+        tasks = task_states(files.paths.get("tasks", ""), self.proc_root)
+        self._tasks[container_id] = (now, tasks)
+        return tasks
 
     def _load_average(self, container_id: str, tasks: dict[str, int], now: float) -> float | None:
         """Runnable and uninterruptible threads, averaged over 10 s (cAdvisor's load
@@ -197,6 +211,7 @@ class ContainerInput(PollingInput):
             self._files.pop(gone, None)
             self._load.pop(gone, None)
             self._periods.pop(gone, None)
+            self._tasks.pop(gone, None)
         if self.inventory.local:  # this machine's own root cgroup
             samples.extend(self.read_root(now))
         return samples

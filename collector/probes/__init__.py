@@ -20,7 +20,7 @@ class ProbesConfig(FrozenModel):
 
 
 def create(ctx: PluginContext, config: ProbesConfig) -> ProbeInput:
-    return ProbeInput(ctx.bus, ctx.nodes, ctx.clock, config.min_interval)
+    return ProbeInput(ctx.bus, ctx.nodes, ctx.clock, config.min_interval, ctx.app.container_labels)
 
 
 plugin: Plugin[ProbesConfig, ProbeInput] = Plugin("probes", ProbesConfig, create)

@@ -61,9 +61,14 @@ class ProbeState:
 
 
 def result_samples(
-    info: ContainerInfo, spec: ProbeSpec, state: ProbeState, result: ProbeResult, now: float
+    info: ContainerInfo,
+    spec: ProbeSpec,
+    state: ProbeState,
+    result: ProbeResult,
+    now: float,
+    extra_labels: tuple[str, ...] = (),
 ) -> tuple[Sample, ...]:
-    base = {**container_labels(info), "probe": spec.kind}
+    base = {**container_labels(info, extra_labels), "probe": spec.kind}
     return probe_samples(base, result, state.healthy, now)
 
 
@@ -85,7 +90,9 @@ class ProbeInput:
         nodes: Nodes,
         clock: Callable[[], float],
         min_interval: float = MIN_INTERVAL,
+        extra_labels: tuple[str, ...] = (),
     ) -> None:
+        self.extra_labels = extra_labels
         self.min_interval = min_interval
         self.bus = bus
         self.nodes = nodes
@@ -223,7 +230,7 @@ class ProbeInput:
                     result.detail,
                 )
         now = self.clock()
-        samples = result_samples(info, state.spec, state, result, now)
+        samples = result_samples(info, state.spec, state, result, now, self.extra_labels)
         self.bus.publish(SampleBatch(SOURCE_PREFIX + info.id, now, samples))
 
     async def _probe_loop(self, info: ContainerInfo, spec: ProbeSpec) -> None:
@@ -273,7 +280,9 @@ class ProbeInput:
         return [
             sample
             for (info, spec), result in zip(jobs, results, strict=True)
-            for sample in result_samples(info, spec, ProbeState(spec), result, self.clock())
+            for sample in result_samples(
+                info, spec, ProbeState(spec), result, self.clock(), self.extra_labels
+            )
         ]
 
     def telemetry(self, now: float) -> Iterable[Sample]:

@@ -17,7 +17,12 @@ class ScrapeConfig(FrozenModel):
 
 def create(ctx: PluginContext, config: ScrapeConfig) -> ScrapeInput:
     return ScrapeInput(
-        ctx.bus, ctx.nodes, config.interval or ctx.app.interval, config.timeout, ctx.clock
+        ctx.bus,
+        ctx.nodes,
+        config.interval or ctx.app.interval,
+        config.timeout,
+        ctx.clock,
+        ctx.app.container_labels,
     )
 
 

@@ -45,9 +45,11 @@ class ScrapeInput(PollingInput):
         interval: float,
         timeout: float,
         clock: Callable[[], float],
+        extra_labels: tuple[str, ...] = (),
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
         self.nodes = nodes
+        self.extra_labels = extra_labels
         self.watch = ContainerWatch(bus, "scrape")
         self.target_timeout = timeout * 0.8  # one slow target never fails the whole cycle
         self.target_up: dict[str, bool] = {}
@@ -72,7 +74,7 @@ class ScrapeInput(PollingInput):
     async def scrape(
         self, session: aiohttp.ClientSession, info: ContainerInfo, spec: ScrapeSpec, now: float
     ) -> list[Sample]:
-        identity = container_labels(info)
+        identity = container_labels(info, self.extra_labels)
         up_labels = labels_of({**identity, "format": spec.format})
         try:
             if not info.address:

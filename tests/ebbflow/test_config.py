@@ -97,3 +97,9 @@ def test_scope_covers_projects_by_glob_and_labels_all() -> None:
     assert not shop.covers({"com.docker.compose.project": "blog", "team": "a"})
     assert not shop.covers({"team": "a"})  # no project at all
     assert shop.describe() == "projects shop* and team=a"
+
+
+def test_container_labels_to_export_are_config() -> None:
+    assert load_config(None, environ={}).container_labels == ()
+    env = {"EBBFLOW_CONTAINER_LABELS": "[org.label-schema.group]"}
+    assert load_config(None, environ=env).container_labels == ("org.label-schema.group",)

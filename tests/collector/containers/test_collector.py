@@ -84,3 +84,14 @@ def test_a_vanished_container_is_counted_not_fatal(v1: CgroupV1, clock) -> None:
     samples = collector.read_all([ghost, INFO])
     assert collector.read_errors == 1
     assert {s.label("name") for s in samples if s.label("id") not in ("", "/")} == {"shop_web_1"}
+
+
+def test_only_the_labels_the_operator_names_are_exported(v1: CgroupV1, clock) -> None:  # noqa: F811
+    plain = make_input(v1, clock).read_all([INFO])
+    assert not any("secret" in k for s in plain for k, _ in s.labels)
+    chosen = make_input(v1, clock)
+    chosen.extra_labels = ("secret.token", "org.label-schema.group")  # the second is absent
+    usage = next(s for s in chosen.read_all([INFO]) if s.name == "container_memory_usage_bytes")
+    assert usage.label("container_label_secret_token") == "hunter2"
+    assert usage.label("container_label_com_docker_compose_service") == "web"
+    assert "container_label_org_label_schema_group" not in dict(usage.labels)
