@@ -213,6 +213,11 @@ class DockerHandle:
         """Raises when the engine does not answer."""
         await self.client._query_json("version")
 
+    async def storage(self) -> tuple[str, str]:
+        """(Docker's root directory, its storage driver), from `docker info`."""
+        info = await self.client._query_json("info")
+        return str(info.get("DockerRootDir") or ""), str(info.get("Driver") or "")
+
     async def service_labels(self, service_id: str) -> dict[str, str]:
         """A Swarm service's own labels; {} when it is gone."""
         cached = self._service_labels.get(service_id)

@@ -29,6 +29,7 @@ from .cgroups import (
     read_net_dev,
     task_states,
 )
+from .fsusage import WritableLayers
 from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading, labelled_series
 
 LOAD_WINDOW = 10.0  # seconds: container_cpu_load_average_10s
@@ -59,6 +60,8 @@ class ContainerInput(PollingInput):
         self._load: dict[str, tuple[float, float]] = {}  # id → (when, 10 s load average)
         self._periods: dict[str, tuple[int, int]] = {}  # id → (CFS periods, throttled)
         self._tasks: dict[str, tuple[float, dict[str, int]]] = {}  # id → (when, by state)
+        self.layers: WritableLayers | None = None  # set by prepare(), on a local engine
+        self._fs_limit: int | None = None
         self.reader: CgroupReader = detect(cgroup_root, proc_root)
         self._root_files = self.reader.root_files()
         self.proc_root = proc_root
@@ -109,7 +112,34 @@ class ContainerInput(PollingInput):
         )
         if info.network_mode != "host" and info.pid > 0:
             samples.extend(self._network(info, labels, now))
+        samples.extend(self._filesystem(info.id, labels, now))
         return samples
+
+    def _filesystem(self, container_id: str, labels: dict[str, str], now: float) -> list[Sample]:
+        if self.layers is None or self._fs_limit is None:
+            return []
+        usage = self.layers.usage(container_id)
+        if usage is None:
+            return []
+        pairs = labels_of({**labels, "device": self.layers.device})
+        return [
+            Sample("container_fs_usage_bytes", float(usage), pairs, now, "gauge",
+                   "Number of bytes that are consumed by the container on this filesystem."),
+            Sample("container_fs_limit_bytes", float(self._fs_limit), pairs, now, "gauge",
+                   "Number of bytes that can be consumed by the container on this filesystem."),
+        ]  # fmt: skip
+
+    async def prepare(self) -> None:
+        """Where the writable layers live: asked of the (first) local engine once."""
+        await super().prepare()
+        if self.layers is not None or not self.inventory.local:
+            return
+        try:
+            async with asyncio.timeout(10):
+                root, driver = await self.inventory.local[0].docker.storage()
+            self.layers = WritableLayers(Path(root), driver) if root else None
+        except Exception as err:  # no fs usage series, nothing else lost
+            log.info("containers: no container_fs_usage_bytes: %s", err)
 
     def samples(self, reading: Reading, labels: dict[str, str], now: float) -> list[Sample]:
         pairs = labels_of(labels)
@@ -198,6 +228,12 @@ class ContainerInput(PollingInput):
     def read_all(self, containers: list[ContainerInfo]) -> list[Sample]:
         now = self.clock()
         samples: list[Sample] = []
+        if self.layers is not None:
+            self.layers.start_cycle()
+            try:
+                self._fs_limit = self.layers.limit()
+            except OSError:
+                self._fs_limit = None
         for info in containers:
             try:
                 samples.extend(self.read_container(info, now))
@@ -212,6 +248,8 @@ class ContainerInput(PollingInput):
             self._load.pop(gone, None)
             self._periods.pop(gone, None)
             self._tasks.pop(gone, None)
+            if self.layers is not None:
+                self.layers.forget(gone)
         if self.inventory.local:  # this machine's own root cgroup
             samples.extend(self.read_root(now))
         return samples
@@ -230,6 +268,7 @@ class ContainerInput(PollingInput):
 
     async def collect_once(self) -> list[Sample]:
         await self.inventory.sync()
+        await self.prepare()
         await self.fetch()  # baseline for the CPU rate
         await asyncio.sleep(0.5)
         return await super().collect_once()

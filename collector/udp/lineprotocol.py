@@ -200,9 +200,9 @@ class _Scanner:
         resume = len(self.text) if newline < 0 else newline + 1
         return _EntryError(where - self.start + 1, message, resume)
 
-    def take(self, stops: str, escapes: frozenset[str]) -> str:
-        """Up to an unescaped stop character or a control character; `\\x` for x in
-        `escapes` is x, any other backslash is itself."""
+    def take(self, stops: str, escapes: frozenset[str], controls: bool = False) -> str:
+        """Up to an unescaped stop character, or a control character unless `controls`;
+        `\\x` for x in `escapes` is x, any other backslash is itself."""
         text, i, out = self.text, self.i, []
         begin = i
         while i < len(text):
@@ -213,7 +213,7 @@ class _Scanner:
                 i += 2
                 begin = i
                 continue
-            if char in stops or char < " " or char == "\x7f":
+            if char in stops or (not controls and (char < " " or char == "\x7f")):
                 break
             i += 1
         out.append(text[begin:i])
@@ -326,23 +326,11 @@ class _Scanner:
     def string(self) -> str:
         """After the opening quote, to the closing one; any character but `"` and `\\`
         stands for itself, newlines included."""
-        text, i, out = self.text, self.i, []
-        begin = i
-        while i < len(text):
-            char = text[i]
-            if char == "\\" and i + 1 < len(text) and text[i + 1] in STRING_ESCAPES:
-                out.append(text[begin:i])
-                out.append(text[i + 1])
-                i += 2
-                begin = i
-                continue
-            if char == '"':
-                out.append(text[begin:i])
-                self.i = i + 1
-                return "".join(out)
-            i += 1
-        self.i = i
-        raise self.fail("unterminated string field (no closing quote)", self.start)
+        value = self.take('"', STRING_ESCAPES, controls=True)
+        if self.peek() != '"':
+            raise self.fail("unterminated string field (no closing quote)", self.start)
+        self.i += 1
+        return value
 
 
 def _why(raw: str) -> str:

@@ -136,3 +136,54 @@ def verify(first: list[Sample], second: list[Sample], name: str, inspect: dict[s
     machine = {s.name: s.value for s in second if s.name.startswith("machine_")}
     assert machine["machine_cpu_cores"] == os.cpu_count()
     assert machine["machine_memory_bytes"] > 0
+
+
+async def test_fs_usage_is_the_writable_layer_as_du_counts_it(
+    run_container: Callable[..., str], project: str
+) -> None:
+    name = f"{project}-writer"
+    run_container(
+        name, "--network", "none",
+        cmd=("sh", "-c", "dd if=/dev/zero of=/big bs=1M count=5 2>/dev/null; sleep 600"),
+    )  # fmt: skip
+    inspect = json.loads(docker_cli("inspect", name))[0]
+    docker = DockerHandle()
+    try:
+        inventory = Inventory(Nodes([docker]), Bus(), time.time)
+        collector = ContainerInput(Bus(), inventory, 1.0, 10.0, time.time)
+        for _ in range(50):  # the 5 MiB written
+            usage = await asyncio.to_thread(du_layer, inspect["Id"])
+            if usage >= 5 << 20:
+                break
+            await asyncio.sleep(0.2)
+        await inventory.sync()
+        await collector.prepare()
+        containers = [c for d in inventory.local for c in d.containers.values()]
+        samples = collector.read_all(containers)
+        expected = await asyncio.to_thread(du_layer, inspect["Id"])
+    finally:
+        await docker.close()
+    mine = {s.name: s for s in samples if s.label("name") == name}
+    usage_sample = mine["container_fs_usage_bytes"]
+    assert usage_sample.value == expected >= 5 << 20
+    limit = mine["container_fs_limit_bytes"]
+    assert limit.value >= usage_sample.value and limit.label("device") == usage_sample.label(
+        "device"
+    )
+    assert usage_sample.label("device")
+
+
+def du_layer(container_id: str) -> int:
+    """`du` over the container's writable layer and log directory, as cAdvisor counts."""
+    import subprocess
+
+    root, driver = docker_cli("info", "--format", "{{.DockerRootDir}} {{.Driver}}").split()
+    mounts = Path(root) / "image" / driver / "layerdb" / "mounts" / container_id
+    mount_id = (mounts / "mount-id").read_text().strip()
+    layer = {"overlay2": f"overlay2/{mount_id}/diff", "vfs": f"vfs/dir/{mount_id}"}[driver]
+    logs = f"{root}/containers/{container_id}"
+    out = subprocess.run(
+        ["du", "-s", "-c", "--block-size=1", f"{root}/{layer}", logs],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return int(out.splitlines()[-1].split()[0])

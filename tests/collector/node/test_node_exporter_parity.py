@@ -34,20 +34,15 @@ def parse_exposition(text: str) -> tuple[Series, dict[str, str]]:
     return values, helps
 
 
-@pytest.fixture
-def node_exporter() -> Iterator[str]:
+def running_node_exporter(*collectors: str) -> Iterator[str]:
+    """Debian's node_exporter on a loopback port (`collectors`: only those; none named: its
+    defaults), stopped by its pid."""
     binary = shutil.which("prometheus-node-exporter")
     assert binary, "scripts/test installs prometheus-node-exporter"
     port = free_port()
+    only = ["--collector.disable-defaults", *(f"--collector.{c}" for c in collectors)]
     proc = subprocess.Popen(
-        [
-            binary,
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--collector.disable-defaults",
-            "--collector.meminfo",
-            "--collector.filesystem",
-            "--collector.loadavg",
-        ],
+        [binary, f"--web.listen-address=127.0.0.1:{port}", *(only if collectors else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -65,6 +60,11 @@ def node_exporter() -> Iterator[str]:
     finally:
         proc.kill()  # by its pid: ours alone
         proc.wait(10)
+
+
+@pytest.fixture
+def node_exporter() -> Iterator[str]:
+    yield from running_node_exporter("meminfo", "filesystem", "loadavg")
 
 
 def ours() -> tuple[Series, dict[str, str]]:
@@ -147,29 +147,7 @@ EXACT = (
 
 @pytest.fixture
 def node_exporter_defaults() -> Iterator[str]:
-    """node_exporter with its default collectors, on a loopback port."""
-    binary = shutil.which("prometheus-node-exporter")
-    assert binary, "scripts/test installs prometheus-node-exporter"
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "no node_exporter"
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.kill()  # by its pid: ours alone
-        proc.wait(10)
+    yield from running_node_exporter()
 
 
 def families(text: str) -> dict[str, tuple[str, str, set[frozenset[str]]]]:

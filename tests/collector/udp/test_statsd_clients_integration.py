@@ -4,29 +4,21 @@ is refused is counted."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import statsd
 from datadog.dogstatsd import DogStatsd
 
-from tests.conftest import free_port
 from tests.ebbflow_process import Ebbflow, wait_for
+
+from .udp_run import start_with_udp
 
 pytestmark = pytest.mark.integration
 
 
 def test_statsd_and_dogstatsd_clients(tmp_path: Path, ebbflow: Ebbflow) -> None:
-    port = free_port()
-    off = dict.fromkeys(("containers", "node", "probes", "scrape"), False)
-    config = tmp_path / "ebbflow.yaml"
-    config.write_text(json.dumps({"inputs": {**off, "udp": {"listen": f"127.0.0.1:{port}"}}}))
-    ebbflow.start("--config", str(config))
-    wait_for(
-        "the UDP input", lambda: ebbflow.metric("ebbflow_udp_datagrams_total") == 0, 30,
-        ebbflow.assert_alive,
-    )  # fmt: skip
+    port = start_with_udp(ebbflow, tmp_path)
 
     plain = statsd.StatsClient("127.0.0.1", port)
     plain.incr("orders")

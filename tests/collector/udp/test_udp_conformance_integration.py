@@ -4,7 +4,6 @@ their values, every rejection counted in ebbflow_udp_malformed_total, nothing el
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 
@@ -12,10 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ebbflow.collector.udp.names import label_name, metric_name
-from tests.conftest import free_port
 from tests.ebbflow_process import Ebbflow, wait_for
 
 from .lineprotocol_cases import CASES, Point, Rejected
+from .udp_run import start_with_udp
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +42,7 @@ def expected_series() -> tuple[Series, int]:
 
 
 def test_every_case_over_udp_and_out_of_metrics(tmp_path: Path, ebbflow: Ebbflow) -> None:
-    port = free_port()
-    off = dict.fromkeys(("containers", "node", "probes", "scrape"), False)
-    config = tmp_path / "ebbflow.yaml"
-    config.write_text(json.dumps({"inputs": {**off, "udp": {"listen": f"127.0.0.1:{port}"}}}))
-    ebbflow.start("--config", str(config))
-    wait_for(
-        "the UDP input", lambda: ebbflow.metric("ebbflow_udp_datagrams_total") == 0, 30,
-        ebbflow.assert_alive,
-    )  # fmt: skip
+    port = start_with_udp(ebbflow, tmp_path)
     cases = [c for c in CASES if c.precision == "ns"]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for case in cases:  # one datagram each, sent once
