@@ -5,10 +5,11 @@ field it comes from."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from ebbflow.bus import Bus
 from ebbflow.collector.containers import ContainerInput
 from ebbflow.discovery import Inventory
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import Sample
+from ebbflow.model import ContainerInfo, Sample
 from ebbflow.nodes import Nodes
 from tests.conftest import docker_cli
 
@@ -34,6 +35,19 @@ def of(samples: list[Sample], name: str) -> Series:
         for s in samples
         if s.label("name") == name
     }  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def local_collector() -> AsyncIterator[tuple[ContainerInput, list[ContainerInfo]]]:
+    """A containers input over this engine's running containers, listed once."""
+    docker = DockerHandle()
+    try:
+        inventory = Inventory(Nodes([docker]), Bus(), time.time)
+        await inventory.sync()
+        containers = [c for d in inventory.local for c in d.containers.values()]
+        yield ContainerInput(Bus(), inventory, 1.0, 10.0, time.time), containers
+    finally:
+        await docker.close()
 
 
 def cgroup_dir(pid: int, controller: str) -> Path:
@@ -63,17 +77,10 @@ async def test_throttling_grows_and_every_series_matches_its_source(
         cmd=("sh", "-c", "while :; do :; done"),
     )  # fmt: skip
     inspect = json.loads(docker_cli("inspect", name))[0]
-    docker = DockerHandle()
-    try:
-        inventory = Inventory(Nodes([docker]), Bus(), time.time)
-        collector = ContainerInput(Bus(), inventory, 1.0, 10.0, time.time)
-        await inventory.sync()
-        containers = [c for d in inventory.local for c in d.containers.values()]
+    async with local_collector() as (collector, containers):
         first = collector.read_all(containers)
         await asyncio.sleep(2.0)
         second = collector.read_all(containers)
-    finally:
-        await docker.close()
     verify(first, second, name, inspect)
 
 
@@ -147,22 +154,14 @@ async def test_fs_usage_is_the_writable_layer_as_du_counts_it(
         cmd=("sh", "-c", "dd if=/dev/zero of=/big bs=1M count=5 2>/dev/null; sleep 600"),
     )  # fmt: skip
     inspect = json.loads(docker_cli("inspect", name))[0]
-    docker = DockerHandle()
-    try:
-        inventory = Inventory(Nodes([docker]), Bus(), time.time)
-        collector = ContainerInput(Bus(), inventory, 1.0, 10.0, time.time)
-        for _ in range(50):  # the 5 MiB written
-            usage = await asyncio.to_thread(du_layer, inspect["Id"])
-            if usage >= 5 << 20:
-                break
-            await asyncio.sleep(0.2)
-        await inventory.sync()
+    for _ in range(50):  # the 5 MiB written
+        if await asyncio.to_thread(du_layer, inspect["Id"]) >= 5 << 20:
+            break
+        await asyncio.sleep(0.2)
+    async with local_collector() as (collector, containers):
         await collector.prepare()
-        containers = [c for d in inventory.local for c in d.containers.values()]
         samples = collector.read_all(containers)
         expected = await asyncio.to_thread(du_layer, inspect["Id"])
-    finally:
-        await docker.close()
     mine = {s.name: s for s in samples if s.label("name") == name}
     usage_sample = mine["container_fs_usage_bytes"]
     assert usage_sample.value == expected >= 5 << 20
