@@ -27,7 +27,14 @@ from ebbflow.logs import setup_logging
 from ebbflow.model import ContainerInfo, Sample
 from ebbflow.plugins import load_benchmark
 from ebbflow.rules.engine import group_services
-from ebbflow.rules.replay import load_labels, load_trace, replay
+from ebbflow.rules.replay import (
+    Summary,
+    goals_missed,
+    hpa_reference,
+    load_labels,
+    load_trace,
+    replay,
+)
 from ebbflow.services import format_service_key, names_service, parse_service_key
 from ebbflow.state import DecisionStore
 
@@ -478,21 +485,41 @@ def cmd_replay(
     config: AppConfig, trace: Path, labels: Path, start_delay: float, as_json: bool
 ) -> int:
     try:
-        result = replay(load_trace(trace), load_labels(labels), start_delay, config.rules)
+        demand, service = load_trace(trace), load_labels(labels)
+        result = replay(demand, service, start_delay, config.rules)
+        reference, about = hpa_reference(demand, service, start_delay, config.rules)
     except (OSError, ValueError) as err:
         raise ConfigError(str(err)) from None
+    duration = len(demand)
+    missed = goals_missed(result.summary, reference.summary, duration) if reference else None
     if as_json:
-        print(json.dumps(result.as_dict(), indent=1))
+        out = result.as_dict()
+        out["hpa"] = reference.as_dict()["summary"] if reference else None
+        out["hpa_about"] = about
+        out["goals_missed"] = missed
+        print(json.dumps(out, indent=1))
         return 0
     for d in result.decisions:
         print(f"t={d['t']:>7g}  {d['from']:>3} → {d['to']:<3} {d['reason']}")
-    s = result.summary
+    print(f"ebbflow: {summary_line(result.summary)}")
+    print(about)
+    if reference is None or missed is None:
+        return 0
+    print(f"hpa:     {summary_line(reference.summary)}")
     print(
+        "goals against HPA (≥ 30 % fewer violation seconds, no more replica seconds, "
+        "no more reversals than HPA's or 1 per 10 minutes): "
+        + ("met" if not missed else "missed: " + "; ".join(missed))
+    )
+    return 0
+
+
+def summary_line(s: Summary) -> str:
+    return (
         f"violation_seconds={s.violation_seconds} unserved_core_seconds="
         f"{s.unserved_core_seconds:.3f} replica_seconds={s.replica_seconds} "
         f"actions={s.actions} reversals={s.reversals}"
     )
-    return 0
 
 
 def cmd_status(config: AppConfig, listen: str | None, as_json: bool) -> int:

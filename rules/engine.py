@@ -53,7 +53,15 @@ log = logging.getLogger("ebbflow.rules")
 PROBE_INITIAL_DELAY = ("aliyun.probe.initial_delay_seconds", "ebbflow.health.initial_delay")
 PROBE_LABELS = ("aliyun.probe.url", "aliyun.probe.cmd", "ebbflow.health.url", "ebbflow.health.cmd")
 SATURATED = 95.0  # a percent metric this high may be hiding demand: it cannot go past 100
-SATURATION_GROWTH = 1.5  # per round while saturated (benchmarks/README.md: 1.4-1.6 alike)
+SATURATION_GROWTH = 1.5  # per round while saturated, at short start-ups
+MAX_SATURATION_GROWTH = 3.0  # per round while saturated, at start-ups of 45 s and more
+# A rise is a trend when its slope is this many standard errors above 0: 3, not 2, since
+# the test is repeated on every evaluation and noise must almost never pass it.
+TREND_Z = 3.0
+TREND_STARTUPS = 2.0  # the trend's line runs through this many start-ups of points
+MIN_TREND_SPAN = 60.0  # ... and at least this many seconds of them
+PEAK_MEMORY = 300.0  # seconds of load peaks a scale-in keeps capacity for
+PEAK_MEMORY_STARTUPS = 5.0  # ... or this many start-ups, when that is longer
 SATURATION_WINDOW = 3.0  # seconds: long enough that one noisy point is not saturation
 STARTUP_SMOOTHING = 0.5
 CONVERGE_DEADLINE = 60.0  # seconds the containers get to match an action's replica count
@@ -67,6 +75,12 @@ def replica_count(value: float, otherwise: int) -> int:
     if math.isnan(value):
         return otherwise
     return math.ceil(min(max(value, 0.0), MAX_IMPLIED) - 1e-9)
+
+
+def saturation_growth(startup: float) -> float:
+    """The factor to grow by while saturated: each round costs a start-up of unserved
+    load, so the longer it is, the fewer rounds are worth their overshoot."""
+    return min(MAX_SATURATION_GROWTH, SATURATION_GROWTH + startup / 30)
 
 
 def bounded(value: float) -> float:
@@ -101,6 +115,7 @@ class Recommendation:
     replicas: int
     why: str
     value: float | None
+    keep: int = 0  # replicas a scale-in must keep (the recent peak's)
 
 
 @dataclass
@@ -113,6 +128,7 @@ class ServiceState:
     implied: dict[str, RingWindow] = field(default_factory=dict)  # rule id → replicas per tick
     recommended: RingWindow = field(default_factory=RingWindow)  # for scale-in stabilisation
     averages: dict[str, float] = field(default_factory=dict)
+    saturated_at: dict[str, float] = field(default_factory=dict)  # rule id → last such point
     startup: float | None = None  # learned: decision → first ready sample of a new replica
     last_scale_out: float | None = None
     in_scope: bool = True  # the defining replica's labels lie in the instance's scope
@@ -427,6 +443,9 @@ class RuleEngine:
             return False
         state.values.setdefault(rule.id, RingWindow()).add(now, bounded(value))
         state.implied.setdefault(rule.id, RingWindow()).add(now, bounded(implied))
+        recent = state.values[rule.id].aggregate(now - SATURATION_WINDOW, "avg")
+        if rule.metric == CPU_METRIC and recent is not None and recent >= SATURATED:
+            state.saturated_at[rule.id] = now  # for a while, not one noisy point
         return True
 
     def _recommend(
@@ -449,40 +468,63 @@ class RuleEngine:
         replicas, why = recommend_proportional(
             rule, value, implied, current, ready, policy.tolerance
         )
-        recent = state.values[rule.id].aggregate(now - SATURATION_WINDOW, "avg") or value
-        boosted = math.ceil(SATURATION_GROWTH * ready - 1e-9)
-        if rule.metric == CPU_METRIC and recent >= SATURATED and boosted > replicas:
-            # Saturated: the real demand is above what the replicas can show, by an
-            # unknown amount: grow by a fixed factor rather than by what is visible.
-            replicas = boosted
-            why = f"{rule.label} saturated at {rule.show(recent)}"
-        if rule.metric in PERCENT_METRICS and policy.headroom > 0:
-            # The target is about the mean; running out of capacity is about the tail. Keep
-            # mean + headroom·σ of the load within 100 % (costly only at low counts).
-            spread = implied_window.spread(since)
-            if spread is not None:
-                assert rule.target is not None
-                needed = rule.target / 100 * (implied + policy.headroom * spread)
-                if replica_count(needed, 0) > max(replicas, ready):
-                    replicas = replica_count(needed, 0)
-                    why = (
-                        f"{rule.label} {rule.aggregation} {rule.show(value)}, load "
-                        f"{needed:.1f} cores with {policy.headroom:g}σ of noise"
-                    )
+        assert rule.target is not None
+        horizon = self.horizon(state, policy)
+        load, noise = implied, implied_window.spread(since)
         if policy.mode == "predictive":
-            horizon = state.startup if state.startup is not None else policy.startup
-            line = implied_window.trend(since, now)
-            if line is not None and line[1] > 0:
-                forecast = line[0] + line[1] * horizon
-                assert rule.target is not None
-                if forecast > replicas and forecast / max(ready, 1) > 1 + policy.tolerance:
-                    replicas = replica_count(forecast, replicas)
+            # Capacity ordered now serves one start-up from now: read the load there, on a
+            # line through at least two start-ups, and follow its slope only when the
+            # slope is well above its own error (a trend, not noise).
+            span = max(policy.window, TREND_STARTUPS * horizon, MIN_TREND_SPAN)
+            # Saturated points only bound the load from below: no trend runs through them.
+            since_saturated = now - state.saturated_at.get(rule.id, -math.inf)
+            line = implied_window.fit(now - span, now) if since_saturated > span else None
+            if line is not None:
+                rise = line.slope * horizon if line.rising(TREND_Z) else 0.0
+                load, noise = max(line.level + rise, 0.0), line.noise
+                if load > replicas and load / max(ready, 1) > 1 + policy.tolerance:
+                    replicas = replica_count(load, replicas)
                     why = (
-                        f"{rule.label} trend +{line[1] * 60:.3g} replicas/min, forecast "
-                        f"{forecast:.1f} replicas in {horizon:.0f}s at target "
+                        f"{rule.label} trend +{line.slope * 60:.3g} replicas/min, forecast "
+                        f"{load:.1f} replicas in {horizon:.0f}s at target "
                         f"{rule.show(rule.target)}"
+                        if rise
+                        else f"{rule.label} level {rule.show(load * rule.target / ready)} "
+                        f"> target {rule.show(rule.target)}"
                     )
-        return Recommendation(rule, replicas, why, value)
+        growth = saturation_growth(horizon)
+        boosted = math.ceil(growth * ready - 1e-9)
+        if state.saturated_at.get(rule.id) == now and boosted > replicas:
+            # Saturated: the real demand is above what the replicas can show, by an
+            # unknown amount: grow by a factor, larger when each round costs a longer
+            # start-up, rather than by what is visible.
+            replicas = boosted
+            why = f"{rule.label} saturated, ×{growth:.2g}"
+        keep = 0
+        if rule.metric in PERCENT_METRICS:
+            # A scale-in keeps what the load's peak of the last minutes needed at 100 %:
+            # that is what the next minutes may bring back, and bringing it back costs
+            # a start-up of violations.
+            memory = max(PEAK_MEMORY, PEAK_MEMORY_STARTUPS * horizon)
+            peak = implied_window.aggregate(now - memory, "max")
+            keep = replica_count(rule.target / 100 * (peak or 0.0), 0)
+        if rule.metric in PERCENT_METRICS and policy.headroom > 0 and noise is not None:
+            # The target is about the mean; running out of capacity is about the tail. Keep
+            # load + headroom·σ within 100 % (costly only at low counts).
+            needed = rule.target / 100 * (load + policy.headroom * noise)
+            if replica_count(needed, 0) > max(replicas, ready):
+                replicas = replica_count(needed, 0)
+                why = (
+                    f"{rule.label} {rule.aggregation} {rule.show(value)}, load "
+                    f"{needed:.1f} cores with {policy.headroom:g}σ of noise"
+                )
+        return Recommendation(rule, replicas, why, value, keep)
+
+    @staticmethod
+    def horizon(state: ServiceState, policy: Policy) -> float:
+        """How far ahead capacity ordered now arrives: the learned start-up time, or the
+        policy's first guess until one was seen."""
+        return state.startup if state.startup is not None else policy.startup
 
     def _action_under_way(self, service: ServiceKey, now: float) -> bool:
         since = self.in_flight.get(service)
@@ -552,7 +594,8 @@ class RuleEngine:
             if missing:
                 return None  # never scale in on missing or stale data
             held = state.recommended.aggregate(now - policy.stabilization_window, "max")
-            desired = max(desired, int(held or desired))
+            keep = max(r.keep for r in recommendations)
+            desired = max(desired, int(held or desired), keep)
         elif desired > current and policy.stabilization_up > 0:
             # Out only as far as every recommendation of the last moments agrees: one
             # noisy point is not a rise.
@@ -565,7 +608,13 @@ class RuleEngine:
         elif current < policy.min_replicas:
             why = f"{current} replicas below min_replicas {policy.min_replicas}"
         else:
-            up_limit = policy.max_up if policy.max_up is not None else max(4, current)
+            # By default as HPA's: double or add 4 (the larger), or grow as saturation does
+            growth = saturation_growth(self.horizon(state, policy))
+            up_limit = (
+                policy.max_up
+                if policy.max_up is not None
+                else max(4, current, math.ceil((growth - 1) * current - 1e-9))
+            )
             desired = min(desired, current + up_limit)
             if policy.max_down is not None:
                 desired = max(desired, current - policy.max_down)

@@ -127,7 +127,7 @@ class Policy(FrozenModel):
     # No rules: a fixed replica count (`aliyun.scale` alone), kept but never scaled.
     rules: tuple[MetricRule, ...] = ()
     initial_replicas: int | None = Field(None, ge=0)
-    mode: Literal["step", "proportional", "predictive"] = "proportional"
+    mode: Literal["step", "proportional", "predictive"] = "predictive"
     step: int = Field(1, ge=1)
     min_replicas: int = Field(1, ge=0)
     max_replicas: int = Field(10, ge=1)
@@ -137,13 +137,15 @@ class Policy(FrozenModel):
     window: float = Field(30.0, gt=0)
     stabilization: float | None = Field(None, ge=0)
     stabilization_up: float = Field(0.0, ge=0)
-    headroom: float = Field(1.75, ge=0, description="σ of load noise kept within capacity.")
+    headroom: float = Field(1.5, ge=0, description="σ of load noise kept within capacity.")
     tolerance: float = Field(0.15, ge=0, lt=1)
     on_missing: str = "hold"
     max_up: int | None = Field(None, ge=1)
     max_down: int | None = Field(None, ge=1)
     warmup: float = Field(0.0, ge=0)
-    startup: float = Field(10.0, gt=0)
+    # Until a start-up is seen: a slow guess, since guessing short costs a round of
+    # unserved load and guessing long only a replica or two for one start-up.
+    startup: float = Field(30.0, gt=0)
 
     @field_validator("on_missing")
     @classmethod

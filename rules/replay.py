@@ -5,16 +5,17 @@ serves one core; each ready replica's CPU percent is `min(100, 100 × demand / r
 new replica becomes ready `start_delay` seconds after the decision; scale-in removes
 replicas at once (newest first); the run starts at the policy's initial replica count.
 Each second is accounted with the replicas it began with, then the autoscaler sees it.
+The start delay may change over the trace (a function of the decision's time).
 
 `EngineAutoscaler` is ebbflow's real RuleEngine — the live code path — fed container
 events and CPU samples on a virtual clock; any other autoscaler with `observe` (the HPA
-reference in benchmarks/) runs under the same model.
+reference in hpa.py) runs under the same model.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +36,7 @@ from ebbflow.model import (
 from ebbflow.state import DecisionStore
 
 from .engine import RuleEngine
+from .hpa import HPA
 from .policy import CPU_METRIC, Policy, parse_policy
 
 SERVICE = {"com.docker.compose.project": "replay", "com.docker.compose.service": "svc"}
@@ -102,12 +104,16 @@ def load_labels(path: Path) -> dict[str, str]:
     return labels
 
 
+StartDelay = float | Callable[[float], float]  # seconds, or seconds at decision time t
+
+
 def simulate(
     trace: Sequence[tuple[float, float]],
     scaler: Autoscaler,
     initial: int,
-    start_delay: float = 5.0,
+    start_delay: StartDelay = 5.0,
 ) -> ReplayResult:
+    delay_at = start_delay if callable(start_delay) else lambda _t: float(start_delay)
     result = ReplayResult()
     ready_at: list[float] = [float("-inf")] * initial  # creation order; newest last
     last_direction = 0
@@ -122,7 +128,7 @@ def simulate(
         for wanted, reason in scaler.observe(t, cpu, ready, total):
             before = len(ready_at)
             if wanted > before:
-                ready_at += [t + start_delay] * (wanted - before)
+                ready_at += [t + delay_at(t)] * (wanted - before)
             else:
                 del ready_at[wanted:]
             if wanted == before:
@@ -196,14 +202,52 @@ def policy_of(labels: Mapping[str, str], defaults: RulesConfig | None = None) ->
     return result.policy
 
 
+def initial_count(policy: Policy) -> int:
+    return policy.initial_replicas if policy.initial_replicas is not None else policy.min_replicas
+
+
 def replay(
     trace: Sequence[tuple[float, float]],
     labels: Mapping[str, str],
-    start_delay: float = 5.0,
+    start_delay: StartDelay = 5.0,
     defaults: RulesConfig | None = None,
 ) -> ReplayResult:
     policy = policy_of(labels, defaults)
-    initial = (
-        policy.initial_replicas if policy.initial_replicas is not None else policy.min_replicas
+    return simulate(trace, EngineAutoscaler(labels, defaults), initial_count(policy), start_delay)
+
+
+def hpa_reference(
+    trace: Sequence[tuple[float, float]],
+    labels: Mapping[str, str],
+    start_delay: StartDelay = 5.0,
+    defaults: RulesConfig | None = None,
+) -> tuple[ReplayResult | None, str]:
+    """What Kubernetes' HPA (hpa.py) would have done with the same CPU target, bounds and
+    start, under the same model; None, with why, when the policy has no CPU target."""
+    policy = policy_of(labels, defaults)
+    target = next((r.target for r in policy.rules if r.metric == CPU_METRIC and r.target), None)
+    if target is None:
+        return None, "no HPA reference: the policy has no CPU target (HPA scales on one)"
+    hpa = HPA(target=target, min_replicas=policy.min_replicas, max_replicas=policy.max_replicas)
+    about = (
+        f"HPA reference: target {target:g}% CPU, replicas {policy.min_replicas}.."
+        f"{policy.max_replicas}, 15 s sync, tolerance 0.1, 300 s scale-down stabilisation"
     )
-    return simulate(trace, EngineAutoscaler(labels, defaults), initial, start_delay)
+    return simulate(trace, hpa, initial_count(policy), start_delay), about
+
+
+def goals_missed(ebbflow: Summary, hpa: Summary, duration: float) -> list[str]:
+    """What ebbflow's run missed of the goals against HPA's on the same trace and start
+    delay: ≥ 30 % fewer violation seconds, no more replica seconds, and no more reversals
+    than HPA's or one per 10 minutes, whichever is larger."""
+    missed = []
+    if ebbflow.violation_seconds > 0.7 * hpa.violation_seconds:
+        missed.append(
+            f"violation seconds {ebbflow.violation_seconds} > 70 % of HPA's {hpa.violation_seconds}"
+        )
+    if ebbflow.replica_seconds > hpa.replica_seconds:
+        missed.append(f"replica seconds {ebbflow.replica_seconds} > HPA's {hpa.replica_seconds}")
+    allowed = max(hpa.reversals, int(duration // 600))
+    if ebbflow.reversals > allowed:
+        missed.append(f"reversals {ebbflow.reversals} > {allowed}")
+    return missed

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 Aggregation = Literal["avg", "max", "min", "p95"]
+
+
+class Line(NamedTuple):
+    """A least-squares line through a window's points, read at one instant."""
+
+    level: float  # the line's value at the instant asked for
+    slope: float  # per second
+    slope_error: float  # the slope's standard error: a trend is a slope well above it
+    noise: float  # standard deviation of the points around the line
+
+    def rising(self, z: float) -> bool:
+        return self.slope > z * self.slope_error
 
 
 class RingWindow:
@@ -17,7 +29,7 @@ class RingWindow:
     given time, so the window's span is set by the caller, not by the capacity.
     """
 
-    def __init__(self, capacity: int = 512) -> None:
+    def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
         self._t: npt.NDArray[np.float64] = np.empty(capacity)
         self._v: npt.NDArray[np.float64] = np.empty(capacity)
@@ -60,14 +72,23 @@ class RingWindow:
         _, values = self.since(t0)
         return float(values.std()) if values.size >= 3 else None
 
-    def trend(self, t0: float, at: float) -> tuple[float, float] | None:
-        """Least-squares line through the points since t0: (its value at `at`, slope per
-        second). Starting a forecast from the line, not the newest point, keeps noise from
-        passing for a trend. None under 3 points."""
+    def fit(self, t0: float, at: float) -> Line | None:
+        """The line through the points since t0, read at `at`. Reading the line, not the
+        newest point, keeps one noisy point from passing for a level or a trend; the
+        slope's error says whether a trend is there at all. None under 4 points, or when
+        they cover less than half the span asked for."""
         times, values = self.since(t0)
-        if values.size < 3 or float(np.ptp(times)) == 0.0:
+        if values.size < 4 or float(np.ptp(times)) < max(at - t0, 1e-9) / 2:
             return None
         t_mean, v_mean = times.mean(), values.mean()
         centred = times - t_mean
-        slope = float((centred * (values - v_mean)).sum() / (centred**2).sum())
-        return float(v_mean + slope * (at - t_mean)), slope
+        spread = float((centred**2).sum())
+        slope = float((centred * (values - v_mean)).sum() / spread)
+        residuals = values - v_mean - slope * centred
+        variance = float((residuals**2).sum()) / (values.size - 2)
+        return Line(
+            float(v_mean + slope * (at - t_mean)),
+            slope,
+            (variance / spread) ** 0.5,
+            variance**0.5,
+        )

@@ -92,7 +92,7 @@ def test_predictive_mode_scales_ahead_of_a_rising_trend(
         **PROPORTIONAL,
         "ebbflow.scale.mode": "predictive",
         "ebbflow.scale.window": "10",
-        "ebbflow.scale.startup": "10",
+        "ebbflow.scale.startup": "60",
     }
     predictive, proportional = (
         Harness(store, clock, labels),
@@ -104,12 +104,23 @@ def test_predictive_mode_scales_ahead_of_a_rising_trend(
     )
     for h in (predictive, proportional):
         h.start(4)
-        for cpu in (40, 44, 48, 52, 56):  # +1 core every ~10 s on 4 replicas; target 50 %
-            h.tick(cpu, act=False)
-    # proportional waits for the tolerance to be passed; predictive sees 10 s ahead
+        for cpu in range(40, 56, 2):  # +0.08 cores every 10 s on 4 replicas; target 50 %
+            h.tick(cpu, seconds=10, act=False)
+    # proportional waits for the tolerance (57.5 %) to be passed; predictive reads the
+    # line one start-up (60 s) ahead, at 52 %: 4 x 52 / 50 + 0.016/s x 60 s = 5.12
     assert proportional.moves() == []
-    assert predictive.made and predictive.made[0].to_replicas >= 5
-    assert "forecast" in predictive.made[0].reason
+    assert predictive.moves() == [(4, 6)]
+    assert "forecast 5.1 replicas in 60s" in predictive.made[0].reason
+
+
+def test_noise_is_not_a_trend(store: DecisionStore, clock: VirtualClock) -> None:
+    """A slope within 3 standard errors of 0 is not followed, however steep it looks."""
+    labels = {**PROPORTIONAL, "ebbflow.scale.window": "10", "ebbflow.scale.startup": "60"}
+    h = Harness(store, clock, labels)
+    h.start(4)
+    for cpu in [40, 52, 38, 50, 41, 53, 39, 51, 42, 54, 40, 52] * 2:  # rising a little
+        h.tick(cpu, seconds=5, act=False)
+    assert h.made == []
 
 
 def test_predictive_is_never_below_proportional(store: DecisionStore, clock: VirtualClock) -> None:
@@ -175,7 +186,9 @@ def test_scale_in_is_stabilised(store: DecisionStore, clock: VirtualClock) -> No
     for _ in range(3):
         h.tick(10.0)
     assert h.made[0].timestamp - at_target >= 20
-    assert h.moves()[-1][1] == 1
+    # not to 1: a scale-in keeps what the last 5 minutes' peak load needed at 100 %,
+    # 2 cores (4 replicas at 50 %)
+    assert h.moves()[-1][1] == 2
 
 
 def test_cooldowns_per_direction(store: DecisionStore, clock: VirtualClock) -> None:

@@ -1,6 +1,9 @@
-"""The HPA comparison of benchmarks/replay as a regression guard: deterministic, no timing.
+"""The HPA comparison of benchmarks/replay as a regression guard: every trace at every
+start delay, deterministic, no timing.
 
-If a change to the engine loses a goal, this fails before the benchmark table goes stale.
+Each row must meet the goals (rules/replay.py: `goals_missed`). The rows that miss are
+listed here with why, as in benchmarks/README.md, and marked strict xfail: a change that
+makes one pass fails the run too, so the table cannot go stale either way.
 """
 
 import sys
@@ -10,25 +13,56 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "replay"))
 
-from compare import run
-from hpa import HPA
-from traces import DURATION
+from compare import run_one
+from traces import START_DELAYS, TRACES
+
+from ebbflow.rules.hpa import HPA
+
+SPIKES = (
+    "spikes of 10-40 s end before most capacity ordered for them is ready, and holding "
+    "capacity for the next one across minutes, as HPA's 5-minute stabilisation does, "
+    "costs more replica seconds than HPA's (benchmarks/README.md)"
+)
+NOISY_RAMP_REPLICAS = (
+    "0.4-1.5 % more replica seconds than HPA: the scale-in keeps the last 5 minutes' "
+    "peak, which on σ 0.8 noise is ~2.5σ above the level; in exchange 56-68 % fewer "
+    "violation seconds and no flapping"
+)
+KNOWN_MISSES = {
+    **{("spikes", d): SPIKES for d in START_DELAYS},
+    **{("noisy_ramp", d): NOISY_RAMP_REPLICAS for d in (2.0, 5.0, 30.0, 60.0)},
+    ("noisy_diurnal", 5.0): "1.1 % more replica seconds than HPA (the kept peak, as on "
+    "the noisy ramp), with 76 % fewer violation seconds",
+    **{
+        ("slow_ramp", d): "at the noise floor: 2 violation seconds against HPA's 0-2 in the hour"
+        for d in START_DELAYS
+    },
+    **{
+        ("fast_ramp", d): "0.3-3.4 % more replica seconds than HPA: growing ×2.5-3 per "
+        "round while saturated overshoots the 16 cores for a minute, with 60-68 % fewer "
+        "violation seconds"
+        for d in (30.0, 60.0)
+    },
+    ("startup_shift", 60.0): "7 reversals against the 6 allowed: at a 180 s start-up "
+    "(the shifted third) one scale-in came before the load's trough",
+}
 
 
-@pytest.fixture(scope="module")
-def table() -> dict[str, dict[str, dict[str, float]]]:
-    return run(start_delay=5.0)
+def rows() -> list[object]:
+    params = []
+    for name in TRACES:
+        for delay in START_DELAYS:
+            marks = []
+            if (name, delay) in KNOWN_MISSES:
+                marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[name, delay]))
+            params.append(pytest.param(name, delay, marks=marks, id=f"{name}-{delay:g}s"))
+    return params
 
 
-@pytest.mark.parametrize("trace", ["diurnal", "flash_crowd", "square_wave", "noisy_ramp"])
-def test_fewer_violations_with_no_more_replicas(table, trace: str) -> None:
-    hpa, ebb = table[trace]["hpa"], table[trace]["ebbflow"]
-    assert ebb["violation_seconds"] <= 0.7 * hpa["violation_seconds"]
-    assert ebb["replica_seconds"] <= hpa["replica_seconds"]
-
-
-def test_square_wave_reversals(table) -> None:
-    assert table["square_wave"]["ebbflow"]["reversals"] <= DURATION / 600
+@pytest.mark.parametrize(("trace", "start_delay"), rows())
+def test_goals_against_hpa(trace: str, start_delay: float) -> None:
+    row = run_one(trace, start_delay)
+    assert row.missed == []
 
 
 def test_hpa_reference_rules() -> None:

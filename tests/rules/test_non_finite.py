@@ -69,8 +69,8 @@ def test_a_sample_that_is_nan_or_inf_never_enters_a_window(tmp_path: Path) -> No
     for value in (math.nan, math.inf, -math.inf):
         assert h.tick(value) == []
     assert h.engine.non_finite == 3
-    assert h.tick(100.0)  # the first finite value decides: 1 → 2
-    assert h.moves() == [(1, 2)]
+    assert h.tick(100.0)  # the first finite value decides: saturated, ×2.5 → 3
+    assert h.moves() == [(1, 3)]
 
 
 def test_an_evaluation_that_raises_disables_only_that_service(

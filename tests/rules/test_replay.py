@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ebbflow.rules.replay import load_labels, load_trace, replay, simulate
+from ebbflow.rules.hpa import HPA
+from ebbflow.rules.replay import hpa_reference, load_labels, load_trace, replay, simulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "replay"))
+
+from compare import EBBFLOW_LABELS, run_one, warm_start
+from traces import TRACES, write_csv
 
 
 class Scripted:
@@ -113,7 +119,14 @@ def test_replay_command_json(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert set(result) == {"decisions", "summary"}
+    assert set(result) == {"decisions", "summary", "hpa", "hpa_about", "goals_missed"}
+    # the HPA reference under the same model, start and target
+    hpa = simulate(load_trace(trace), HPA(target=70, max_replicas=10), 1, 3.0).summary
+    assert result["hpa"] == {
+        **vars(hpa),
+        "unserved_core_seconds": round(hpa.unserved_core_seconds, 3),
+    }
+    assert isinstance(result["goals_missed"], list)
     assert set(result["summary"]) == {
         "violation_seconds",
         "unserved_core_seconds",
@@ -138,3 +151,57 @@ def test_replay_command_json(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert bad.returncode == 2 and "missing" in bad.stderr
+
+
+def test_replay_command_reports_the_benchmarks_hpa_reference(tmp_path: Path) -> None:
+    """A user's own trace gets the comparison the benchmark table makes: run on one of its
+    traces, `ebbflow replay` prints the same two summaries as benchmarks/replay."""
+    trace = TRACES["flash_crowd"]()
+    path = tmp_path / "flash.csv"
+    write_csv(trace, path)
+    labels = tmp_path / "labels"
+    labels.write_text(
+        "".join(f"{k}={v}\n" for k, v in EBBFLOW_LABELS.items())
+        + f"ebbflow.scale.initial_replicas={warm_start(trace)}\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ebbflow",
+            "replay",
+            str(path),
+            "--labels",
+            str(labels),
+            "--start-delay",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    row = run_one("flash_crowd", 30.0)
+    lines = out.stdout.splitlines()
+    for name, summary in (("ebbflow", row.ebbflow), ("hpa", row.hpa)):
+        line = next(x for x in lines if x.startswith(f"{name}:"))
+        assert f"violation_seconds={summary.violation_seconds} " in line
+        assert f"replica_seconds={summary.replica_seconds} " in line
+        assert line.endswith(f"reversals={summary.reversals}")
+    assert "HPA reference: target 70% CPU, replicas 1..20" in out.stdout
+    assert lines[-1].endswith("met")
+
+
+def test_no_hpa_reference_without_a_cpu_target() -> None:
+    labels = {"aliyun.auto_scaling.max_cpu": "70", "aliyun.auto_scaling.min_cpu": "20"}
+    result, why = hpa_reference([(0, 1.0)], labels)
+    assert result is None and "no CPU target" in why
+
+
+def test_start_delay_may_change_over_the_trace() -> None:
+    # a start-up of 2 s for what is decided before t = 5, of 4 s after
+    trace = [(t, 2.0) for t in range(20)]
+    result = simulate(trace, Scripted({0: 2, 6: 1, 10: 2}), 1, lambda t: 2.0 if t < 5 else 4.0)
+    # 1 ready until t=2 (2 s), 1 again from t=7 (scaled in at 6) until 10 + 4 = 14
+    assert result.summary.violation_seconds == 2 + 7

@@ -1,5 +1,6 @@
 """A faithful reference of Kubernetes' HPA (autoscaling/v2, default behaviour) for CPU
-utilisation, under the replay model (rules/replay.py).
+utilisation, under the replay model (replay.py): what `ebbflow replay` and the benchmark in
+benchmarks/replay compare ebbflow's decisions with.
 
 What it follows, from the HPA controller (replica_calculator.go, horizontal.go):
 - a sync every 15 s; the metric is the mean CPU utilisation of ready pods over the last
