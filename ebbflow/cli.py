@@ -454,11 +454,26 @@ def cmd_explain(config: AppConfig, service: str, limit: int, as_json: bool) -> i
         name = resolve_service(store, service)
         rows = store.recent(limit, parse_service_key(name))
         steps = store.recent_steps(limit, parse_service_key(name))
+        startup = store.startup(parse_service_key(name))
     finally:
         store.close()
     if as_json:
-        print(json.dumps({"decisions": [row.__dict__ for row in rows], "healing": steps}, indent=1))
+        out = {
+            "decisions": [row.__dict__ for row in rows],
+            "healing": steps,
+            "startup": startup.__dict__ if startup else None,
+        }
+        print(json.dumps(out, indent=1))
         return 0
+    if startup is None:
+        print(f"{name}: start-up not seen yet; decisions use the policy's guess (startup)")
+    else:
+        when = datetime.fromtimestamp(startup.timestamp).isoformat(timespec="seconds")
+        print(
+            f"{name}: start-up {startup.seconds:.1f}s, learned from {startup.seen} new "
+            f"replica(s) (the newest took {startup.last_seconds:.1f}s, at {when}); "
+            "capacity is ordered this far ahead"
+        )
     print(f"{name}: last {len(rows)} decision(s), newest last")
     for row in reversed(rows):
         when = datetime.fromtimestamp(row.timestamp).isoformat(timespec="seconds")

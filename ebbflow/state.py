@@ -1,5 +1,6 @@
-"""ebbflow's state in SQLite: decisions and their outcomes, healing steps, and the
-containers moved off a node at fault (whose originals are removed when it returns).
+"""ebbflow's state in SQLite: decisions and their outcomes, healing steps, each service's
+learned start-up time, and the containers moved off a node at fault (whose originals are
+removed when it returns).
 
 The rule engine records decisions and reads cooldowns; the scaler records outcomes; the CLI
 reads the audit log. Kept across restarts, so cooldowns outlive them.
@@ -59,6 +60,13 @@ CREATE TABLE IF NOT EXISTS pending_steps (
     failed_at REAL NOT NULL,
     dry_run INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS startups (
+    service TEXT PRIMARY KEY,
+    seconds REAL NOT NULL,
+    last_seconds REAL NOT NULL,
+    seen INTEGER NOT NULL,
+    ts REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS migrations (
     container_id TEXT PRIMARY KEY,
     ts REAL NOT NULL,
@@ -94,6 +102,16 @@ class StoredDecision:
     outcome: str | None
     detail: str | None
     origin: DecisionOrigin = "policy"
+
+
+@dataclass(frozen=True)
+class LearnedStartup:
+    """How long a service's new replicas take from the decision to their first sample."""
+
+    seconds: float  # smoothed over the start-ups seen
+    last_seconds: float  # the newest one
+    seen: int
+    timestamp: float
 
 
 class DecisionStore:
@@ -132,6 +150,26 @@ class DecisionStore:
             ),
         )
         return int(cursor.lastrowid or 0)
+
+    def record_startup(self, service: ServiceKey, startup: LearnedStartup) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO startups (service, seconds, last_seconds, seen, ts)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                format_service_key(service),
+                startup.seconds,
+                startup.last_seconds,
+                startup.seen,
+                startup.timestamp,
+            ),
+        )
+
+    def startup(self, service: ServiceKey) -> LearnedStartup | None:
+        row = self._db.execute(
+            "SELECT seconds, last_seconds, seen, ts FROM startups WHERE service = ?",
+            (format_service_key(service),),
+        ).fetchone()
+        return LearnedStartup(*row) if row else None
 
     def record_outcome(self, decision: Decision, ok: bool, detail: str) -> None:
         self._db.execute(

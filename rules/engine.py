@@ -13,6 +13,7 @@ import collections
 import contextlib
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from ebbflow.model import (
     labels_of,
 )
 from ebbflow.services import defining, service_key
-from ebbflow.state import DecisionStore
+from ebbflow.state import DecisionStore, LearnedStartup
 
 from .policy import (
     CPU_METRIC,
@@ -129,7 +130,7 @@ class ServiceState:
     recommended: RingWindow = field(default_factory=RingWindow)  # for scale-in stabilisation
     averages: dict[str, float] = field(default_factory=dict)
     saturated_at: dict[str, float] = field(default_factory=dict)  # rule id → last such point
-    startup: float | None = None  # learned: decision → first ready sample of a new replica
+    startup: LearnedStartup | None = None  # decision → first sample of a new replica
     last_scale_out: float | None = None
     in_scope: bool = True  # the defining replica's labels lie in the instance's scope
     source: str = ""  # the replica whose labels define the policy (services.defining)
@@ -277,7 +278,9 @@ class RuleEngine:
         info = event.container
         if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
             key = service_key(info.labels, info.name)
-            state = self.services.setdefault(key, ServiceState(key))
+            if key not in self.services:
+                self.services[key] = ServiceState(key, startup=self._stored_startup(key))
+            state = self.services[key]
             if info.name not in state.replicas and state.replicas and not self.may_act():
                 state.observed["out"] = event.timestamp
             others = [r.info for name, r in state.replicas.items() if name != info.name]
@@ -296,6 +299,12 @@ class RuleEngine:
                     self.services[owner].observed["in"] = event.timestamp
                 if not self.services[owner].replicas:
                     del self.services[owner]
+
+    def _stored_startup(self, key: ServiceKey) -> LearnedStartup | None:
+        try:
+            return self.store.startup(key)
+        except sqlite3.Error:
+            return None
 
     @staticmethod
     def _replica(info: ContainerInfo, policy: Policy | None, seen: float) -> Replica:
@@ -398,19 +407,24 @@ class RuleEngine:
                     self._learn_startup(state, replica, now)
         return ready
 
-    @staticmethod
-    def _learn_startup(state: ServiceState, replica: Replica, now: float) -> None:
-        """A replica made by our last scale-out just became ready: how long that took."""
+    def _learn_startup(self, state: ServiceState, replica: Replica, now: float) -> None:
+        """A replica made by our last scale-out just became ready: how long that took,
+        kept in the store so a restart and `ebbflow explain` know it."""
         decided = state.last_scale_out
         started = replica.info.started_at
         if decided is None or (started and started < decided):
             return
         took = now - decided
-        state.startup = (
+        before = state.startup
+        smoothed = (
             took
-            if state.startup is None
-            else STARTUP_SMOOTHING * took + (1 - STARTUP_SMOOTHING) * state.startup
+            if before is None
+            else STARTUP_SMOOTHING * took + (1 - STARTUP_SMOOTHING) * before.seconds
         )
+        seen = before.seen + 1 if before else 1
+        state.startup = LearnedStartup(smoothed, took, seen, now)
+        with contextlib.suppress(sqlite3.Error):  # a full disk: learned all the same
+            self.store.record_startup(state.key, state.startup)
 
     def _observe(
         self,
@@ -524,7 +538,7 @@ class RuleEngine:
     def horizon(state: ServiceState, policy: Policy) -> float:
         """How far ahead capacity ordered now arrives: the learned start-up time, or the
         policy's first guess until one was seen."""
-        return state.startup if state.startup is not None else policy.startup
+        return state.startup.seconds if state.startup is not None else policy.startup
 
     def _action_under_way(self, service: ServiceKey, now: float) -> bool:
         since = self.in_flight.get(service)
@@ -657,7 +671,13 @@ class RuleEngine:
         now: float,
         origin: DecisionOrigin = "policy",
     ) -> Decision:
-        inputs: dict[str, float] = {"replicas": current, "ready": ready, "window": policy.window}
+        inputs: dict[str, float] = {
+            "replicas": current,
+            "ready": ready,
+            "window": policy.window,
+            "startup": round(self.horizon(state, policy), 3),
+            "startup_learned": int(state.startup is not None),
+        }
         for r in recommendations:
             if r.value is not None:
                 inputs[f"{r.rule.id}_{r.rule.aggregation}"] = round(r.value, 4)

@@ -7,7 +7,10 @@ from outside; ebbflow runs as its own process, as an operator would run it.
 from __future__ import annotations
 
 import itertools
+import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,6 +106,26 @@ def test_scales_out_under_load_and_back_in(
     wait_for("every replica and the replica gauge on /metrics", all_on_metrics, 15)
     compose = f'container_label_com_docker_compose_project="{project}"'
     assert f"container_cpu_usage_seconds_total{{{compose}" in ebbflow.metrics()
+    # The new replicas' start-up (decision → first sample) is learned and shown.
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ebbflow",
+            "explain",
+            f"compose:{project}/burn",
+            "--state",
+            str(ebbflow.state),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    explained = shown.stdout
+    learned = re.search(r"start-up ([0-9.]+)s, learned from (\d+) new replica", explained)
+    assert learned, (explained, shown.stderr)
+    assert 0 < float(learned[1]) < 30 and int(learned[2]) >= 1, explained
 
     (flag / "burn").unlink()
     wait_for("1 replica", lambda: seen[-1] == 1, 90, observe)
@@ -115,6 +138,9 @@ def test_scales_out_under_load_and_back_in(
     gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(made)]
     assert min(gaps) >= 5, gaps
     assert "cpu avg" in made[0].reason and made[0].inputs["cpu_avg"] > 40
+    # the first decision had only the policy's guess; the second knew the first start-up
+    assert (made[0].inputs["startup_learned"], made[0].inputs["startup"]) == (0, 30)
+    assert made[1].inputs["startup_learned"] == 1 and 0 < made[1].inputs["startup"] < 30
     assert "Traceback" not in ebbflow.logs()
 
 

@@ -63,13 +63,37 @@ def run(
     return [run_one(name, delay) for name in traces for delay in start_delays]
 
 
+def markdown(rows: list[Row]) -> str:
+    lines = [
+        "| trace | start | violation s HPA → ebbflow | replica s HPA → ebbflow | "
+        "reversals HPA → ebbflow (allowed) | goals |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        h, e = r.hpa, r.ebbflow
+        fewer = 1 - e.violation_seconds / h.violation_seconds if h.violation_seconds else 0.0
+        allowed = max(h.reversals, r.duration // 600)
+        lines.append(
+            f"| {r.trace.replace('_', ' ')} | {r.start_delay:g} s | {h.violation_seconds} → "
+            f"**{e.violation_seconds}** ({-fewer:+.0%}) | {h.replica_seconds} → "
+            f"**{e.replica_seconds}** (×{e.replica_seconds / h.replica_seconds:.3f}) | "
+            f"{h.reversals} → **{e.reversals}** ({allowed}) | "
+            f"{'met' if not r.missed else 'MISSED: ' + '; '.join(r.missed)} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--start-delay", type=float, action="append", dest="delays")
     parser.add_argument("--trace", action="append", dest="traces", choices=sorted(TRACES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="the table of the README")
     args = parser.parse_args()
     rows = run(tuple(args.delays or START_DELAYS), tuple(args.traces or TRACES))
+    if args.markdown:
+        print(markdown(rows))
+        return 0 if not any(r.missed for r in rows) else 1
     if args.json:
         print(json.dumps([{**asdict(r), "missed": r.missed} for r in rows], indent=1))
         return 0 if not any(r.missed for r in rows) else 1

@@ -11,7 +11,7 @@ import pytest
 
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import Decision, HealingStep, ServiceKey
-from ebbflow.state import DecisionStore
+from ebbflow.state import DecisionStore, LearnedStartup
 
 
 def ebbflow(
@@ -183,12 +183,27 @@ def test_explain_shows_reasons_and_inputs(tmp_path: Path) -> None:
     store.close()
     state = str(tmp_path / "s.db")
     text = ebbflow("explain", "web", "--state", state, cwd=tmp_path).stdout
-    assert text.startswith("compose:shop/web: last 2 decision(s)")
+    assert text.startswith("compose:shop/web: start-up not seen yet; decisions use the policy's")
+    assert "compose:shop/web: last 2 decision(s)" in text
     assert "web: 2→4, cpu avg 91.0% > target 60.0% over 30s" in text
     assert "inputs:  cpu_avg=91  replicas=2" in text
     assert text.index("1→2") < text.index("2→4")  # newest last
     unknown = ebbflow("explain", "api", "--state", state, cwd=tmp_path)
     assert unknown.returncode == 1 and "compose:shop/web" in unknown.stderr
+    store = DecisionStore(tmp_path / "s.db")
+    store.record_startup(web, LearnedStartup(7.25, 6.5, 3, 1.0e9 + 5))
+    store.close()
+    text = ebbflow("explain", "web", "--state", state, cwd=tmp_path).stdout
+    assert text.startswith(
+        "compose:shop/web: start-up 7.2s, learned from 3 new replica(s) (the newest took 6.5s"
+    )
+    shown = json.loads(ebbflow("explain", "web", "--state", state, "--json", cwd=tmp_path).stdout)
+    assert shown["startup"] == {
+        "seconds": 7.25,
+        "last_seconds": 6.5,
+        "seen": 3,
+        "timestamp": 1.0e9 + 5,
+    }
 
 
 def test_reading_commands_never_create_a_state_file(tmp_path: Path) -> None:

@@ -135,13 +135,26 @@ def test_predictive_is_never_below_proportional(store: DecisionStore, clock: Vir
 def test_startup_time_is_learned(store: DecisionStore, clock: VirtualClock) -> None:
     h = Harness(store, clock, PROPORTIONAL)
     h.start(1)
-    (d,) = h.tick(100.0, act=False)
+    (d,) = h.tick(90.0, act=False)  # 1 x 90 / 50 → 2
     h.finish(d)  # a new replica appears at once, but sends no sample yet
     new = h.names[-1]
     for _ in range(7):
         h.tick(60.0, names=h.names[:1], act=False)
     h.tick(60.0, names=[new], seconds=0, act=False)  # first sample 7 s after the decision
-    assert h.engine.services[WEB].startup == pytest.approx(7.0)
+    learned = h.engine.services[WEB].startup
+    assert learned is not None and (learned.seconds, learned.seen) == (pytest.approx(7.0), 1)
+    assert store.startup(WEB) == learned  # kept for a restart and for `ebbflow explain`
+    (d,) = h.tick(90.0, names=h.names, act=False)  # 2 x 90 / 50 → 4
+    assert d.inputs["startup"] == 7.0 and d.inputs["startup_learned"] == 1
+    h.finish(d)
+    h.tick(60.0, names=h.names[:2] + h.names[-1:], seconds=3, act=False)  # 3 s this time
+    learned = h.engine.services[WEB].startup
+    assert learned is not None
+    assert (learned.seconds, learned.last_seconds, learned.seen) == (5.0, 3.0, 2)
+    # a restart reads it back before it has seen a start-up of its own
+    again = Harness(store, VirtualClock(), PROPORTIONAL)
+    again.start(1)
+    assert again.engine.services[WEB].startup == learned
 
 
 # -- safety ------------------------------------------------------------------------------
