@@ -71,11 +71,13 @@ def markdown(rows: list[Row]) -> str:
     ]
     for r in rows:
         h, e = r.hpa, r.ebbflow
-        fewer = 1 - e.violation_seconds / h.violation_seconds if h.violation_seconds else 0.0
+        fewer = (
+            f"{e.violation_seconds / h.violation_seconds - 1:+.0%}" if h.violation_seconds else "—"
+        )
         allowed = max(h.reversals, r.duration // 600)
         lines.append(
             f"| {r.trace.replace('_', ' ')} | {r.start_delay:g} s | {h.violation_seconds} → "
-            f"**{e.violation_seconds}** ({-fewer:+.0%}) | {h.replica_seconds} → "
+            f"**{e.violation_seconds}** ({fewer}) | {h.replica_seconds} → "
             f"**{e.replica_seconds}** (×{e.replica_seconds / h.replica_seconds:.3f}) | "
             f"{h.reversals} → **{e.reversals}** ({allowed}) | "
             f"{'met' if not r.missed else 'MISSED: ' + '; '.join(r.missed)} |"

@@ -199,7 +199,7 @@ def test_scale_in_is_stabilised(store: DecisionStore, clock: VirtualClock) -> No
     for _ in range(3):
         h.tick(10.0)
     assert h.made[0].timestamp - at_target >= 20
-    # not to 1: a scale-in keeps what the last 5 minutes' peak load needed at 100 %,
+    # not to 1: a scale-in keeps what the last 3 minutes' peak load needed at 100 %,
     # 2 cores (4 replicas at 50 %)
     assert h.moves()[-1][1] == 2
 
