@@ -16,6 +16,16 @@ from compare import EBBFLOW_LABELS, run_one, warm_start
 from traces import TRACES, write_csv
 
 
+def ebbflow_replay(cwd: Path, *args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ebbflow", "replay", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
 class Scripted:
     """An autoscaler that decides what the test says, when it says."""
 
@@ -99,24 +109,7 @@ def test_replay_command_json(tmp_path: Path) -> None:
     trace.write_text("t,demand\n" + "".join(f"{t},{1 if t < 30 else 4}\n" for t in range(120)))
     labels = tmp_path / "labels"
     labels.write_text("ebbflow.scale.target=70\n")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ebbflow",
-            "replay",
-            str(trace),
-            "--labels",
-            str(labels),
-            "--start-delay",
-            "3",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    out = ebbflow_replay(tmp_path, trace, "--labels", labels, "--start-delay", "3", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert set(result) == {"decisions", "summary", "hpa", "hpa_about", "goals_missed"}
@@ -135,21 +128,7 @@ def test_replay_command_json(tmp_path: Path) -> None:
         "reversals",
     }
     assert {"t", "from", "to", "reason"} == set(result["decisions"][0])
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ebbflow",
-            "replay",
-            str(trace),
-            "--labels",
-            str(tmp_path / "missing"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    bad = ebbflow_replay(tmp_path, trace, "--labels", tmp_path / "missing")
     assert bad.returncode == 2 and "missing" in bad.stderr
 
 
@@ -164,23 +143,7 @@ def test_replay_command_reports_the_benchmarks_hpa_reference(tmp_path: Path) -> 
         "".join(f"{k}={v}\n" for k, v in EBBFLOW_LABELS.items())
         + f"ebbflow.scale.initial_replicas={warm_start(trace)}\n"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ebbflow",
-            "replay",
-            str(path),
-            "--labels",
-            str(labels),
-            "--start-delay",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    out = ebbflow_replay(tmp_path, path, "--labels", labels, "--start-delay", "30")
     assert out.returncode == 0, out.stderr
     row = run_one("flash_crowd", 30.0)
     lines = out.stdout.splitlines()
