@@ -47,7 +47,7 @@ from .policy import (
     effective_labels,
     parse_policy,
 )
-from .window import RingWindow
+from .window import Line, RingWindow
 
 log = logging.getLogger("ebbflow.rules")
 
@@ -485,27 +485,19 @@ class RuleEngine:
         assert rule.target is not None
         horizon = self.horizon(state, policy)
         load, noise = implied, implied_window.spread(since)
-        if policy.mode == "predictive":
-            # Capacity ordered now serves one start-up from now: read the load there, on a
-            # line through at least two start-ups, and follow its slope only when the
-            # slope is well above its own error (a trend, not noise).
-            span = max(policy.window, TREND_STARTUPS * horizon, MIN_TREND_SPAN)
-            # Saturated points only bound the load from below: no trend runs through them.
-            since_saturated = now - state.saturated_at.get(rule.id, -math.inf)
-            line = implied_window.fit(now - span, now) if since_saturated > span else None
-            if line is not None:
-                rise = line.slope * horizon if line.rising(TREND_Z) else 0.0
-                load, noise = max(line.level + rise, 0.0), line.noise
-                if load > replicas and load / max(ready, 1) > 1 + policy.tolerance:
-                    replicas = replica_count(load, replicas)
-                    why = (
-                        f"{rule.label} trend +{line.slope * 60:.3g} replicas/min, forecast "
-                        f"{load:.1f} replicas in {horizon:.0f}s at target "
-                        f"{rule.show(rule.target)}"
-                        if rise
-                        else f"{rule.label} level {rule.show(load * rule.target / ready)} "
-                        f"> target {rule.show(rule.target)}"
-                    )
+        line = self._line(state, rule, policy, horizon, now)
+        if line is not None:
+            rise = line.slope * horizon if line.rising(TREND_Z) else 0.0
+            load, noise = max(line.level + rise, 0.0), line.noise
+            if load > replicas and load / max(ready, 1) > 1 + policy.tolerance:
+                replicas = replica_count(load, replicas)
+                why = (
+                    f"{rule.label} trend +{line.slope * 60:.3g} replicas/min, forecast "
+                    f"{load:.1f} replicas in {horizon:.0f}s at target {rule.show(rule.target)}"
+                    if rise
+                    else f"{rule.label} level {rule.show(load * rule.target / max(ready, 1))}"
+                    f" > target {rule.show(rule.target)}"
+                )
         growth = saturation_growth(horizon)
         boosted = math.ceil(growth * ready - 1e-9)
         if state.saturated_at.get(rule.id) == now and boosted > replicas:
@@ -533,6 +525,20 @@ class RuleEngine:
                     f"{needed:.1f} cores with {policy.headroom:g}σ of noise"
                 )
         return Recommendation(rule, replicas, why, value, keep)
+
+    @staticmethod
+    def _line(
+        state: ServiceState, rule: MetricRule, policy: Policy, horizon: float, now: float
+    ) -> Line | None:
+        """Predictive mode: capacity ordered now serves one start-up from now, so the load
+        is read on a line through at least two start-ups of points. None in other modes,
+        and after saturation: saturated points only bound the load from below."""
+        if policy.mode != "predictive":
+            return None
+        span = max(policy.window, TREND_STARTUPS * horizon, MIN_TREND_SPAN)
+        if now - state.saturated_at.get(rule.id, -math.inf) <= span:
+            return None
+        return state.implied[rule.id].fit(now - span, now)
 
     @staticmethod
     def horizon(state: ServiceState, policy: Policy) -> float:
