@@ -324,7 +324,8 @@ async def test_a_paused_service_is_left_alone_until_resumed(
 
     control("pause")
     await until(lambda: f"service {service} paused: no actions until resumed" in ebbflow.logs(), 10)
-    assert ebbflow.metric("ebbflow_service_paused", service=service) == 1.0
+    # the gauge follows within one telemetry cycle of the log line
+    await until(lambda: ebbflow.metric("ebbflow_service_paused", service=service) == 1.0, 10)
     docker_cli("kill", first)
     await asyncio.sleep(15)  # past the heal backoff (1 s) and the reconcile grace (10 s)
     assert state_of(first)["Running"] is False
