@@ -484,11 +484,11 @@ class RuleEngine:
         )
         assert rule.target is not None
         horizon = self.horizon(state, policy)
-        load, noise = implied, implied_window.spread(since)
         line = self._line(state, rule, policy, horizon, now)
+        load, noise = implied, line.noise if line else implied_window.spread(since)
         if line is not None:
             rise = line.slope * horizon if line.rising(TREND_Z) else 0.0
-            load, noise = max(line.level + rise, 0.0), line.noise
+            load = max(line.level + rise, 0.0)
             if load > replicas and load / max(ready, 1) > 1 + policy.tolerance:
                 replicas = replica_count(load, replicas)
                 why = (

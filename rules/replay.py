@@ -230,24 +230,32 @@ def hpa_reference(
         return None, "no HPA reference: the policy has no CPU target (HPA scales on one)"
     hpa = HPA(target=target, min_replicas=policy.min_replicas, max_replicas=policy.max_replicas)
     about = (
-        f"HPA reference: target {target:g}% CPU, replicas {policy.min_replicas}.."
-        f"{policy.max_replicas}, 15 s sync, tolerance 0.1, 300 s scale-down stabilisation"
+        f"HPA reference: target {target:g}% CPU, replicas {hpa.min_replicas}..{hpa.max_replicas},"
+        f" {hpa.sync:g} s sync, tolerance {hpa.tolerance:g}, {hpa.stabilization:g} s"
+        " scale-down stabilisation"
     )
     return simulate(trace, hpa, initial_count(policy), start_delay), about
 
 
+VIOLATIONS_KEPT = 0.7  # of HPA's violation seconds, at most
+REVERSAL_PERIOD = 600  # seconds: one reversal per period is allowed, or HPA's count
+GOALS = (
+    f"≥ {(1 - VIOLATIONS_KEPT) * 100:.0f} % fewer violation seconds than HPA, no more "
+    f"replica seconds, no more reversals than HPA's or 1 per {REVERSAL_PERIOD // 60} minutes"
+)
+
+
 def goals_missed(ebbflow: Summary, hpa: Summary, duration: float) -> list[str]:
-    """What ebbflow's run missed of the goals against HPA's on the same trace and start
-    delay: ≥ 30 % fewer violation seconds, no more replica seconds, and no more reversals
-    than HPA's or one per 10 minutes, whichever is larger."""
+    """What ebbflow's run missed of GOALS against HPA's on the same trace and start delay."""
     missed = []
-    if ebbflow.violation_seconds > 0.7 * hpa.violation_seconds:
+    if ebbflow.violation_seconds > VIOLATIONS_KEPT * hpa.violation_seconds:
         missed.append(
-            f"violation seconds {ebbflow.violation_seconds} > 70 % of HPA's {hpa.violation_seconds}"
+            f"violation seconds {ebbflow.violation_seconds} > "
+            f"{VIOLATIONS_KEPT * 100:.0f} % of HPA's {hpa.violation_seconds}"
         )
     if ebbflow.replica_seconds > hpa.replica_seconds:
         missed.append(f"replica seconds {ebbflow.replica_seconds} > HPA's {hpa.replica_seconds}")
-    allowed = max(hpa.reversals, int(duration // 600))
+    allowed = max(hpa.reversals, int(duration // REVERSAL_PERIOD))
     if ebbflow.reversals > allowed:
         missed.append(f"reversals {ebbflow.reversals} > {allowed}")
     return missed
