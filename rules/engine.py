@@ -239,6 +239,8 @@ class RuleEngine:
         self.non_finite = 0  # samples a policy reads whose value was NaN or ±inf
         self.evaluation_errors = 0
         self.event_errors = 0
+        self.state_errors = 0  # reads and writes of learned start-ups the state file refused
+        self.state_problem: str | None = None  # the last of them, until one succeeds
         self.last_handled = time.monotonic()  # of the last event handled
 
     # -- events --------------------------------------------------------------------------
@@ -252,7 +254,10 @@ class RuleEngine:
             self.last_handled = time.monotonic()
 
     def health_problem(self) -> str | None:
-        """Not evaluating: events wait while none has been handled for a while."""
+        """Not evaluating: events wait while none has been handled for a while; or the
+        state file refuses what the engine keeps there."""
+        if self.state_problem is not None:
+            return self.state_problem
         waiting = self.subscription.stats().depth
         if waiting and time.monotonic() - self.last_handled > STUCK_AFTER:
             return f"not evaluating: {waiting} events wait, none handled for {STUCK_AFTER:g}s"
@@ -302,9 +307,25 @@ class RuleEngine:
 
     def _stored_startup(self, key: ServiceKey) -> LearnedStartup | None:
         try:
-            return self.store.startup(key)
-        except sqlite3.Error:
+            stored = self.store.startup(key)
+        except sqlite3.Error as err:
+            self._state_failed(f"reading {key}'s start-up", err)
             return None
+        self._state_ok()
+        return stored
+
+    def _state_failed(self, what: str, err: sqlite3.Error) -> None:
+        """The state file refused a read or write the engine can do without: counted,
+        logged once per outage, and shown in health until the next one succeeds."""
+        self.state_errors += 1
+        if self.state_problem is None:
+            log.error("rules: state file: %s failed: %s", what, err)
+        self.state_problem = f"state file: {what} failed: {err}"
+
+    def _state_ok(self) -> None:
+        if self.state_problem is not None:
+            log.info("rules: state file works again")
+            self.state_problem = None
 
     @staticmethod
     def _replica(info: ContainerInfo, policy: Policy | None, seen: float) -> Replica:
@@ -423,8 +444,12 @@ class RuleEngine:
         )
         seen = before.seen + 1 if before else 1
         state.startup = LearnedStartup(smoothed, took, seen, now)
-        with contextlib.suppress(sqlite3.Error):  # a full disk: learned all the same
+        try:
             self.store.record_startup(state.key, state.startup)
+        except sqlite3.Error as err:  # a full disk: learned all the same, in memory
+            self._state_failed(f"recording {state.key}'s start-up", err)
+        else:
+            self._state_ok()
 
     def _observe(
         self,
@@ -724,6 +749,11 @@ class RuleEngine:
                 "ebbflow_rules_event_errors_total",
                 self.event_errors,
                 "Events the rule engine could not handle.",
+            ),
+            (
+                "ebbflow_rules_state_errors_total",
+                self.state_errors,
+                "Reads and writes of learned start-up times the state file refused.",
             ),
         ):
             yield Sample(name, count, (), now, "counter", help_text)

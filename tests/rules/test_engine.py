@@ -1,6 +1,8 @@
 """The rule engine on a virtual clock."""
 
 import itertools
+import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -490,3 +492,44 @@ def test_reaching_the_minimum_is_held_by_no_cooldown_and_starts_none(
     assert h.moves() == [(1, 2), (2, 3)]  # the second one out of the load, a second later
     assert [d.origin for d in h.made] == ["bounds", "policy"]
     assert h.made[1].timestamp - h.made[0].timestamp == 1.0
+
+
+def test_a_state_file_that_refuses_the_startup_is_counted_and_shown_until_it_works(
+    tmp_path: Path, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    class FullDisk(DecisionStore):
+        refuse = 2
+
+        def record_startup(self, service, startup):  # type: ignore[no-untyped-def]
+            if self.refuse:
+                self.refuse -= 1
+                raise sqlite3.OperationalError("database or disk is full")
+            super().record_startup(service, startup)
+
+    caplog.set_level(logging.INFO, "ebbflow.rules")
+    store = FullDisk(tmp_path / "s.db")
+    h = Harness(store, clock, PROPORTIONAL)
+    h.start(1)
+
+    def learn(seconds: float) -> None:
+        (d,) = h.tick(90.0, names=h.names[:1], act=False)
+        h.finish(d)
+        h.tick(60.0, names=h.names[:1], seconds=seconds, act=False)
+        h.tick(60.0, names=h.names, seconds=0, act=False)  # the new ones' first samples
+
+    learn(4)
+    learn(6)
+    engine = h.engine
+    assert engine.services[WEB].startup is not None  # learned all the same, in memory
+    assert engine.services[WEB].startup.seen == 2
+    assert engine.state_errors == 2 and store.startup(WEB) is None
+    assert engine.health_problem() == (
+        "state file: recording shop/web's start-up failed: database or disk is full"
+    )
+    counted = {s.name: s.value for s in engine.telemetry(clock())}
+    assert counted["ebbflow_rules_state_errors_total"] == 2
+    assert caplog.text.count("state file: recording") == 1  # once per outage
+    learn(2)  # the disk has room again
+    assert engine.health_problem() is None and engine.state_errors == 2
+    assert store.startup(WEB) == engine.services[WEB].startup
+    assert "state file works again" in caplog.text
