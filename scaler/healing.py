@@ -7,7 +7,9 @@ default): a restart in place while the budget lasts, then one replacement by a f
 container, then ebbflow gives up on it and says so (an alert that resolves when the
 container is healthy again). Steps are recorded, so a restart of ebbflow continues a crash
 loop's backoff instead of starting it over. A failure that clears during the wait (the
-probe passes again, someone started the container) cancels the step.
+probe passes again, someone started the container) cancels the step. Only the instance
+holding the lease acts; one that takes the lease over heals what is failing then (a probe
+verdict is announced once, so one seen as a standby is kept until it clears).
 
 Swarm services are healed per service: Swarm replaces dead tasks itself, and a forced
 update is how a failing one is restarted.
@@ -152,6 +154,10 @@ class Healer:
         self._bad_labels: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
         self._deferred: list[ContainerEvent] = []
+        # Probes failing now, by container id: a verdict is announced once, so one that
+        # came while this instance could not act (a standby, a paused service) is taken
+        # up again when it can.
+        self._failing: dict[str, HealthChange] = {}
         self._restore()
 
     def _restore(self) -> None:
@@ -177,13 +183,28 @@ class Healer:
         )
 
     async def _when_leader(self) -> None:
-        """Exits found at start wait for the lease: the leader continues their backoff."""
+        """Exits found at start, and probes and nodes that failed before this instance held
+        the lease, wait for it: the leader continues their backoff and heals what is
+        failing now."""
+        leading = False
         while True:
             await asyncio.sleep(0.5)
-            if self._deferred and self.may_act():
+            was_leading, leading = leading, self.may_act()
+            if not leading:
+                continue
+            if self._deferred:
                 deferred, self._deferred = self._deferred, []
                 for event in deferred:
                     self.on_container(event)
+            if not was_leading:
+                self._take_up_failing(lambda service: True)
+                if self.nodes is not None:
+                    self._take_up_faulty_nodes(self.nodes)
+
+    def _take_up_failing(self, among: Callable[[ServiceKey], bool]) -> None:
+        for change in list(self._failing.values()):
+            if among(change.service):
+                self.on_health(change)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -197,16 +218,26 @@ class Healer:
                 elif isinstance(event, NodeHealthChange):
                     self.on_node(event)
                 elif isinstance(event, OperatorControls):
-                    self.paused = event.paused
+                    self.on_controls(event)
             deferring.cancel()
             for slot in self.slots.values():
                 if slot.waiting is not None and not slot.acting:
                     slot.waiting.cancel()
 
+    def on_controls(self, controls: OperatorControls) -> None:
+        """A service resumed: what failed while it was paused is healed now."""
+        was_paused, self.paused = self.paused, controls.paused
+
+        def resumed(service: ServiceKey) -> bool:
+            return paused(was_paused, service) and not paused(self.paused, service)
+
+        self._take_up_failing(resumed)
+
     # -- failures and recoveries -----------------------------------------------------------
     def on_health(self, change: HealthChange) -> None:
         key = slot_key(change.service, change.container)
         if change.healthy:
+            self._failing.pop(change.container.id, None)
             slot = self.slots.get(key)
             if slot is None:
                 return
@@ -217,12 +248,19 @@ class Healer:
                     slot, change.service, change.container.name, "recovered", "probe healthy", 0
                 )
             return
+        self._failing[change.container.id] = change
         self.failed(change.container, change.service, "probe", f"probe failing ({change.reason})")
 
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container
         service = service_key(info.labels, info.name)
         self._track(event, service)
+        if event.kind in (
+            ContainerEventKind.DIE,
+            ContainerEventKind.STOP,
+            ContainerEventKind.DESTROY,
+        ):
+            self._failing.pop(info.id, None)  # not probed any more: its verdict is stale
         if event.kind is ContainerEventKind.START:
             slot = self.slots.get(slot_key(service, info))
             if slot is not None:
@@ -311,11 +349,14 @@ class Healer:
             self._spawn(self._remove_leftover(leftover))
         # Containers that found no healthy node before may find this one.
         assert self.nodes is not None, "node changes come from the monitor of these nodes"
+        self._take_up_faulty_nodes(self.nodes)
+
+    def _take_up_faulty_nodes(self, nodes: Nodes) -> None:
         for node, placed in self.placed.items():
-            if not self.nodes.healthy(node):
+            if not nodes.healthy(node):
                 for info in list(placed.values()):
                     service = service_key(info.labels, info.name)
-                    self.failed(info, service, "node", f"node {node} {self.nodes.fault(node)}")
+                    self.failed(info, service, "node", f"node {node} {nodes.fault(node)}")
 
     def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
         assert self._group is not None, "called from run()"

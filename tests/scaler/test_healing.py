@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from ebbflow.model import (
     ContainerInfo,
     HealingStep,
     HealthChange,
+    OperatorControls,
     ServiceKey,
 )
 from ebbflow.rules.healing import heals_exits, parse_healing
@@ -80,7 +82,13 @@ def test_which_exits_are_ebbflows_to_heal() -> None:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, dry_run: bool = False, fail_heal: bool = False) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        dry_run: bool = False,
+        fail_heal: bool = False,
+        may_act: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.bus = Bus()
         self.actuator = RecordingActuator(fail_heal=fail_heal)
         self.store = DecisionStore(tmp_path / "state.db")
@@ -93,6 +101,7 @@ class Harness:
             time.time,
             HealingConfig(),
             dry_run=dry_run,
+            may_act=may_act,
         )
 
     def die(self, info: ContainerInfo, detail: str = "exited with code 1") -> None:
@@ -117,7 +126,7 @@ class Harness:
 async def harness(tmp_path: Path) -> AsyncIterator[Callable[..., Harness]]:
     tasks: list[asyncio.Task[None]] = []
 
-    def make(**kwargs: bool) -> Harness:
+    def make(**kwargs: Any) -> Harness:
         h = Harness(tmp_path, **kwargs)
         tasks.append(asyncio.create_task(h.healer.run()))
         return h
@@ -193,6 +202,56 @@ async def test_a_failure_that_clears_during_the_wait_needs_no_step(
     await asyncio.sleep(0.05)
     h.bus.publish(ContainerEvent(ContainerEventKind.START, info, time.time()))  # started by hand
     await h.quiet(0.5)
+    assert h.actuator.healed == []
+
+
+async def test_a_probe_that_failed_before_the_lease_is_healed_by_the_new_leader(
+    harness: Callable[..., Harness],
+) -> None:
+    """A verdict is announced once: one that came to a standby is not lost."""
+    leader = False
+    h = harness(may_act=lambda: leader)
+    sick, cured = container(), ContainerInfo("c2", "crashy-2", "img", MappingProxyType(FAST))
+    h.health(sick, False)
+    h.health(cured, False)
+    await asyncio.sleep(0.05)
+    h.health(cured, True)  # passed again before the lease came
+    await h.quiet(0.7)  # a standby never acts
+    leader = True
+    step = await h.step(3)
+    assert (step.action, step.container, step.reason) == (
+        "restart",
+        "crashy-1",
+        "probe failing (timeout)",
+    )
+    await h.quiet(0.7)
+    assert [name for name, _, _ in h.actuator.healed] == ["crashy-1"]
+
+
+async def test_a_probe_failing_while_its_service_was_paused_is_healed_on_resume(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness()
+    h.bus.publish(OperatorControls(frozenset({"crashy"}), frozenset(), time.time()))
+    await asyncio.sleep(0.05)
+    h.health(container(), False)
+    await h.quiet(0.5)
+    h.bus.publish(OperatorControls(frozenset(), frozenset(), time.time()))
+    step = await h.step(3)
+    assert (step.action, step.container) == ("restart", "crashy-1")
+
+
+async def test_a_stopped_container_s_old_verdict_is_not_taken_up(
+    harness: Callable[..., Harness],
+) -> None:
+    leader = False
+    h = harness(may_act=lambda: leader)
+    info = container()
+    h.health(info, False)
+    h.bus.publish(ContainerEvent(ContainerEventKind.DESTROY, info, time.time()))
+    await asyncio.sleep(0.05)
+    leader = True
+    await h.quiet(1.2)
     assert h.actuator.healed == []
 
 

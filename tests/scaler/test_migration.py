@@ -54,7 +54,13 @@ class NodeWatcher(RecordingActuator):
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, actuator: RecordingActuator, dry_run: bool) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        actuator: RecordingActuator,
+        dry_run: bool,
+        may_act: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.bus = Bus()
         self.nodes = Nodes(DockerHandle(f"tcp://127.0.0.1:9/{n}", node=n) for n in ("n1", "n2"))
         self.actuator = actuator
@@ -69,6 +75,7 @@ class Cluster:
             HealingConfig(),
             dry_run=dry_run,
             nodes=self.nodes,
+            may_act=may_act,
         )
 
     def seen(self, *infos: ContainerInfo) -> None:
@@ -97,8 +104,12 @@ class Cluster:
 async def cluster(tmp_path: Path) -> AsyncIterator[Callable[..., Cluster]]:
     tasks: list[asyncio.Task[None]] = []
 
-    def make(actuator: RecordingActuator | None = None, dry_run: bool = False) -> Cluster:
-        c = Cluster(tmp_path, actuator or RecordingActuator(delay=0), dry_run)
+    def make(
+        actuator: RecordingActuator | None = None,
+        dry_run: bool = False,
+        may_act: Callable[[], bool] = lambda: True,
+    ) -> Cluster:
+        c = Cluster(tmp_path, actuator or RecordingActuator(delay=0), dry_run, may_act)
         tasks.append(asyncio.create_task(c.healer.run()))
         return c
 
@@ -144,6 +155,25 @@ async def test_a_failed_nodes_managed_containers_move_at_once_and_return_leaves_
     c.node("n2", healthy=True)
     await c.quiet()
     assert [a for _, a, _ in c.actuator.healed].count("migrate") == 2
+
+
+async def test_a_node_that_failed_before_the_lease_is_left_by_the_new_leader(
+    cluster: Callable[..., Cluster],
+) -> None:
+    leader = False
+    c = cluster(may_act=lambda: leader)
+    c.seen(on("n2", "a", "web-2"), on("n1", "c", "web-1"))
+    await asyncio.sleep(0.05)
+    c.node("n2", healthy=False)
+    await c.quiet(0.7)  # a standby moves nothing
+    leader = True
+    (step,) = await c.steps_for(1)
+    assert (step.container, step.action, step.reason) == (
+        "web-2",
+        "migrate",
+        "node n2 engine not answering",
+    )
+    await c.quiet()
 
 
 async def test_a_restart_waiting_when_the_node_fails_becomes_one_migration(
