@@ -113,7 +113,8 @@ def main() -> int:
         fewer = 1 - r.ebbflow.violation_seconds / max(1, r.hpa.violation_seconds)
         ratio = r.ebbflow.replica_seconds / r.hpa.replica_seconds
         verdict = "; ".join(r.missed) or "ok"
-        print(f"{'':<20} → {fewer:.0%} fewer violation s, replica s ×{ratio:.3f}: {verdict}")
+        change = f"{fewer:.0%} fewer" if fewer >= 0 else f"{-fewer:.0%} more"
+        print(f"{'':<20} → {change} violation s, replica s ×{ratio:.3f}: {verdict}")
     missed = sum(1 for r in rows if r.missed)
     print(f"{len(rows) - missed} of {len(rows)} rows meet every goal")
     return 0 if not missed else 1
