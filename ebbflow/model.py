@@ -185,11 +185,13 @@ class ServiceRetired:
 @dataclass(frozen=True, slots=True)
 class ServiceFight:
     """Someone else keeps removing the replicas ebbflow adds to a service (compose's `up`
-    with a smaller scale, a script): ebbflow paused the service rather than fight."""
+    with a smaller scale, a script): ebbflow paused the service rather than fight. Over
+    (`fighting` false) when the operator resumes the service."""
 
     service: ServiceKey
     reason: str
     timestamp: float
+    fighting: bool = True
 
 
 @dataclass(frozen=True, slots=True)

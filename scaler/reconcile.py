@@ -95,7 +95,7 @@ class Tracked:
     restarted_while_held: bool = False  # a replica not made by ebbflow started meanwhile
     roll_blocked: str = ""  # a configuration whose copies exited at once: not rolled onto
     roll_reported: int | None = None  # outdated copies last rolled (or reported, dry run)
-    made: dict[str, float] = field(default_factory=dict)  # ebbflow's replicas: when started
+    made: dict[str, float] = field(default_factory=dict)  # ebbflow's replicas: when created
     quick_removals: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def desired(self) -> int | None:
@@ -143,6 +143,8 @@ class Reconciler:
             "reconciler", ContainerEvent, Decision, ActionResult, OperatorControls, capacity=4096
         )
         self.paused: frozenset[str] = frozenset()
+        # services paused for a fight → whether the operator's controls showed the pause yet
+        self.fights: dict[ServiceKey, bool] = {}
         self.services: dict[ServiceKey, Tracked] = {}
         self.owner: dict[str, ServiceKey] = {}  # container id → its service
         self.in_flight: set[ServiceKey] = set()
@@ -177,6 +179,21 @@ class Reconciler:
             for tracked in self.services.values():
                 if paused(event.forgotten, tracked.key):
                     tracked.decided = tracked.operator = None
+            self._end_fights(event)
+
+    def _end_fights(self, controls: OperatorControls) -> None:
+        """A service paused for a fight and then resumed: the fight is over. Only once the
+        operator's controls showed the pause, so an announcement from before it ends
+        nothing."""
+        for key, seen_paused in list(self.fights.items()):
+            if paused(controls.paused, key):
+                self.fights[key] = True
+            elif seen_paused:
+                del self.fights[key]
+                log.info("service %s: resumed by the operator; the fight is over", key)
+                self.bus.publish(
+                    ServiceFight(key, "resumed by the operator", self.clock(), fighting=False)
+                )
 
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container
@@ -190,8 +207,10 @@ class Reconciler:
             if tracked is None:
                 tracked = self.services[key] = self._track(key)
             tracked.running[info.id] = info
-            if CREATED_BY_LABEL in info.labels:
-                tracked.made.setdefault(info.name, event.timestamp)
+            if CREATED_BY_LABEL in info.labels and (
+                info.id not in self.owner or info.name not in tracked.made
+            ):  # created (again, under a name compose reuses), not restarted
+                tracked.made[info.name] = event.timestamp
             elif tracked.held and info.id not in self.owner:  # a new one, not a restart
                 tracked.restarted_while_held = True
             self._redefine(tracked)
@@ -289,6 +308,7 @@ class Reconciler:
         log.warning("service %s: %s", tracked.key, why)
         self.store.set_paused(key, True, self.clock())
         self.paused |= {key}
+        self.fights[tracked.key] = False
         tracked.quick_removals.clear()
         self.bus.publish(ServiceFight(tracked.key, why, self.clock()))
 

@@ -153,8 +153,10 @@ def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Al
         return state_alert(
             {"alertname": "EbbflowServiceFight", "service": str(event.service)},
             "warning",
-            firing=True,
-            summary=f"{event.service}: someone else removes what ebbflow adds; paused",
+            firing=event.fighting,
+            summary=f"{event.service}: someone else removes what ebbflow adds; paused"
+            if event.fighting
+            else f"{event.service}: resumed by the operator",
             description=event.reason,
             timestamp=event.timestamp,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -265,6 +266,26 @@ async def test_compose_removing_what_ebbflow_adds_twice_is_a_fight_ebbflow_stops
             (1, 2, "reconcile", "ok"),
             (1, 2, "reconcile", "ok"),
         ]
+        # The operator settles it and resumes: the fight's alert resolves, and the
+        # service is managed again (back to its min of 2).
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "ebbflow", "resume", service, "--state", str(ebbflow.state)],
+            check=True, capture_output=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        await until(
+            lambda: (
+                [
+                    a[0]
+                    for a in alerts(receiver.bodies.get("/hook", []))
+                    if a[1] == "EbbflowServiceFight"
+                ]
+                == ["firing", "resolved"]
+            ),
+            15,
+        )
+        assert "resumed by the operator; the fight is over" in ebbflow.logs()
+        await until(lambda: count() == 2, 30)
     finally:
         await asyncio.to_thread(
             subprocess.run, [*command, "down", "-t", "1"], capture_output=True, timeout=120

@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 import pytest
 
-from ebbflow.bus import Bus
+from ebbflow.bus import Bus, Subscription
 from ebbflow.config import ReconcileConfig, RulesConfig
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import (
@@ -18,6 +18,8 @@ from ebbflow.model import (
     ContainerEventKind,
     ContainerInfo,
     Decision,
+    OperatorControls,
+    ServiceFight,
     ServiceKey,
 )
 from ebbflow.nodes import Nodes
@@ -309,3 +311,59 @@ def test_a_new_configuration_within_the_window_is_a_redeploy_and_rolls_the_copie
     assert (roll.from_replicas, roll.to_replicas, roll.origin) == (3, 3, "rollover")
     assert "replace shop-web-b (configuration v1)" in roll.reason
     assert world.at(13) == []  # one at a time
+
+
+def drain(subscription: Subscription) -> list[ServiceFight]:
+    events = []
+    while (event := subscription.get_nowait()) is not None:
+        assert isinstance(event, ServiceFight)
+        events.append(event)
+    return events
+
+
+def test_a_fight_pauses_the_service_and_ends_when_the_operator_resumes_it(
+    world: World,
+) -> None:
+    fights = world.bus.subscribe("test", ServiceFight)
+    labels = {"aliyun.scale": "2", "ebbflow.scale.min_replicas": "2"}
+    world.start(1, labels)
+
+    def compose_removes_what_ebbflow_adds(short_at: float) -> None:
+        assert world.at(short_at) == []  # short of its count: the grace period starts
+        at = short_at + 10
+        (decision,) = world.at(at)  # ebbflow adds the second
+        assert (decision.from_replicas, decision.to_replicas) == (1, 2)
+        world.done(decision)
+        ours = ContainerInfo(
+            f"ours{at}",
+            "shop-web-2",
+            "img",
+            MappingProxyType(
+                {
+                    "com.docker.compose.project": "shop",
+                    "com.docker.compose.service": "web",
+                    **labels,
+                    "ebbflow.created-by": "scale-out",
+                }
+            ),
+        )
+        event(world, ContainerEventKind.START, ours)
+        world.at(at + 1)
+        event(world, ContainerEventKind.STOP, ours)
+        event(world, ContainerEventKind.DESTROY, ours)
+
+    compose_removes_what_ebbflow_adds(0)
+    compose_removes_what_ebbflow_adds(60)  # read after the redeploy window: short again
+    # The same name, created again: removed within a minute of its creation, twice.
+    assert world.at(120) == []
+    assert [(s, p) for s, p, _ in world.store.controls()] == [("compose:shop/web", True)]
+    (fight,) = drain(fights)
+    assert (fight.service, fight.fighting) == (WEB, True)
+    # An announcement from before the pause ends nothing; the resume after it does.
+    world.reconciler.handle(OperatorControls(frozenset(), frozenset(), world.clock()))
+    assert drain(fights) == []
+    paused = frozenset({"compose:shop/web"})
+    world.reconciler.handle(OperatorControls(paused, frozenset(), world.clock()))
+    world.reconciler.handle(OperatorControls(frozenset(), frozenset(), world.clock()))
+    (over,) = drain(fights)
+    assert (over.service, over.fighting, over.reason) == (WEB, False, "resumed by the operator")
