@@ -76,8 +76,13 @@ async def test_a_clean_stop_hands_over_at_once(leases: tuple[Lease, Lease, Virtu
         clock.advance(0.6)
         await a.tick()
         assert a.may_act()
+        for _ in range(12):  # two epochs on: a chain of three, the last one over
+            clock.advance(0.5)
+            await a.tick()
         await a._release()
         a.owned = None
+        owned_by_a = ("ps", "-aq", "--filter", "label=ebbflow.lease.owner=instance-a")
+        assert docker_cli(*owned_by_a) == ""  # nothing of a's left on the engine
         clock.advance(0.5)
         await b.tick()
         assert b.may_act()  # the current epoch was free: no waiting out the lease
