@@ -8,18 +8,51 @@ from `/proc/PID/cgroup`, which is right for either cgroup driver.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 UNLIMITED = 1 << 62  # v1 reports "no limit" as a page-rounded 2^63-1
 LIMITS_TTL = 60.0  # limits change only by `docker update`: re-read them once a minute
+MAX_READ = 65536  # bytes: more than any cgroup file a cycle reads
+DESCRIPTOR_SHARE = 0.5  # of the open-file limit, for cgroup files kept open
+
+
+class DescriptorBudget:
+    """How many cgroup files may stay open at once, for every container together: past
+    it, a file is opened for each read again, as it was before the budget ran out."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @classmethod
+    def for_this_process(cls) -> DescriptorBudget:
+        """A share of the open-file limit, raised to the hard limit first (as Go programs
+        such as node_exporter do at start): 11 files per container are more than the
+        usual soft limit of 1024 allows for a hundred containers."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 1 << 16
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                soft = wanted
+        limit = 1 << 16 if soft == resource.RLIM_INFINITY else soft
+        return cls(int(limit * DESCRIPTOR_SHARE))
 
 
 @dataclass
 class CgroupFiles:
-    """One container's files, resolved once; its limits, cached for LIMITS_TTL."""
+    """One container's files, resolved once; its limits, cached for LIMITS_TTL.
+
+    The files a cycle reads stay open and are re-read from offset 0 (a seq_file starts
+    over there): opening a cgroup file costs more than reading it, a third of a cycle
+    with a hundred containers (benchmarks/README.md). When a cgroup is removed, reading
+    its open files fails (ENODEV), so a stale descriptor is never read as data: it is
+    closed and the path opened again, which fails as a fresh read would."""
 
     paths: dict[str, str]
     limits: tuple[float | None, int | None] = (None, None)  # (cores, memory bytes)
@@ -27,6 +60,59 @@ class CgroupFiles:
     # cAdvisor's container_spec_* values (quota, period, shares, reservation, swap limit),
     # read with the limits
     spec: dict[str, float] = field(default_factory=dict)
+    budget: DescriptorBudget | None = None  # None: nothing kept open
+    _open: dict[str, int] = field(default_factory=dict)  # path → descriptor
+
+    def read(self, key: str) -> str:
+        """The file's text; OSError as for a plain read when it cannot be read."""
+        path = self.paths[key]
+        fd = self._open.get(path)
+        if fd is not None:
+            try:
+                return os.pread(fd, MAX_READ, 0).decode()
+            except OSError:
+                self._forget(path)  # stale (its cgroup went): open it again, below
+        if not path:
+            raise FileNotFoundError(errno.ENOENT, f"no {key} file here")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            text = os.pread(fd, MAX_READ, 0).decode()
+        except BaseException:
+            os.close(fd)
+            raise
+        if (
+            self.budget is not None
+            and self.budget.used < self.budget.limit
+            and self._open.setdefault(path, fd) == fd  # not kept by another thread meanwhile
+        ):
+            self.budget.used += 1
+        else:
+            os.close(fd)
+        return text
+
+    def optional_int(self, key: str) -> int | None:
+        try:
+            return int(self.read(key))
+        except (OSError, ValueError):
+            return None
+
+    def _forget(self, path: str) -> None:
+        fd = self._open.pop(path, None)
+        if fd is None:
+            return  # forgotten by another thread meanwhile
+        if self.budget is not None:
+            self.budget.used -= 1
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def close(self) -> None:
+        """The container is gone, or no longer read: its descriptors go back."""
+        for path in list(self._open):
+            self._forget(path)
+
+    @property
+    def kept_open(self) -> int:
+        return len(self._open)
 
     def limits_due(self) -> bool:
         return time.monotonic() - self.limits_read_at >= LIMITS_TTL
@@ -216,9 +302,10 @@ def read_net_dev(path: str) -> list[NetStats]:
 class CgroupV1:
     version = 1
 
-    def __init__(self, root: Path, proc_root: Path) -> None:
+    def __init__(self, root: Path, proc_root: Path, budget: DescriptorBudget | None = None) -> None:
         self.root = root
         self.proc_root = proc_root
+        self.budget = budget
 
     def locate(self, container_id: str, pid: int) -> CgroupFiles:
         """The container's files; its directories come from /proc/PID/cgroup, else the
@@ -273,7 +360,8 @@ class CgroupV1:
                 "blkio": blkio_file,
                 "serviced": serviced,
                 "tasks": str(cpu / "tasks"),
-            }
+            },
+            budget=self.budget,
         )
 
     def root_files(self) -> CgroupFiles:
@@ -291,7 +379,7 @@ class CgroupV1:
             "blkio": "blkio/blkio.throttle.io_service_bytes",
             "serviced": "blkio/blkio.throttle.io_serviced",
         }  # fmt: skip
-        return CgroupFiles({k: str(self.root / v) for k, v in paths.items()})
+        return CgroupFiles({k: str(self.root / v) for k, v in paths.items()}, budget=self.budget)
 
     @staticmethod
     def files(files: CgroupFiles) -> list[str]:
@@ -323,17 +411,19 @@ class CgroupV1:
                 files.spec["cpu_quota"] = float(quota)
         user = system = None
         try:
-            ticks = _flat_keyed(_read(paths["stat"]))
+            ticks = _flat_keyed(files.read("stat"))
             hz = os.sysconf("SC_CLK_TCK")
             user, system = int(ticks["user"]) / hz, int(ticks["system"]) / hz
         except (OSError, KeyError):
             pass
-        mem_stat = _flat_keyed(_read(paths["memory_stat"]))
-        usage = _read_int(paths["memory_usage"])
+        mem_stat = _flat_keyed(files.read("memory_stat"))
+        usage = int(files.read("memory_usage"))
         inactive = _int_of(mem_stat, "total_inactive_file", "inactive_file") or 0
-        read_bytes, write_bytes = self._blkio(paths["blkio"])
+        io_devices = self._per_device(files)
+        read_bytes = sum(d[0] for d in io_devices.values())
+        write_bytes = sum(d[1] for d in io_devices.values())
         try:
-            cpu_stat = _flat_keyed(_read(paths["cpu_stat"]))
+            cpu_stat = _flat_keyed(files.read("cpu_stat"))
         except OSError:
             cpu_stat = {}
         failures = {
@@ -346,12 +436,12 @@ class CgroupV1:
             **_throttling(cpu_stat, "throttled_time", 1e9),  # type: ignore[arg-type]
             memory_swap_bytes=_int_of(mem_stat, "total_swap", "swap"),
             memory_mapped_file_bytes=_int_of(mem_stat, "total_mapped_file", "mapped_file"),
-            memory_max_usage_bytes=_optional_int(paths["memory_max_usage"]),
-            memory_failcnt=_optional_int(paths["memory_failcnt"]),
+            memory_max_usage_bytes=files.optional_int("memory_max_usage"),
+            memory_failcnt=files.optional_int("memory_failcnt"),
             memory_failures=failures,
-            io_devices=self._per_device(paths["blkio"], paths["serviced"]),
+            io_devices=io_devices,
             spec=files.spec,
-            cpu_seconds=_read_int(paths["usage"]) / 1e9,
+            cpu_seconds=int(files.read("usage")) / 1e9,
             cpu_user_seconds=user,
             cpu_system_seconds=system,
             cpu_limit_cores=files.limits[0],
@@ -365,13 +455,13 @@ class CgroupV1:
         )
 
     @staticmethod
-    def _per_device(bytes_path: str, serviced_path: str) -> dict[str, list[int]]:
+    def _per_device(files: CgroupFiles) -> dict[str, list[int]]:
+        """ "MAJ:MIN" → [read bytes, written bytes, reads, writes]; the byte totals are
+        their sums. Empty where there is no blkio accounting (the root cgroup)."""
         devices: dict[str, list[int]] = {}
-        for path, offset in ((bytes_path, 0), (serviced_path, 2)):
-            if not path:
-                continue
+        for key, offset in (("blkio", 0), ("serviced", 2)):
             try:
-                text = _read(path)
+                text = files.read(key)
             except OSError:
                 continue
             for line in text.splitlines():
@@ -380,21 +470,6 @@ class CgroupV1:
                     slot = devices.setdefault(parts[0], [0, 0, 0, 0])
                     slot[offset + (parts[1] == "Write")] += int(parts[2])
         return devices
-
-    @staticmethod
-    def _blkio(path: str) -> tuple[int, int]:
-        read = write = 0
-        try:
-            text = _read(path) if path else ""
-        except OSError:  # the root cgroup without blkio accounting
-            text = ""
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[1] == "Read":
-                read += int(parts[2])
-            elif len(parts) == 3 and parts[1] == "Write":
-                write += int(parts[2])
-        return read, write
 
 
 V2_FILES = {
@@ -431,9 +506,10 @@ def _weight_to_shares(weight: int) -> float:
 class CgroupV2:
     version = 2
 
-    def __init__(self, root: Path, proc_root: Path) -> None:
+    def __init__(self, root: Path, proc_root: Path, budget: DescriptorBudget | None = None) -> None:
         self.root = root
         self.proc_root = proc_root
+        self.budget = budget
 
     def locate(self, container_id: str, pid: int) -> CgroupFiles:
         base: Path | None = None
@@ -447,13 +523,14 @@ class CgroupV2:
                     break
         if base is None:
             raise FileNotFoundError(f"no cgroup found for container {container_id[:12]}")
-        return CgroupFiles({key: str(base / name) for key, name in V2_FILES.items()})
+        paths = {key: str(base / name) for key, name in V2_FILES.items()}
+        return CgroupFiles(paths, budget=self.budget)
 
     def root_files(self) -> CgroupFiles:
         """The host's root cgroup (cAdvisor's id="/"); v2 keeps no memory.current there."""
         paths = {key: str(self.root / name) for key, name in V2_FILES.items()}
         paths["tasks"] = ""  # every thread of the host: not the root's to count
-        return CgroupFiles(paths)
+        return CgroupFiles(paths, budget=self.budget)
 
     @staticmethod
     def files(files: CgroupFiles) -> list[str]:
@@ -486,14 +563,14 @@ class CgroupV2:
             }
             if quota_text != "max":
                 files.spec["cpu_quota"] = float(quota_text)
-        cpu = _flat_keyed(_read(paths["cpu"]))
-        mem_stat = _flat_keyed(_read(paths["memory_stat"]))
-        usage = _optional_int(paths["memory_current"])
+        cpu = _flat_keyed(files.read("cpu"))
+        mem_stat = _flat_keyed(files.read("memory_stat"))
+        usage = files.optional_int("memory_current")
         if usage is None:  # the root cgroup: what the host uses
             usage = (_int_of(mem_stat, "anon") or 0) + (_int_of(mem_stat, "file") or 0)
         devices: dict[str, list[int]] = {}
         try:
-            for line in _read(paths["io"]).splitlines():
+            for line in files.read("io").splitlines():
                 device, *items = line.split()
                 fields = dict(item.partition("=")[::2] for item in items)
                 devices[device] = [
@@ -504,7 +581,7 @@ class CgroupV2:
         read_bytes = sum(d[0] for d in devices.values())
         write_bytes = sum(d[1] for d in devices.values())
         try:
-            events = _flat_keyed(_read(paths["memory_events"]))
+            events = _flat_keyed(files.read("memory_events"))
         except OSError:
             events = {}
         failures = {
@@ -515,9 +592,9 @@ class CgroupV2:
         }
         return CgroupStats(
             **_throttling(cpu, "throttled_usec", 1e6),  # type: ignore[arg-type]
-            memory_swap_bytes=_optional_int(paths["swap_current"]),
+            memory_swap_bytes=files.optional_int("swap_current"),
             memory_mapped_file_bytes=_int_of(mem_stat, "file_mapped"),
-            memory_max_usage_bytes=_optional_int(paths["memory_peak"]),
+            memory_max_usage_bytes=files.optional_int("memory_peak"),
             memory_failcnt=_int_of(events, "max"),
             memory_failures=failures,
             io_devices=devices,
@@ -539,8 +616,12 @@ class CgroupV2:
 CgroupReader = CgroupV1 | CgroupV2
 
 
-def detect(root: Path = Path("/sys/fs/cgroup"), proc_root: Path = Path("/proc")) -> CgroupReader:
+def detect(
+    root: Path = Path("/sys/fs/cgroup"),
+    proc_root: Path = Path("/proc"),
+    budget: DescriptorBudget | None = None,
+) -> CgroupReader:
     """v2 when the root is the unified hierarchy itself; v1 (or hybrid) otherwise."""
     if (root / "cgroup.controllers").exists():
-        return CgroupV2(root, proc_root)
-    return CgroupV1(root, proc_root)
+        return CgroupV2(root, proc_root, budget)
+    return CgroupV1(root, proc_root, budget)

@@ -8,20 +8,21 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import psutil
 
 from ebbflow.bus import Bus
 from ebbflow.discovery import Inventory
-from ebbflow.model import ContainerInfo, Sample, labels_of
+from ebbflow.model import ContainerInfo, Labels, Sample, labels_of
 
 from ..base import PollingInput
 from ..identity import container_labels
 from .cgroups import (
     CgroupFiles,
     CgroupReader,
+    DescriptorBudget,
     NetStats,
     block_device_names,
     detect,
@@ -33,6 +34,25 @@ from .fsusage import WritableLayers
 from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading, labelled_series
 
 LOAD_WINDOW = 10.0  # seconds: container_cpu_load_average_10s
+
+
+class SeriesLabels:
+    """One container's label sets, each built once: sorting them was a fifth of a cycle,
+    and they change only when the container's own labels do (a `docker rename`)."""
+
+    def __init__(self, base: dict[str, str]) -> None:
+        self.base = base
+        self.pairs = labels_of(base)
+        self._with: dict[tuple[tuple[str, str], ...], Labels] = {}
+
+    def with_(self, extra: Mapping[str, str]) -> Labels:
+        key = tuple(extra.items())
+        pairs = self._with.get(key)
+        if pairs is None:
+            pairs = self._with[key] = labels_of({**self.base, **extra})
+        return pairs
+
+
 TASKS_TTL = 10.0  # seconds between counts of a container's threads by state
 
 log = logging.getLogger("ebbflow.collector.containers")
@@ -62,11 +82,14 @@ class ContainerInput(PollingInput):
         self._tasks: dict[str, tuple[float, dict[str, int]]] = {}  # id → (when, by state)
         self.layers: WritableLayers | None = None  # set by prepare(), on a local engine
         self._fs_limit: int | None = None
-        self.reader: CgroupReader = detect(cgroup_root, proc_root)
+        self.reader: CgroupReader = detect(
+            cgroup_root, proc_root, DescriptorBudget.for_this_process()
+        )
         self._root_files = self.reader.root_files()
         self.proc_root = proc_root
         self.node_memory = psutil.virtual_memory().total
         self._files: dict[str, CgroupFiles] = {}  # by container id, located once
+        self._labels: dict[str, SeriesLabels] = {}  # by container id ("/": the host's)
         self._previous: dict[str, tuple[float, float]] = {}  # id -> (wall time, cpu seconds)
         self.read_errors = 0
 
@@ -76,6 +99,11 @@ class ContainerInput(PollingInput):
         if files is None:
             files = self._files[info.id] = self.reader.locate(info.id, info.pid)
         return files
+
+    def _forget_files(self, container_id: str) -> None:
+        files = self._files.pop(container_id, None)
+        if files is not None:
+            files.close()
 
     def read_container(self, info: ContainerInfo, now: float) -> list[Sample]:
         files = self.files_of(info)
@@ -98,13 +126,13 @@ class ContainerInput(PollingInput):
             self._load_average(info.id, tasks, now),
             self._throttled_percent(info.id, stats.cfs_periods, stats.cfs_throttled_periods),
         )
-        labels = container_labels(info, self.extra_labels)
+        labels = self._labels_of(info.id, container_labels(info, self.extra_labels))
         samples = self.samples(reading, labels, now)
         samples.append(
             Sample(
                 "container_last_seen",
                 now,
-                labels_of(labels),
+                labels.pairs,
                 now,
                 "gauge",
                 "Last time a container was seen by the exporter",
@@ -115,13 +143,19 @@ class ContainerInput(PollingInput):
         samples.extend(self._filesystem(info.id, labels, now))
         return samples
 
-    def _filesystem(self, container_id: str, labels: dict[str, str], now: float) -> list[Sample]:
+    def _labels_of(self, container_id: str, base: dict[str, str]) -> SeriesLabels:
+        cached = self._labels.get(container_id)
+        if cached is None or cached.base != base:
+            cached = self._labels[container_id] = SeriesLabels(base)
+        return cached
+
+    def _filesystem(self, container_id: str, labels: SeriesLabels, now: float) -> list[Sample]:
         if self.layers is None or self._fs_limit is None:
             return []
         usage = self.layers.usage(container_id)
         if usage is None:
             return []
-        pairs = labels_of({**labels, "device": self.layers.device})
+        pairs = labels.with_({"device": self.layers.device})
         return [
             Sample("container_fs_usage_bytes", float(usage), pairs, now, "gauge",
                    "Number of bytes that are consumed by the container on this filesystem."),
@@ -141,13 +175,13 @@ class ContainerInput(PollingInput):
         except Exception as err:  # no fs usage series, nothing else lost
             log.info("containers: no container_fs_usage_bytes: %s", err)
 
-    def samples(self, reading: Reading, labels: dict[str, str], now: float) -> list[Sample]:
-        pairs = labels_of(labels)
+    def samples(self, reading: Reading, labels: SeriesLabels, now: float) -> list[Sample]:
+        pairs = labels.pairs
         samples = [
             Sample(
                 name,
                 value,
-                labels_of({**labels, **metric.labels}) if metric.labels else pairs,
+                labels.with_(metric.labels) if metric.labels else pairs,
                 now,
                 metric.kind,
                 metric.help,
@@ -156,7 +190,7 @@ class ContainerInput(PollingInput):
             if (value := metric.extract(reading)) is not None
         ]
         samples += [
-            Sample(name, value, labels_of({**labels, **extra}), now, kind, help_text)
+            Sample(name, value, labels.with_(extra), now, kind, help_text)
             for name, kind, help_text, extra, value in labelled_series(reading, self.devices)
         ]
         return samples
@@ -212,16 +246,18 @@ class ContainerInput(PollingInput):
             return samples
         reading = Reading(stats, None, None, 0.0, 0)
         return samples + [
-            s for s in self.samples(reading, {"id": "/"}, now) if s.name.startswith("container_")
+            s
+            for s in self.samples(reading, self._labels_of("/", {"id": "/"}), now)
+            if s.name.startswith("container_")
         ]
 
-    def _network(self, info: ContainerInfo, labels: dict[str, str], now: float) -> Iterable[Sample]:
+    def _network(self, info: ContainerInfo, labels: SeriesLabels, now: float) -> Iterable[Sample]:
         try:
             interfaces: list[NetStats] = read_net_dev(net_dev_path(self.proc_root, info.pid))
         except OSError:
             return
         for iface in interfaces:
-            pairs = labels_of({**labels, "interface": iface.interface})
+            pairs = labels.with_({"interface": iface.interface})
             for name, (help_text, extract) in NETWORK_METRICS.items():
                 yield Sample(name, extract(iface), pairs, now, "counter", help_text)
 
@@ -240,11 +276,12 @@ class ContainerInput(PollingInput):
             except (OSError, ValueError, KeyError):
                 # Gone between the listing and the read: the die event follows shortly.
                 self.read_errors += 1
-                self._files.pop(info.id, None)
+                self._forget_files(info.id)
         live = {info.id for info in containers}
         for gone in set(self._previous) - live:
             self._previous.pop(gone, None)
-            self._files.pop(gone, None)
+            self._forget_files(gone)
+            self._labels.pop(gone, None)
             self._load.pop(gone, None)
             self._periods.pop(gone, None)
             self._tasks.pop(gone, None)

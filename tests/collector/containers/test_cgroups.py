@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from ebbflow.collector.containers.cgroups import (
+    CgroupFiles,
     CgroupV1,
     CgroupV2,
+    DescriptorBudget,
     detect,
     net_dev_path,
     read_net_dev,
@@ -225,3 +227,48 @@ def test_root_cgroups(v1: CgroupV1, v2: CgroupV2) -> None:
         150,
         140,
     )
+
+
+def test_kept_open_files_are_read_again_from_the_start_within_the_budget(tmp_path: Path) -> None:
+    usage, stat = tmp_path / "usage", tmp_path / "stat"
+    usage.write_text("100\n")
+    stat.write_text("user 1\n")
+    budget = DescriptorBudget(1)
+    files = CgroupFiles({"usage": str(usage), "stat": str(stat), "none": ""}, budget=budget)
+    assert files.read("usage") == "100\n"
+    with usage.open("r+") as f:  # in place, as the kernel changes a cgroup file
+        f.write("250\n")
+    assert files.read("usage") == "250\n"  # the same descriptor, read from offset 0
+    assert (files.kept_open, budget.used) == (1, 1)
+    assert files.read("stat") == "user 1\n"  # past the budget: opened for the read
+    assert (files.kept_open, budget.used) == (1, 1)
+    with pytest.raises(FileNotFoundError):
+        files.read("none")
+    assert files.optional_int("none") is None
+    files.close()
+    assert (files.kept_open, budget.used) == (0, 0)
+    usage.unlink()
+    with pytest.raises(FileNotFoundError):  # closed: no old value from a kept descriptor
+        files.read("usage")
+
+
+def test_a_descriptor_that_fails_is_replaced_by_a_fresh_open(tmp_path: Path) -> None:
+    path = tmp_path / "memory.usage_in_bytes"
+    path.write_text("7\n")
+    budget = DescriptorBudget(4)
+    files = CgroupFiles({"memory_usage": str(path)}, budget=budget)
+    assert files.read("memory_usage") == "7\n"
+    os.close(files._open[str(path)])  # as a removed cgroup's file fails (ENODEV)
+    path.write_text("8\n")
+    assert files.read("memory_usage") == "8\n"
+    assert (files.kept_open, budget.used) == (1, 1)
+    files.close()
+
+
+def test_the_budget_raises_the_soft_limit_and_takes_half() -> None:
+    import resource
+
+    budget = DescriptorBudget.for_this_process()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert soft == hard or hard == resource.RLIM_INFINITY
+    assert budget.limit == int((soft if soft != resource.RLIM_INFINITY else 1 << 16) * 0.5)

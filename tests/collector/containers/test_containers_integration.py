@@ -90,3 +90,39 @@ async def test_start_and_die_events_and_cgroup_usage(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await docker.close()
+
+
+async def test_kept_open_cgroup_files_read_fresh_values_and_fail_once_removed(
+    run_container: Callable[..., str], project: str
+) -> None:
+    """The cycle re-reads its files through descriptors it keeps: on the real cgroupfs a
+    kept descriptor gives the current value, and once the container is removed it fails
+    (never the last value) and goes back to the budget."""
+    name = f"{project}_kept_1"
+    await asyncio.to_thread(
+        run_container, name, "--network", "none", cmd=("sh", "-c", "while :; do :; done")
+    )
+    docker = DockerHandle()
+    try:
+        (info,) = [c for c in await docker.running_containers() if c.name == name]
+    finally:
+        await docker.close()
+    inventory = Inventory(Nodes([docker]), Bus(), time.time)  # never run
+    collector = ContainerInput(Bus(), inventory, 1.0, 5, time.time)
+    budget = collector.reader.budget
+    assert budget is not None and budget.limit >= 512  # the soft limit was raised
+    files = collector.files_of(info)
+    first = collector.reader.read(files).cpu_seconds
+    assert files.kept_open >= 6 and budget.used == files.kept_open
+    await asyncio.sleep(0.5)
+    second = collector.reader.read(files).cpu_seconds
+    assert second - first > 0.2  # the busy loop's CPU time, read again through the same fd
+    await asyncio.to_thread(
+        subprocess.run, ["docker", "rm", "-f", name], capture_output=True, timeout=30
+    )
+    with pytest.raises(OSError, match=r"No such file|No such device"):
+        collector.reader.read(files)
+    collector.read_all([info])  # the collector's cycle: counted, its files given back
+    assert collector.read_errors == 1
+    assert files.kept_open == 0
+    assert budget.used == collector._root_files.kept_open  # the host's own, read each cycle
