@@ -198,8 +198,7 @@ class Healer:
                     self.on_container(event)
             if not was_leading:
                 self._take_up_failing(lambda service: True)
-                if self.nodes is not None:
-                    self._take_up_faulty_nodes(self.nodes)
+                self._take_up_faulty_nodes()
 
     def _take_up_failing(self, among: Callable[[ServiceKey], bool]) -> None:
         for change in list(self._failing.values()):
@@ -349,9 +348,12 @@ class Healer:
             self._spawn(self._remove_leftover(leftover))
         # Containers that found no healthy node before may find this one.
         assert self.nodes is not None, "node changes come from the monitor of these nodes"
-        self._take_up_faulty_nodes(self.nodes)
+        self._take_up_faulty_nodes()
 
-    def _take_up_faulty_nodes(self, nodes: Nodes) -> None:
+    def _take_up_faulty_nodes(self) -> None:
+        nodes = self.nodes
+        if nodes is None:
+            return  # one engine: no node to be at fault
         for node, placed in self.placed.items():
             if not nodes.healthy(node):
                 for info in list(placed.values()):

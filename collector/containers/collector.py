@@ -34,6 +34,9 @@ from .fsusage import WritableLayers
 from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading, labelled_series
 
 LOAD_WINDOW = 10.0  # seconds: container_cpu_load_average_10s
+TASKS_TTL = 10.0  # seconds between counts of a container's threads by state
+
+log = logging.getLogger("ebbflow.collector.containers")
 
 
 class SeriesLabels:
@@ -51,11 +54,6 @@ class SeriesLabels:
         if pairs is None:
             pairs = self._with[key] = labels_of({**self.base, **extra})
         return pairs
-
-
-TASKS_TTL = 10.0  # seconds between counts of a container's threads by state
-
-log = logging.getLogger("ebbflow.collector.containers")
 
 
 class ContainerInput(PollingInput):
