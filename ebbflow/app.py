@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebbflow.bus import Bus
+from ebbflow.catalog import ServiceCatalog
 from ebbflow.config import AppConfig, LeaseConfig
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
@@ -84,15 +85,8 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     lease_config = config.lease if not config.dry_run else LeaseConfig(enabled=False)
     lease = Lease(ctx.nodes.default, config.scope, lease_config, clock)
     may_act = lease.may_act
-    engine = RuleEngine(
-        ctx.bus,
-        store,
-        clock,
-        config.rules,
-        dry_run=config.dry_run,
-        scope=config.scope,
-        may_act=may_act,
-    )
+    catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, lease.ownership, clock)
+    engine = RuleEngine(ctx.bus, store, clock, catalog, config.rules, dry_run=config.dry_run)
     runner = ActionRunner(ctx.bus, actuators, store, clock, gate, may_act=may_act)
     healer = Healer(
         ctx.bus,
@@ -138,7 +132,7 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     parts += app.inputs.values()
     # Every component is supervised; one that has nothing to do is not started at all,
     # since a component that returns is restarted like one that crashed.
-    reporters: list[ReportsTelemetry] = [ctx.bus, ctx.health]
+    reporters: list[ReportsTelemetry] = [ctx.bus, ctx.health, catalog]
     # The node monitor reports every node's health even when it has nothing to watch.
     watched = parts if monitor in parts else [*parts, monitor]
     reporters += [p for p in watched if isinstance(p, ReportsTelemetry)]

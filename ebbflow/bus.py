@@ -3,16 +3,52 @@
 Publishing never waits: each subscriber has its own bounded queue, and when one is full
 its oldest event is dropped and counted. A slow output therefore never slows collection
 or decisions, and fresh data wins over stale data. Every queue reports its statistics.
+
+An observer is called synchronously inside `publish`, before any subscriber's queue gets
+the event: the service catalog observes container events that way, so a subscriber that
+handles an event always finds the catalog already up to date with it. Observers must be
+quick and must not publish; one that raises is logged and counted, never the publisher's
+problem.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Iterable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from ebbflow.model import Event, Sample, labels_of
+from ebbflow.metrics import Desc
+from ebbflow.model import Event, Sample
+
+log = logging.getLogger("ebbflow.bus")
+
+PUBLISHED = Desc("ebbflow_bus_published_total", "Events published on the internal bus.", "counter")
+DEPTH = Desc(
+    "ebbflow_bus_queue_depth", "Events waiting in a subscriber's queue.", "gauge", ("subscriber",)
+)
+CAPACITY = Desc(
+    "ebbflow_bus_queue_capacity", "Bound of a subscriber's queue.", "gauge", ("subscriber",)
+)
+DELIVERED = Desc(
+    "ebbflow_bus_delivered_total",
+    "Events a subscriber has taken from its queue.",
+    "counter",
+    ("subscriber",),
+)
+DROPPED = Desc(
+    "ebbflow_bus_dropped_total",
+    "Events dropped because a subscriber's queue was full.",
+    "counter",
+    ("subscriber",),
+)
+OBSERVER_ERRORS = Desc(
+    "ebbflow_bus_observer_errors_total",
+    "Events an observer (the service catalog) raised on; the event was still delivered.",
+    "counter",
+)
 
 _CLOSED = object()
 
@@ -82,8 +118,15 @@ class Bus:
     def __init__(self, default_capacity: int = 1024) -> None:
         self.default_capacity = default_capacity
         self._subscriptions: list[Subscription] = []
+        self._observers: list[tuple[tuple[type, ...], Callable[[Any], None]]] = []
         self.published = 0
+        self.observer_errors = 0
         self._closed = False
+
+    def observe(self, callback: Callable[[Any], None], *types: type) -> None:
+        """Call `callback(event)` inside `publish` for every event of the given types,
+        before any subscriber's queue gets it (see the module's doc)."""
+        self._observers.append((types, callback))
 
     def subscribe(self, name: str, *types: type, capacity: int | None = None) -> Subscription:
         """Subscribe to events of the given types (all events when none are given)."""
@@ -95,6 +138,13 @@ class Bus:
 
     def publish(self, event: Event) -> None:
         self.published += 1
+        for types, callback in self._observers:
+            if isinstance(event, types):
+                try:
+                    callback(event)
+                except Exception:
+                    self.observer_errors += 1
+                    log.exception("an observer of %s raised", type(event).__name__)
         for sub in self._subscriptions:
             if sub.wants(event):
                 sub.offer(event)
@@ -109,45 +159,10 @@ class Bus:
         return [sub.stats() for sub in self._subscriptions]
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        yield Sample(
-            "ebbflow_bus_published_total",
-            self.published,
-            (),
-            now,
-            "counter",
-            "Events published on the internal bus.",
-        )
+        yield PUBLISHED.sample(self.published, now)
+        yield OBSERVER_ERRORS.sample(self.observer_errors, now)
         for st in self.stats():
-            labels = labels_of({"subscriber": st.name})
-            yield Sample(
-                "ebbflow_bus_queue_depth",
-                st.depth,
-                labels,
-                now,
-                "gauge",
-                "Events waiting in a subscriber's queue.",
-            )
-            yield Sample(
-                "ebbflow_bus_queue_capacity",
-                st.capacity,
-                labels,
-                now,
-                "gauge",
-                "Bound of a subscriber's queue.",
-            )
-            yield Sample(
-                "ebbflow_bus_delivered_total",
-                st.delivered,
-                labels,
-                now,
-                "counter",
-                "Events a subscriber has taken from its queue.",
-            )
-            yield Sample(
-                "ebbflow_bus_dropped_total",
-                st.dropped,
-                labels,
-                now,
-                "counter",
-                "Events dropped because a subscriber's queue was full.",
-            )
+            yield DEPTH.sample(st.depth, now, st.name)
+            yield CAPACITY.sample(st.capacity, now, st.name)
+            yield DELIVERED.sample(st.delivered, now, st.name)
+            yield DROPPED.sample(st.dropped, now, st.name)

@@ -34,7 +34,7 @@ import aiodocker
 
 from ebbflow.config import LeaseConfig, ScopeConfig
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import Sample, labels_of
+from ebbflow.model import Sample, ServiceKey, labels_of
 
 log = logging.getLogger("ebbflow.lease")
 
@@ -238,6 +238,10 @@ class Lease:
         except (aiodocker.DockerError, OSError, TimeoutError) as err:
             log.warning("could not remove this instance's lease objects (%r)", err)
 
+    @property
+    def ownership(self) -> LeaseOwnership:
+        return LeaseOwnership(self)
+
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield Sample(
             "ebbflow_leader",
@@ -255,3 +259,17 @@ class Lease:
             "counter",
             "Times this instance became leader or lost the lease.",
         )
+
+
+class LeaseOwnership:
+    """The lease as the catalog's `Ownership`: one lease answers for every service of its
+    scope."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+
+    def owns(self, service: ServiceKey) -> bool:
+        return self.lease.may_act()
+
+    def owner(self, service: ServiceKey) -> str:
+        return self.lease.owner if self.lease.may_act() else self.lease.leader

@@ -31,9 +31,7 @@ class Desc:
     def sample(self, value: float, now: float, *values: str) -> Sample:
         """One sample; label values in the declared (sorted) order of `labels`."""
         if len(values) != len(self.labels):
-            raise ValueError(
-                f"{self.name}: {len(values)} label values for labels {self.labels}"
-            )
+            raise ValueError(f"{self.name}: {len(values)} label values for labels {self.labels}")
         pairs: Labels = tuple(zip(self.labels, values, strict=True))
         return Sample(self.name, float(value), pairs, now, self.kind, self.help)
 

@@ -227,6 +227,18 @@ class NodeHealthChange:
     timestamp: float
 
 
+@dataclass(frozen=True, slots=True)
+class OwnershipChange:
+    """This instance may act on services now (`acting`), or may no longer: the lease was
+    won or lost (later: partitions assigned or revoked). Published on every change, so
+    the parts that act react at once instead of polling."""
+
+    acting: bool
+    owner: str  # who acts now, as far as this instance knows ("" when nobody yet)
+    reason: str
+    timestamp: float
+
+
 HealingAction = Literal[
     "restart",
     "replace",
@@ -272,4 +284,5 @@ Event = (
     | HealthChange
     | HealingStep
     | NodeHealthChange
+    | OwnershipChange
 )

@@ -7,8 +7,8 @@ core never imports any one plugin.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -117,12 +117,29 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class LabelReport:
+    """What an input reads from a service's labels, for `ebbflow policies`: `fields` for
+    its JSON row, `summary` for its table row, and warnings."""
+
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+# (the container that defines a service, every running replica of it) → what the input
+# reads from their labels. An input registers one so the core never imports it.
+Describe = Callable[[ContainerInfo, Sequence[ContainerInfo]], LabelReport]
+
+
+@dataclass(frozen=True)
 class Plugin(Generic[C, T]):
-    """A plugin's registration: its config model and a factory."""
+    """A plugin's registration: its config model, a factory, and what the core may ask of
+    it without building it (`describe`)."""
 
     name: str
     config_model: type[C]
     create: Callable[[PluginContext, C], T]
+    describe: Describe | None = None
 
     def build(self, ctx: PluginContext, options: Mapping[str, Any], where: str) -> T:
         config: C = validate(self.config_model, options, where)
@@ -134,6 +151,7 @@ GROUPS = {
     "outputs": "ebbflow.outputs",
     "actuators": "ebbflow.actuators",
     "benchmarks": "ebbflow.benchmarks",
+    "strategies": "ebbflow.strategies",
 }
 
 

@@ -24,7 +24,8 @@ from typing import Protocol
 import yaml
 
 from ebbflow.bus import Bus
-from ebbflow.config import RulesConfig
+from ebbflow.catalog import ServiceCatalog
+from ebbflow.config import RulesConfig, ScopeConfig
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
@@ -33,11 +34,11 @@ from ebbflow.model import (
     Sample,
     labels_of,
 )
+from ebbflow.policy import CPU_METRIC, Policy, parse_policy
 from ebbflow.state import DecisionStore
 
 from .engine import RuleEngine
 from .hpa import HPA
-from .policy import CPU_METRIC, Policy, parse_policy
 
 SERVICE = {"com.docker.compose.project": "replay", "com.docker.compose.service": "svc"}
 
@@ -155,7 +156,9 @@ class EngineAutoscaler:
     def __init__(self, labels: Mapping[str, str], defaults: RulesConfig | None = None) -> None:
         self.labels = MappingProxyType({**SERVICE, **labels})
         self.clock = VirtualClock()
-        self.engine = RuleEngine(Bus(), DecisionStore(":memory:"), self.clock, defaults)
+        bus, defaults = Bus(), defaults or RulesConfig()
+        self.catalog = ServiceCatalog(bus, defaults, ScopeConfig(), clock=self.clock)
+        self.engine = RuleEngine(bus, DecisionStore(":memory:"), self.clock, self.catalog, defaults)
         self.names: list[str] = []
         self.serial = 0
 
@@ -164,12 +167,17 @@ class EngineAutoscaler:
         name = f"replay_svc_{self.serial}"
         self.names.append(name)
         info = ContainerInfo(id=name, name=name, image="replay", labels=self.labels, started_at=t)
-        self.engine.on_container(ContainerEvent(ContainerEventKind.START, info, t))
+        self._event(ContainerEvent(ContainerEventKind.START, info, t))
 
     def _stop_newest(self, t: float) -> None:
         name = self.names.pop()
         info = ContainerInfo(id=name, name=name, image="replay", running=False)
-        self.engine.on_container(ContainerEvent(ContainerEventKind.DESTROY, info, t))
+        self._event(ContainerEvent(ContainerEventKind.DESTROY, info, t))
+
+    def _event(self, event: ContainerEvent) -> None:
+        """As live: the catalog takes the event first, then the engine."""
+        self.catalog.on_container(event)
+        self.engine.on_container(event)
 
     def observe(
         self, t: float, cpu_percent: float | None, ready: int, total: int

@@ -33,6 +33,7 @@ from typing import Any
 from ebbflow.bus import Bus
 from ebbflow.config import HealingConfig, HealingPolicy, RulesConfig, ScopeConfig
 from ebbflow.controls import paused
+from ebbflow.healing_policy import DOCKER_RESTARTS, heals_exits, is_managed, parse_healing
 from ebbflow.model import (
     FOUND_EXITED,
     ContainerEvent,
@@ -49,8 +50,7 @@ from ebbflow.model import (
 )
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Actuator, WatchesNodes
-from ebbflow.rules.healing import DOCKER_RESTARTS, heals_exits, is_managed, parse_healing
-from ebbflow.rules.policy import effective_labels, parse_policy
+from ebbflow.policy import effective_labels, parse_policy
 from ebbflow.services import format_service_key, service_key
 from ebbflow.state import DecisionStore, Leftover
 

@@ -57,7 +57,7 @@ from ebbflow.model import (
 )
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Actuator
-from ebbflow.rules.policy import Policy, effective_labels, parse_policy
+from ebbflow.policy import Policy, effective_labels, parse_policy
 from ebbflow.services import (
     CREATED_BY_LABEL,
     defining,

@@ -8,6 +8,7 @@ from ebbflow.config import FrozenModel
 from ebbflow.plugins import Plugin, PluginContext
 
 from .collector import ProbeInput
+from .report import describe
 from .spec import MIN_INTERVAL, ProbeSpec, parse_probe
 
 
@@ -23,6 +24,6 @@ def create(ctx: PluginContext, config: ProbesConfig) -> ProbeInput:
     return ProbeInput(ctx.bus, ctx.nodes, ctx.clock, config.min_interval, ctx.app.container_labels)
 
 
-plugin: Plugin[ProbesConfig, ProbeInput] = Plugin("probes", ProbesConfig, create)
+plugin: Plugin[ProbesConfig, ProbeInput] = Plugin("probes", ProbesConfig, create, describe)
 
 __all__ = ["ProbeInput", "ProbeSpec", "ProbesConfig", "parse_probe", "plugin"]

@@ -25,7 +25,7 @@ def test_a_paused_service_is_watched_but_never_decided_until_resumed(tmp_path: P
     store.set_paused("shop/web", True, clock())
     event = watch.poll()
     assert event is not None and event.paused == frozenset({"shop/web"})
-    h.engine.handle(event)
+    h.catalog.on_controls(event)
     for _ in range(3):
         assert h.tick(100.0) == []
     assert [s.labels for s in watch.telemetry(0) if s.name == "ebbflow_service_paused"] == [
@@ -35,7 +35,7 @@ def test_a_paused_service_is_watched_but_never_decided_until_resumed(tmp_path: P
     store.set_paused("shop/web", False, clock())
     resumed = watch.poll()
     assert resumed is not None and resumed.paused == frozenset()
-    h.engine.handle(resumed)
+    h.catalog.on_controls(resumed)
     assert h.tick(100.0) != []
 
 

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ebbflow.bus import Bus
-from ebbflow.config import RulesConfig
+from ebbflow.catalog import ServiceCatalog
+from ebbflow.config import RulesConfig, ScopeConfig
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
@@ -18,8 +19,8 @@ from ebbflow.model import (
     ServiceKey,
     labels_of,
 )
+from ebbflow.policy import CPU_METRIC
 from ebbflow.rules.engine import RuleEngine
-from ebbflow.rules.policy import CPU_METRIC
 from ebbflow.state import DecisionStore
 
 WEB = ServiceKey("compose", "web", "shop")
@@ -38,7 +39,9 @@ class Harness:
         self.bus = Bus()
         self.events = self.bus.subscribe("test", Decision, PolicyProblem)
         self.clock = clock
-        self.engine = RuleEngine(self.bus, store, clock, defaults, dry_run=dry_run)
+        defaults = defaults or RulesConfig()
+        self.catalog = ServiceCatalog(self.bus, defaults, ScopeConfig(), clock=clock)
+        self.engine = RuleEngine(self.bus, store, clock, self.catalog, defaults, dry_run=dry_run)
         self.labels = {**COMPOSE, **labels}
         self.names: list[str] = []
         self.made: list[Decision] = []
@@ -57,14 +60,24 @@ class Harness:
                 started_at=self.clock(),
                 labels=MappingProxyType(self.labels),
             )
-            self.engine.on_container(ContainerEvent(ContainerEventKind.START, info, self.clock()))
+            self.event(ContainerEvent(ContainerEventKind.START, info, self.clock()))
             started.append(name)
         return started
 
     def stop_newest(self) -> None:
         name = self.names.pop()
         info = ContainerInfo(id=name, name=name, image="i")
-        self.engine.on_container(ContainerEvent(ContainerEventKind.DIE, info, self.clock()))
+        self.event(ContainerEvent(ContainerEventKind.DIE, info, self.clock()))
+
+    def telemetry(self) -> dict[str, float]:
+        """The engine's and the catalog's own metrics, by name (the last of each name)."""
+        samples = [*self.engine.telemetry(self.clock()), *self.catalog.telemetry(self.clock())]
+        return {s.name: s.value for s in samples}
+
+    def event(self, event: ContainerEvent) -> None:
+        """As live: the catalog observes the event on the bus, then the engine handles it."""
+        self.bus.publish(event)
+        self.engine.on_container(event)
 
     def samples(
         self, value: float, metric: str = CPU_METRIC, names: list[str] | None = None

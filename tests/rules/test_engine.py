@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from ebbflow.config import ConfiguredPolicy, PolicySelector, RulesConfig
 from ebbflow.model import ActionResult, PolicyProblem, Sample, labels_of
-from ebbflow.rules.engine import CONVERGE_DEADLINE, recommend_proportional, recommend_step
-from ebbflow.rules.policy import MetricRule
+from ebbflow.policy import MetricRule
+from ebbflow.rules.engine import CONVERGE_DEADLINE
+from ebbflow.rules.strategies.proportional import recommend_proportional
+from ebbflow.rules.strategies.step import recommend_step
 from ebbflow.state import DecisionStore
 
 from ..conftest import VirtualClock
@@ -377,7 +379,7 @@ def test_bad_labels_disable_only_that_service(store: DecisionStore, clock) -> No
     for _ in range(10):
         h.tick(99.0)
     assert h.made == []
-    metrics = {s.name: s.value for s in h.engine.telemetry(clock())}
+    metrics = h.telemetry()
     assert metrics["ebbflow_policy_valid"] == 0 and metrics["ebbflow_policy_errors"] == 1
 
 
@@ -466,14 +468,14 @@ def test_a_service_outside_the_scope_is_watched_but_never_decided(store: Decisio
 
     clock = VirtualClock()
     h = Harness(store, clock, PROPORTIONAL)
-    h.engine.scope = ScopeConfig(projects=("other",))
+    h.catalog.scope = ScopeConfig(projects=("other",))
     h.start()
     for _ in range(5):
         assert h.tick(100.0) == []
-    telemetry = {s.name: s.value for s in h.engine.telemetry(clock())}
+    telemetry = h.telemetry()
     assert telemetry["ebbflow_service_in_scope"] == 0.0
     assert telemetry["ebbflow_service_replicas"] == 1.0  # still monitored
-    h.engine.scope = ScopeConfig(projects=("shop",))
+    h.catalog.scope = ScopeConfig(projects=("shop",))
     h.start()  # a new replica's event re-reads the scope
     assert h.tick(100.0) != []
 

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebbflow.model import PolicyProblem
-from ebbflow.rules.engine import replica_count
-from ebbflow.rules.policy import parse_policy
+from ebbflow.policy import parse_policy
+from ebbflow.rules.strategies import replica_count
 from ebbflow.state import DecisionStore
 
 from ..conftest import VirtualClock
-from .harness import Harness
+from .harness import WEB, Harness
 
 ODD = [math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324, 1e-320, 1e-300, 1e300, 1e308, -1e308]
 numbers = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(ODD)
@@ -83,14 +83,14 @@ def test_an_evaluation_that_raises_disables_only_that_service(
     def broken(*_args: object) -> None:
         raise ZeroDivisionError("float division by zero")
 
-    monkeypatch.setattr(h.engine, "_recommend", broken)
+    monkeypatch.setattr(h.engine, "_recommendations", broken)
     assert h.tick(90.0) == []  # nothing raised out of the engine
-    state = next(iter(h.engine.services.values()))
-    assert state.result.errors == ("evaluation failed: ZeroDivisionError: float division by zero",)
+    result = h.catalog.get(WEB).policy
+    assert result.errors == ("evaluation failed: ZeroDivisionError: float division by zero",)
     problem = h.events.get_nowait()
-    assert isinstance(problem, PolicyProblem) and problem.errors == state.result.errors
+    assert isinstance(problem, PolicyProblem) and problem.errors == result.errors
     assert h.engine.evaluation_errors == 1
-    samples = {s.name: s.value for s in h.engine.telemetry(clock())}
+    samples = h.telemetry()
     assert samples["ebbflow_policy_valid"] == 0.0
     assert samples["ebbflow_rules_evaluation_errors_total"] == 1
 
@@ -134,5 +134,5 @@ def test_arbitrary_floats_never_raise_and_never_leave_min_max(
     usable = math.isfinite(float(target)) and abs(float(target)) >= 2.2250738585072014e-308
     if not usable:  # NaN, ±inf, overflow, subnormal: a named error, and no decision
         assert h.made == []
-        (state,) = h.engine.services.values()
-        assert state.result.policy is None and state.result.errors
+        (service,) = h.catalog
+        assert service.policy.policy is None and service.policy.errors

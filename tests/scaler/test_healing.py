@@ -14,6 +14,7 @@ import pytest
 
 from ebbflow.bus import Bus
 from ebbflow.config import HealingConfig, HealingPolicy
+from ebbflow.healing_policy import heals_exits, parse_healing
 from ebbflow.model import (
     ContainerEvent,
     ContainerEventKind,
@@ -23,7 +24,6 @@ from ebbflow.model import (
     OperatorControls,
     ServiceKey,
 )
-from ebbflow.rules.healing import heals_exits, parse_healing
 from ebbflow.scaler.healing import Healer, plan
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore

@@ -1,4 +1,5 @@
-"""The scaling policy language, from container labels or the YAML config.
+"""The scaling policy language, from container labels or the YAML config: the core's, since
+the service catalog answers every service's policy and the rules and the scaler read it.
 
 Seed dialect: `aliyun.scale` and every `aliyun.auto_scaling.*` key. Native dialect:
 `ebbflow.scale.<key>` for the policy's settings and its default metric, and
@@ -9,6 +10,7 @@ the value; the service is then left alone.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,11 +20,24 @@ from pydantic import Field, field_validator, model_validator
 
 from ebbflow.config import ConfiguredPolicy, FrozenModel, RulesConfig
 from ebbflow.labels import parse_labels
+from ebbflow.names import (
+    CONTAINER_CPU_PERCENT,
+    CONTAINER_MEMORY_PERCENT,
+    CONTAINER_THROTTLED_PERCENT,
+)
+from ebbflow.plugins import available
 
-CPU_METRIC = "ebbflow_container_cpu_percent"
-MEMORY_METRIC = "ebbflow_container_memory_percent"
-# The share of CFS periods in which the container was throttled (its CPU limit bit)
-THROTTLING_METRIC = "ebbflow_container_cpu_throttled_percent"
+CPU_METRIC = CONTAINER_CPU_PERCENT
+MEMORY_METRIC = CONTAINER_MEMORY_PERCENT
+THROTTLING_METRIC = CONTAINER_THROTTLED_PERCENT
+
+
+@functools.cache
+def strategy_names() -> frozenset[str]:
+    """The strategies installed (rules/strategies registers them by entry point)."""
+    return frozenset(available("strategies"))
+
+
 METRIC_ALIASES = {"cpu": CPU_METRIC, "memory": MEMORY_METRIC, "throttling": THROTTLING_METRIC}
 PERCENT_METRICS = {CPU_METRIC, MEMORY_METRIC}
 
@@ -127,7 +142,7 @@ class Policy(FrozenModel):
     # No rules: a fixed replica count (`aliyun.scale` alone), kept but never scaled.
     rules: tuple[MetricRule, ...] = ()
     initial_replicas: int | None = Field(None, ge=0)
-    mode: Literal["step", "proportional", "predictive"] = "predictive"
+    mode: str = Field("predictive", description="The strategy of target rules (by name).")
     step: int = Field(1, ge=1)
     min_replicas: int = Field(1, ge=0)
     max_replicas: int = Field(10, ge=1)
@@ -146,6 +161,15 @@ class Policy(FrozenModel):
     # Until a start-up is seen: a slow guess, since guessing short costs a round of
     # unserved load and guessing long only a replica or two for one start-up.
     startup: float = Field(30.0, gt=0)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        value = value.strip()
+        known = strategy_names()
+        if value not in known:
+            raise ValueError(f"must be one of {', '.join(sorted(known))}")
+        return value
 
     @field_validator("on_missing")
     @classmethod

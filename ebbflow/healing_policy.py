@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from ebbflow.config import HealingPolicy
 from ebbflow.labels import parse_labels
+from ebbflow.names import PROBE_PREFIXES
 
 HEAL_PREFIX = "ebbflow.heal."
 HEAL_LABELS = {
@@ -28,9 +29,6 @@ def parse_healing(
 ) -> tuple[HealingPolicy | None, tuple[str, ...]]:
     base = defaults.model_dump(include=set(HealingPolicy.model_fields))
     return parse_labels(labels, HEAL_LABELS, HealingPolicy, base, prefixes=(HEAL_PREFIX,))
-
-
-PROBE_PREFIXES = ("aliyun.probe.", "ebbflow.health.")
 
 
 def is_managed(labels: Mapping[str, str]) -> bool:

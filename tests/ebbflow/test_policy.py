@@ -1,7 +1,7 @@
 import pytest
 
 from ebbflow.config import ConfiguredPolicy, PolicySelector, RulesConfig
-from ebbflow.rules.policy import CPU_METRIC, MEMORY_METRIC, effective_labels, parse_policy
+from ebbflow.policy import CPU_METRIC, MEMORY_METRIC, effective_labels, parse_policy
 
 SEED = {
     "aliyun.scale": "1",

@@ -1,0 +1,329 @@
+"""The service catalog: the one place that answers, for every service, what it is and
+whether this instance may act on it.
+
+It observes the bus synchronously (`Bus.observe`), so when the rule engine, the
+reconciler or the healer handle a container event, the catalog already holds it. For each
+service it keeps:
+
+- its running replicas and their nodes, and the containers that only exited;
+- the container that defines it (`services.defining`: the founder, or compose's newest)
+  and its guests (`services.guests`);
+- its policy, parsed once per change of the defining container's labels, and the
+  policy's errors (a `PolicyProblem` on the bus when they appear and when they are fixed);
+- whether it lies in the instance's scope, is paused by the operator, retired by its
+  operator, or paused for a fight;
+- whether this instance may act on it now: in scope, not paused, and owned, where
+  ownership is one pluggable answer (`Ownership`: today the lease).
+
+The deciders read it; none of them builds services from events on its own.
+See docs/architecture.md for the words (service, replica, founder, guest, copy, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ebbflow.bus import Bus
+from ebbflow.config import RulesConfig, ScopeConfig
+from ebbflow.metrics import Desc
+from ebbflow.model import (
+    ContainerEvent,
+    ContainerEventKind,
+    ContainerInfo,
+    OperatorControls,
+    PolicyProblem,
+    Sample,
+    ServiceFight,
+    ServiceKey,
+    ServiceRetired,
+)
+from ebbflow.policy import PolicyResult, effective_labels, parse_policy
+from ebbflow.services import defining, guests, names_service, service_key
+
+log = logging.getLogger("ebbflow.catalog")
+
+EMPTY_KEPT = 3600.0  # seconds a service with no running replica stays known (a restore)
+EXITED_KEPT = 64  # exited containers remembered per service
+
+SERVICES = Desc("ebbflow_catalog_services", "Services the catalog knows, running or not.")
+IN_SCOPE = Desc(
+    "ebbflow_service_in_scope",
+    "1 when the service lies in this instance's scope (it may act), else 0.",
+    "gauge",
+    ("service",),
+)
+POLICY_VALID = Desc(
+    "ebbflow_policy_valid", "1 when the service's policy labels are valid, else 0.", "gauge",
+    ("service",),
+)  # fmt: skip
+POLICY_ERRORS = Desc(
+    "ebbflow_policy_errors", "Validation errors in the service's policy labels.", "gauge",
+    ("service",),
+)  # fmt: skip
+REPLICAS = Desc(
+    "ebbflow_service_replicas", "Running replicas of a service with a policy.", "gauge",
+    ("service",),
+)  # fmt: skip
+
+
+class Ownership(Protocol):
+    """Whether this instance may act on a service now. Today the lease (one active
+    instance per scope); a lease per engine or a Kafka partition's owner later."""
+
+    def owns(self, service: ServiceKey) -> bool: ...
+
+    def owner(self, service: ServiceKey) -> str:
+        """Who acts on the service, as far as this instance knows ("" when nobody)."""
+        ...
+
+
+class Everyone:
+    """Ownership when nothing is shared: this instance acts on all it sees (a dry run)."""
+
+    def owns(self, service: ServiceKey) -> bool:
+        return True
+
+    def owner(self, service: ServiceKey) -> str:
+        return "this instance"
+
+
+@dataclass
+class Service:
+    key: ServiceKey
+    replicas: dict[str, ContainerInfo] = field(default_factory=dict)  # running, by id
+    exited: dict[str, ContainerInfo] = field(default_factory=dict)  # found exited, by id
+    definer: ContainerInfo | None = None  # defines the service (its policy, its template)
+    policy: PolicyResult = field(default_factory=lambda: PolicyResult(None))
+    in_scope: bool = True
+    retired: bool = False
+    fight: str = ""  # why ebbflow paused it for a fight ("" when none)
+    empty_since: float | None = None  # no running replica since then
+
+    @property
+    def count(self) -> int:
+        return len(self.replicas)
+
+    @property
+    def nodes(self) -> set[str]:
+        return {info.node for info in self.replicas.values()}
+
+    def guests(self) -> list[ContainerInfo]:
+        """Containers that carry the service's compose labels though neither compose nor
+        ebbflow made them: monitored, never counted, cloned or removed."""
+        return guests(list(self.replicas.values()), lambda i: i.labels)
+
+    def counted(self, healthy: Callable[[str], bool] = lambda _node: True) -> int:
+        """Replicas that count toward its desired count: on healthy nodes, not guests."""
+        ignored = {info.id for info in self.guests()}
+        return sum(1 for i in self.replicas.values() if healthy(i.node) and i.id not in ignored)
+
+
+class ServiceCatalog:
+    name = "catalog"
+
+    def __init__(
+        self,
+        bus: Bus,
+        rules: RulesConfig,
+        scope: ScopeConfig,
+        ownership: Ownership | None = None,
+        clock: Callable[[], float] = time.time,
+        announce: bool = True,
+    ) -> None:
+        self.bus = bus
+        self.announce = announce  # log and publish policy changes (not in a one-off report)
+        self.rules = rules
+        self.scope = scope
+        self.ownership: Ownership = ownership or Everyone()
+        self.clock = clock
+        self.services: dict[ServiceKey, Service] = {}
+        self.member_of: dict[str, ServiceKey] = {}  # container id → service
+        self.by_name: dict[str, str] = {}  # container name → id, of running containers
+        self.paused_names: frozenset[str] = frozenset()  # as the operator named them
+        bus.observe(self.on_container, ContainerEvent)
+        bus.observe(self.on_controls, OperatorControls)
+        bus.observe(self.on_retired, ServiceRetired)
+        bus.observe(self.on_fight, ServiceFight)
+
+    # -- what is this service ------------------------------------------------------------
+    def get(self, key: ServiceKey) -> Service | None:
+        return self.services.get(key)
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(list(self.services.values()))
+
+    def service_of(self, container_id: str) -> ServiceKey | None:
+        return self.member_of.get(container_id)
+
+    def service_named(self, text: str) -> ServiceKey | None:
+        """The running service a sample's `service` label names: `project/name` or `name`."""
+        for key, service in self.services.items():
+            if service.replicas and text in (str(key), key.name):
+                return key
+        return None
+
+    def container_named(self, name: str) -> tuple[ServiceKey, ContainerInfo] | None:
+        """The running container of that name and its service."""
+        cid = self.by_name.get(name)
+        key = self.member_of.get(cid) if cid else None
+        service = self.services.get(key) if key else None
+        if service is None or cid not in service.replicas:
+            return None
+        return service.key, service.replicas[cid]
+
+    # -- may I act on it -----------------------------------------------------------------
+    def paused(self, key: ServiceKey) -> bool:
+        return any(names_service(text, key) for text in self.paused_names)
+
+    def not_acting(self, key: ServiceKey) -> str | None:
+        """Why this instance may not act on the service now; None when it may."""
+        service = self.services.get(key)
+        if service is not None and not service.in_scope:
+            return "out of scope: monitored, never acted on"
+        if self.paused(key):
+            return "paused by the operator"
+        if not self.ownership.owns(key):
+            owner = self.ownership.owner(key)
+            return f"not the owner: {owner or 'nobody yet'} acts on it"
+        return None
+
+    def may_act(self, key: ServiceKey) -> bool:
+        return self.not_acting(key) is None
+
+    def owns(self, key: ServiceKey) -> bool:
+        """Ownership alone (a standby keeps its windows but decides nothing)."""
+        return self.ownership.owns(key)
+
+    # -- keeping it ------------------------------------------------------------------------
+    def on_container(self, event: ContainerEvent) -> None:
+        info = event.container
+        if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
+            key = service_key(info.labels, info.name)
+            service = self.services.get(key)
+            if service is None:
+                service = self.services[key] = Service(key)
+            service.exited.pop(info.id, None)
+            service.replicas[info.id] = info
+            service.empty_since = None
+            self.member_of[info.id] = key
+            self.by_name[info.name] = info.id
+            self._redefine(service)
+        elif event.kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
+            known = self.member_of.get(info.id)
+            if known is None and event.kind is ContainerEventKind.DIE and info.labels:
+                # Found exited at start (or exited before its start was read): a replica
+                # that may need restoring, not a running one.
+                new = service_key(info.labels, info.name)
+                exited = self.services.setdefault(new, Service(new, empty_since=self.clock()))
+                self._keep_exited(exited, info)
+                if exited.definer is None:
+                    self._redefine(exited, [info])
+                return
+            service = self.services.get(known) if known is not None else None
+            if service is None:
+                return
+            gone = service.replicas.pop(info.id, None)
+            if event.kind is ContainerEventKind.DESTROY:
+                service.exited.pop(info.id, None)
+                self.member_of.pop(info.id, None)
+            elif gone is not None:
+                self._keep_exited(service, gone)
+            if self.by_name.get(info.name) == info.id:
+                del self.by_name[info.name]
+            if service.replicas:
+                self._redefine(service)
+            elif service.empty_since is None:
+                service.empty_since = self.clock()
+        self._expire()
+
+    def _keep_exited(self, service: Service, info: ContainerInfo) -> None:
+        """An exited replica is remembered (a restore may start it again), the newest
+        EXITED_KEPT of them: containers that exit and are never removed pile up."""
+        self.member_of[info.id] = service.key
+        service.exited[info.id] = info
+        while len(service.exited) > EXITED_KEPT:
+            oldest = next(iter(service.exited))
+            del service.exited[oldest]
+            if oldest not in service.replicas:
+                self.member_of.pop(oldest, None)
+
+    def _redefine(self, service: Service, among: list[ContainerInfo] | None = None) -> None:
+        """The defining container may have changed: its policy and scope with it."""
+        candidates = among or list(service.replicas.values())
+        if not candidates:
+            return
+        definer = defining(candidates, lambda i: i.labels, lambda i: i.created)
+        changed_labels = service.definer is None or definer.labels != service.definer.labels
+        service.definer = definer
+        service.in_scope = self.scope.covers(definer.labels)
+        if not changed_labels:
+            return
+        key = service.key
+        labels = effective_labels(definer.labels, str(key), key.name, self.rules.policies)
+        self._set_policy(service, parse_policy(labels, self.rules))
+
+    def _set_policy(self, service: Service, result: PolicyResult) -> None:
+        if result == service.policy:
+            return
+        was_invalid = bool(service.policy.errors)
+        service.policy = result
+        if not self.announce:
+            return
+        if result.errors:
+            log.warning("service %s: policy disabled: %s", service.key, "; ".join(result.errors))
+            self.bus.publish(PolicyProblem(service.key, result.errors, self.clock()))
+            return
+        if was_invalid:
+            self.bus.publish(PolicyProblem(service.key, (), self.clock()))  # fixed
+        if result.policy is not None:
+            log.info(
+                "service %s: policy %s",
+                service.key,
+                result.policy.model_dump(exclude_none=True, exclude_defaults=True),
+            )
+
+    def disable_policy(self, key: ServiceKey, error: str) -> None:
+        """A service's evaluation raised: its policy is off, with the reason, as for a bad
+        label, until its labels change."""
+        service = self.services.get(key)
+        if service is not None:
+            self._set_policy(service, PolicyResult(None, (error,), declared=True))
+
+    def _expire(self) -> None:
+        """A service with no running replica for long is forgotten: a memory bound, since
+        containers that come and go with new names are services of their own."""
+        now = self.clock()
+        for key, service in list(self.services.items()):
+            if service.empty_since is not None and now - service.empty_since > EMPTY_KEPT:
+                del self.services[key]
+                for cid in service.exited:
+                    self.member_of.pop(cid, None)
+
+    def on_controls(self, controls: OperatorControls) -> None:
+        self.paused_names = controls.paused
+
+    def on_retired(self, event: ServiceRetired) -> None:
+        service = self.services.get(event.service)
+        if service is not None:
+            service.retired = event.retired
+
+    def on_fight(self, event: ServiceFight) -> None:
+        service = self.services.get(event.service)
+        if service is not None:
+            service.fight = event.reason if event.fighting else ""
+
+    # -- telemetry ---------------------------------------------------------------------------
+    def telemetry(self, now: float) -> Iterator[Sample]:
+        yield SERVICES.sample(len(self.services), now)
+        for key, service in self.services.items():
+            if not service.policy.declared or not service.replicas:
+                continue
+            name = str(key)
+            yield POLICY_VALID.sample(0.0 if service.policy.errors else 1.0, now, name)
+            yield POLICY_ERRORS.sample(len(service.policy.errors), now, name)
+            yield REPLICAS.sample(service.count, now, name)
+            yield IN_SCOPE.sample(1.0 if service.in_scope else 0.0, now, name)

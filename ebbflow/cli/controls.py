@@ -1,0 +1,92 @@
+"""`ebbflow pause|resume|forget SERVICE` (the operator's word) and `ebbflow status` (what
+a running instance says of itself)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ebbflow.config import AppConfig
+from ebbflow.services import parse_service_key
+from ebbflow.state import DecisionStore
+
+from .common import open_store, resolve_service
+
+DEFAULT_LISTEN = "127.0.0.1:9781"
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    for verb, text in (
+        ("pause", "no actions for a service (scaling, healing, reconcile) until resumed"),
+        ("resume", "a paused service is acted on again"),
+        ("forget", "drop a service's decisions and desired count"),
+    ):
+        control = sub.add_parser(verb, parents=[common], help=text)
+        control.add_argument("service", help="compose:demo/web, demo/web or web")
+        control.add_argument("--state", type=Path)
+        control.set_defaults(func=cmd_control)
+
+    status = sub.add_parser(
+        "status", parents=[common], help="a running instance's /readyz: what works, what not"
+    )
+    status.add_argument("--listen", help="HOST:PORT it serves on (default: its config's)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace, config: AppConfig) -> int:
+    """0 ready, 1 not ready, 2 when nothing answers there."""
+    prometheus = config.outputs.get("prometheus")
+    address = (
+        args.listen
+        or (prometheus.get("listen") if isinstance(prometheus, dict) else None)
+        or DEFAULT_LISTEN
+    )
+    url = f"http://{address}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            report = json.loads(resp.read())
+    except urllib.error.HTTPError as err:  # 503: not ready, with the same body
+        report = json.loads(err.read())
+    except (OSError, ValueError) as err:
+        print(f"ebbflow: no ebbflow answers at {url}: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{report['status']} ({url})")
+        for part, problem in sorted(report["problems"].items()):
+            print(f"  {part}: {problem}")
+        for name, component in sorted(report["components"].items()):
+            state = "given up" if component["given_up"] else "up" if component["up"] else "down"
+            print(f"  component {name:<20} {state:<9} restarts={component['restarts']}")
+    return 0 if report["status"] == "ready" else 1
+
+
+def cmd_control(args: argparse.Namespace, config: AppConfig) -> int:
+    """Written to the state file; the instance running on it follows within a second."""
+    now, verb, service = time.time(), args.command, args.service
+    if verb == "forget":
+        store = open_store(config)
+        try:
+            name = resolve_service(store, service)
+            dropped = store.forget(parse_service_key(name), service, now)
+        finally:
+            store.close()
+        print(f"{name}: forgot {dropped} decision(s) and its desired count")
+        return 0
+    store = DecisionStore(config.state)
+    try:
+        store.set_paused(service, verb == "pause", now)
+    finally:
+        store.close()
+    print(f"{service}: {'paused' if verb == 'pause' else 'resumed'} (state {config.state})")
+    return 0

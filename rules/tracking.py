@@ -1,0 +1,152 @@
+"""What the rule engine keeps per service between evaluations: each replica's readiness
+and latest values, and the windows a policy's strategies read.
+
+Which replicas a service has, its policy and its scope are the catalog's
+(ebbflow/catalog.py); this is only what deciding needs on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+from ebbflow.model import ContainerInfo, ServiceKey
+from ebbflow.names import PROBE_INITIAL_DELAY_LABELS, PROBE_LABELS
+from ebbflow.policy import CPU_METRIC, MetricRule, Policy, PolicyResult
+from ebbflow.state import LearnedStartup
+
+from .strategies.base import MAX_IMPLIED
+from .window import RingWindow
+
+SATURATED = 95.0  # a percent metric this high may be hiding demand: it cannot go past 100
+SATURATION_WINDOW = 3.0  # seconds: long enough that one noisy point is not saturation
+STALE_AFTER = 10.0  # seconds a replica's value stays fresh, at least (or the window)
+STARTUP_SMOOTHING = 0.5
+
+
+def bounded(value: float) -> float:
+    """A window point kept finite and within what any replica count can mean."""
+    return 0.0 if math.isnan(value) else min(max(value, -MAX_IMPLIED), MAX_IMPLIED)
+
+
+@dataclass
+class Replica:
+    info: ContainerInfo
+    ready_after: float  # start + warm-up (or the probe's initial delay)
+    needs_probe: bool
+    probe_ok: bool = False
+    sampled: bool = False  # any sample about this container has arrived
+    ready_since: float | None = None
+    latest: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric → (t, v)
+
+    @classmethod
+    def of(cls, info: ContainerInfo, policy: Policy | None, seen: float) -> Replica:
+        started = info.started_at or seen
+        delay = policy.warmup if policy else 0.0
+        for label in PROBE_INITIAL_DELAY_LABELS:
+            with contextlib.suppress(ValueError):  # a bad probe label is the probe's to report
+                delay = max(delay, float(info.labels.get(label, 0)))
+        needs_probe = any(label in info.labels for label in PROBE_LABELS)
+        return cls(info, started + delay, needs_probe)
+
+    def ready(self, now: float) -> bool:
+        if (
+            self.ready_since is None
+            and now >= self.ready_after
+            and (self.probe_ok or not self.needs_probe)
+            and self.sampled
+        ):
+            self.ready_since = now
+        return self.ready_since is not None
+
+
+@dataclass
+class ServiceState:
+    key: ServiceKey
+    replicas: dict[str, Replica] = field(default_factory=dict)  # by container name
+    policy: PolicyResult | None = None  # the policy the windows below were built for
+    service_values: dict[str, tuple[float, float]] = field(default_factory=dict)
+    values: dict[str, RingWindow] = field(default_factory=dict)  # rule id → value per tick
+    implied: dict[str, RingWindow] = field(default_factory=dict)  # rule id → replicas per tick
+    recommended: RingWindow = field(default_factory=RingWindow)  # for scale-in stabilisation
+    averages: dict[str, float] = field(default_factory=dict)
+    saturated_at: dict[str, float] = field(default_factory=dict)  # rule id → last such point
+    startup: LearnedStartup | None = None  # decision → first sample of a new replica
+    last_scale_out: float | None = None
+    # direction → when a standby saw the replica count move that way (the leader's
+    # actions), so a takeover keeps the leader's cooldowns without sharing its state
+    observed: dict[str, float] = field(default_factory=dict)
+    # (replicas, until): an action succeeded and the containers are still catching up
+    # (Swarm starts and stops tasks after the update returns); no decision until they do.
+    converging: tuple[int, float] | None = None
+
+    def follow(self, policy: PolicyResult) -> None:
+        """The service's policy changed: windows of the old one mean nothing for it."""
+        if policy is not self.policy:
+            self.policy = policy
+            self.values.clear()
+            self.implied.clear()
+
+    def ready(self, now: float) -> tuple[list[Replica], list[Replica]]:
+        """(ready replicas, those that became ready just now)."""
+        ready, new = [], []
+        for replica in self.replicas.values():
+            was_ready = replica.ready_since is not None
+            if replica.ready(now):
+                ready.append(replica)
+                if not was_ready:
+                    new.append(replica)
+        return ready, new
+
+    def observe(self, rule: MetricRule, policy: Policy, ready: list[Replica], now: float) -> bool:
+        """Add this instant's value and implied replicas to a rule's windows; False when
+        its data is missing or stale."""
+        stale_before = now - max(STALE_AFTER, policy.window)
+        values = [
+            r.latest[rule.metric][1]
+            for r in ready
+            if rule.metric in r.latest and r.latest[rule.metric][0] >= stale_before
+        ]
+        if values:
+            value = max(values) if rule.aggregation != "avg" else sum(values) / len(values)
+            implied = len(values) * value / rule.target if rule.target else float(len(values))
+        elif (
+            rule.metric in self.service_values
+            and self.service_values[rule.metric][0] >= stale_before
+            and ready
+        ):
+            total = self.service_values[rule.metric][1]  # a service-wide number, e.g. a queue
+            value = total / len(ready) if rule.target else total
+            implied = total / rule.target if rule.target else float(len(ready))
+        else:
+            return False
+        self.values.setdefault(rule.id, RingWindow()).add(now, bounded(value))
+        self.implied.setdefault(rule.id, RingWindow()).add(now, bounded(implied))
+        recent = self.values[rule.id].aggregate(now - SATURATION_WINDOW, "avg")
+        if rule.metric == CPU_METRIC and recent is not None and recent >= SATURATED:
+            self.saturated_at[rule.id] = now  # for a while, not one noisy point
+        return True
+
+    def learn_startup(self, replica: Replica, now: float) -> bool:
+        """A replica made by our last scale-out just became ready: how long that took.
+        True when a start-up was learned."""
+        decided = self.last_scale_out
+        started = replica.info.started_at
+        if decided is None or (started and started < decided):
+            return False
+        took = now - decided
+        before = self.startup
+        smoothed = (
+            took
+            if before is None
+            else STARTUP_SMOOTHING * took + (1 - STARTUP_SMOOTHING) * before.seconds
+        )
+        seen = before.seen + 1 if before else 1
+        self.startup = LearnedStartup(smoothed, took, seen, now)
+        return True
+
+    def horizon(self, policy: Policy) -> float:
+        """How far ahead capacity ordered now arrives: the learned start-up time, or the
+        policy's first guess until one was seen."""
+        return self.startup.seconds if self.startup is not None else policy.startup
