@@ -27,6 +27,7 @@ from ebbflow.plugins import (
 )
 from ebbflow.rules.engine import RuleEngine
 from ebbflow.scaler.healing import Healer
+from ebbflow.scaler.migration import Migrator
 from ebbflow.scaler.reconcile import Reconciler
 from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
@@ -83,39 +84,29 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     gate = ActionGate(config.max_actions_per_minute)
     # A dry run changes nothing, so it holds no lease and never keeps the real one waiting.
     lease_config = config.lease if not config.dry_run else LeaseConfig(enabled=False)
-    lease = Lease(ctx.nodes.default, config.scope, lease_config, clock)
-    may_act = lease.may_act
+    lease = Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, lease.ownership, clock)
+    controls = ControlsWatch(ctx.bus, store, clock)
     engine = RuleEngine(ctx.bus, store, clock, catalog, config.rules, dry_run=config.dry_run)
-    runner = ActionRunner(ctx.bus, actuators, store, clock, gate, may_act=may_act)
-    healer = Healer(
-        ctx.bus,
-        actuators,
-        gate,
-        store,
-        clock,
-        config.healing,
-        config.dry_run,
-        nodes=ctx.nodes,
-        scope=config.scope,
-        rules=config.rules,
-        may_act=may_act,
+    runner = ActionRunner(ctx.bus, actuators, store, clock, catalog, gate, dry_run=config.dry_run)
+    healer = Healer(ctx.bus, runner, catalog, store, clock, config.healing, config.dry_run)
+    migrator = Migrator(
+        ctx.bus, runner, healer, catalog, ctx.nodes, store, actuators, clock, config.dry_run
     )
     reconciler = Reconciler(
         ctx.bus,
+        catalog,
         ctx.nodes,
         store,
         actuators,
         clock,
         config.reconcile,
-        config.rules,
         config.dry_run,
-        healing_under_way=healer.under_way,
-        scope=config.scope,
-        may_act=may_act,
+        healing_under_way=lambda key: healer.under_way(key) or migrator.under_way(key),
+        acted_on=runner.acted_on,
+        controls=controls,
     )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
-    controls = ControlsWatch(ctx.bus, store, clock)
     parts: list[Any] = [
         *app.outputs.values(),
         ctx.inventory,
@@ -124,6 +115,7 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         engine,
         runner,
         healer,
+        migrator,
     ]
     if config.reconcile.enabled:
         parts.append(reconciler)

@@ -177,7 +177,15 @@ class ServiceCatalog:
 
     # -- may I act on it -----------------------------------------------------------------
     def paused(self, key: ServiceKey) -> bool:
+        """Paused by the operator, or by ebbflow for a fight (until the operator resumes)."""
+        service = self.services.get(key)
+        if service is not None and service.fight:
+            return True
         return any(names_service(text, key) for text in self.paused_names)
+
+    def covers(self, info: ContainerInfo) -> bool:
+        """The container itself lies in the scope (its own labels, not only its service's)."""
+        return self.scope.covers(info.labels)
 
     def not_acting(self, key: ServiceKey) -> str | None:
         """Why this instance may not act on the service now; None when it may."""
@@ -212,7 +220,11 @@ class ServiceCatalog:
             self.member_of[info.id] = key
             self.by_name[info.name] = info.id
             self._redefine(service)
-        elif event.kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
+        elif event.kind in (
+            ContainerEventKind.DIE,
+            ContainerEventKind.STOP,
+            ContainerEventKind.DESTROY,
+        ):
             known = self.member_of.get(info.id)
             if known is None and event.kind is ContainerEventKind.DIE and info.labels:
                 # Found exited at start (or exited before its start was read): a replica

@@ -62,6 +62,11 @@ class ControlsWatch:
         self.bus.publish(event)
         return event
 
+    def pause(self, service: str) -> None:
+        """ebbflow's own pause (a fight): recorded as the operator's is, announced at once."""
+        self.store.set_paused(service, True, self.clock())
+        self.poll()
+
     async def run(self) -> None:
         while True:
             self.poll()

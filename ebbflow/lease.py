@@ -32,9 +32,10 @@ from typing import Any
 
 import aiodocker
 
+from ebbflow.bus import Bus
 from ebbflow.config import LeaseConfig, ScopeConfig
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import Sample, ServiceKey, labels_of
+from ebbflow.model import OwnershipChange, Sample, ServiceKey, labels_of
 
 log = logging.getLogger("ebbflow.lease")
 
@@ -64,7 +65,9 @@ class Lease:
         scope: ScopeConfig,
         config: LeaseConfig,
         clock: Callable[[], float] = time.time,
+        bus: Bus | None = None,
     ) -> None:
+        self.bus = bus  # where changes of leadership are announced (OwnershipChange)
         self.docker = docker
         self.scope = scope
         self.config = config
@@ -183,20 +186,29 @@ class Lease:
             self._standby("nobody yet")
 
     def _became_leader(self, first: int, last: int) -> None:
-        if self.owned is None:
-            self.transitions += 1
-            log.info("became leader for %s (lease %s)", self.scope.describe(), self.id)
+        was = self.owned
         self.owned = (first, last)
         self.leader = self.owner
+        if was is None:
+            self.transitions += 1
+            log.info("became leader for %s (lease %s)", self.scope.describe(), self.id)
+            self._announce(True, "won the lease")
+
+    def _announce(self, acting: bool, reason: str) -> None:
+        if self.bus is not None:
+            self.bus.publish(OwnershipChange(acting, self.leader, reason, self.clock()))
 
     def _standby(self, owner: str) -> None:
-        if self.owned is not None:
+        lost = self.owned is not None
+        if lost:
             self.transitions += 1
             log.warning("lost the lease to %s: no more actions from here", owner)
             self.owned = None
         if owner != self.leader:
             log.info("standing by for %s (lease %s)", owner, self.id)
         self.leader = owner
+        if lost:
+            self._announce(False, f"lost the lease to {owner}")
 
     async def run(self) -> None:
         if not self.config.enabled:
@@ -212,7 +224,8 @@ class Lease:
                     if self.owned is not None:
                         log.warning("cannot renew the lease (%r): not acting until it can", err)
                         self.transitions += 1
-                    self.owned = None  # in doubt: never act
+                        self.owned = None  # in doubt: never act
+                        self._announce(False, f"cannot renew the lease: {err!r}")
                 await asyncio.sleep(period / 5)
         finally:
             if self.owned is not None:  # hand over at once instead of after two epochs

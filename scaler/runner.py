@@ -1,34 +1,66 @@
-"""Carries decisions to the actuator that drives the service, through the action gate (one
-action at a time per service, a global rate limit), each under a timeout.
+"""The one action path: every change ebbflow makes to an engine goes through here.
 
-Each outcome is recorded beside its decision. On shutdown, actions under way are allowed
-to finish (within a grace period) rather than being cut off halfway through a clone; a
-decision whose action was cut off anyway (SIGKILL, power) is finished at the next start,
-if it is a scale-out younger than its policy's window (actions converge on the decision's
-replica count, so finishing one is never doing it twice); a scale-in, or anything older, is
-marked expired and decided again from fresh samples; an older unfinished decision that a
-newer one overtook is marked superseded.
-In dry-run mode nothing is changed; the result says what would have happened.
+Scaling decisions come off the bus; healing, migration and leftover removal come from the
+healer and the migrator as `HealAction`s; an actuator's own answer to a node's health
+(Swarm drains a node) as a `NodeAction`. Every action gets the same treatment:
+
+- the action gate: one action at a time per service, a global rate limit;
+- the owner check just before acting: out of scope, paused or not the owner → not done;
+- one timeout, one dry run (nothing changes; the result says what would have happened);
+- one error shape: an outcome with `ok` false and a one-line reason, never an exception;
+- one audit row: a decision's outcome beside it, a healing step in the healing log, each
+  published on the bus (`ActionResult`, `HealingStep`).
+
+On shutdown, actions under way are allowed to finish (within a grace period) rather than
+being cut off halfway through a clone; a decision whose action was cut off anyway
+(SIGKILL, power) is finished at the next start, if it is a scale-out younger than its
+policy's window (actions converge on the decision's replica count, so finishing one is
+never doing it twice); a scale-in, or anything older, is marked expired and decided again
+from fresh samples; an older unfinished decision that a newer one overtook is superseded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 
 from ebbflow.bus import Bus
-from ebbflow.model import ActionResult, Decision, HealthChange, Sample, labels_of
-from ebbflow.plugins import Actuator
+from ebbflow.catalog import ServiceCatalog
+from ebbflow.metrics import Desc
+from ebbflow.model import (
+    ActionResult,
+    Decision,
+    HealingStep,
+    HealthChange,
+    OwnershipChange,
+    Sample,
+    ServiceKey,
+)
+from ebbflow.plugins import Actuator, WatchesNodes
 from ebbflow.services import parse_service_key
 from ebbflow.state import DecisionStore, StoredDecision
 
+from .actions import Action, HealAction, NodeAction, Outcome, ScaleAction
 from .safety import ActionGate
 
 log = logging.getLogger("ebbflow.scaler")
 
 RESUME_WITHIN = 30.0  # seconds: the default policy window, for decisions that name none
+
+ACTIONS = Desc(
+    "ebbflow_actions_total",
+    "Scaling actions carried out, by direction and outcome.",
+    "counter",
+    ("direction", "outcome"),
+)
+RATE_LIMITED = Desc(
+    "ebbflow_actions_rate_limited_total",
+    "Actions (scaling and healing) that waited for the global rate limit.",
+    "counter",
+)
 
 
 def actuator_for(actuators: Sequence[Actuator], decision: Decision) -> Actuator | None:
@@ -44,23 +76,30 @@ class ActionRunner:
         actuators: Sequence[Actuator],
         store: DecisionStore,
         clock: Callable[[], float],
+        catalog: ServiceCatalog,
         gate: ActionGate | None = None,
+        dry_run: bool = False,
         action_timeout: float = 120.0,
         shutdown_grace: float = 30.0,
-        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.bus = bus
-        self.may_act = may_act  # the lease
+        self.catalog = catalog
         self.actuators = list(actuators)
         self.store = store
         self.clock = clock
         self.gate = gate or ActionGate(max_per_minute=1000)
+        self.dry_run = dry_run
         self.action_timeout = action_timeout
         self.shutdown_grace = shutdown_grace
-        self.subscription = bus.subscribe("scaler", Decision, HealthChange, capacity=1024)
-        self.outcomes: dict[tuple[str, bool], int] = {}
+        self.subscription = bus.subscribe(
+            "scaler", Decision, HealthChange, OwnershipChange, capacity=1024
+        )
+        self.outcomes: collections.Counter[tuple[str, bool]] = collections.Counter()
+        self.steps: collections.Counter[tuple[str, str, bool]] = collections.Counter()
         self.unhealthy: set[str] = set()  # container names whose probe verdict is failing
+        self._resumed = False
 
+    # -- the loop ------------------------------------------------------------------------
     async def run(self) -> None:
         under_way: set[asyncio.Task[ActionResult]] = set()
 
@@ -69,15 +108,8 @@ class ActionRunner:
             under_way.add(task)
             task.add_done_callback(under_way.discard)
 
-        async def resume() -> None:
-            # Only the leader finishes what was cut off: a standby sharing the state
-            # file must not touch the decisions the leader has under way.
-            while not self.may_act():  # noqa: ASYNC110 (the lease is polled, not signalled)
-                await asyncio.sleep(0.2)
-            for decision in self.resumable():
-                start(decision)
-
-        resuming = asyncio.create_task(resume())
+        if self.catalog.owns(ServiceKey("", "")):
+            self._resume(start)
         try:
             async for event in self.subscription:
                 if isinstance(event, Decision):
@@ -87,13 +119,23 @@ class ActionRunner:
                         self.unhealthy.discard(event.container.name)
                     else:
                         self.unhealthy.add(event.container.name)
+                elif isinstance(event, OwnershipChange) and event.acting:
+                    self._resume(start)
         finally:
-            resuming.cancel()
             if under_way:
                 log.info("letting %d action(s) under way finish", len(under_way))
                 await asyncio.wait(under_way, timeout=self.shutdown_grace)
                 for task in under_way:
                     task.cancel()
+
+    def _resume(self, start: Callable[[Decision], None]) -> None:
+        """Only the owner finishes what was cut off, once: a standby sharing the state
+        file must not touch the decisions the owner has under way."""
+        if self._resumed:
+            return
+        self._resumed = True
+        for decision in self.resumable():
+            start(decision)
 
     def resumable(self) -> list[Decision]:
         """The newest unfinished decision of each service, when it still means something;
@@ -144,67 +186,96 @@ class ActionRunner:
             )
         return decisions
 
+    # -- one action --------------------------------------------------------------------------
     async def carry_out(self, decision: Decision) -> ActionResult:
-        async with self.gate.turn(decision.service):
-            result = await self._act(decision)
-        self.store.record_outcome(decision, result.ok, result.detail)
-        key = (decision.direction, result.ok)
-        self.outcomes[key] = self.outcomes.get(key, 0) + 1
-        if result.ok:
-            log.info("service %s: %s", decision.service, result.detail)
-        else:
-            log.error("service %s: action failed: %s", decision.service, result.detail)
-        self.bus.publish(result)
-        return result
+        """A decision from the bus (or resumed): acted on, recorded, announced."""
+        outcome = await self.execute(ScaleAction(decision))
+        return ActionResult(decision, outcome.ok, outcome.detail, self.clock(), outcome.containers)
 
-    async def _act(self, decision: Decision) -> ActionResult:
-        if decision.dry_run:
-            return ActionResult(
-                decision, True, f"dry run: would scale to {decision.to_replicas}", self.clock()
-            )
-        if not self.may_act():
-            return ActionResult(
-                decision,
-                False,
-                "not the leader: another instance acts for this scope",
-                self.clock(),
-            )
-        actuator = actuator_for(self.actuators, decision)
-        if actuator is None:
-            names = ", ".join(a.name for a in self.actuators) or "none"
-            return ActionResult(
-                decision,
-                False,
-                f"no actuator scales {decision.service.kind} services (enabled: {names})",
-                self.clock(),
-            )
+    async def execute(self, action: Action) -> Outcome:
+        """The one path: gate, owner check, timeout, dry run, audit row, announcement."""
+        async with self.gate.turn(action.service):
+            outcome = await self._act(action)
+        self._record(action, outcome)
+        return outcome
+
+    async def _act(self, action: Action) -> Outcome:
+        dry = action.dry_run if isinstance(action, ScaleAction) else self.dry_run
+        if dry and not isinstance(action, NodeAction):
+            return Outcome(True, f"dry run: would {action.describe()}")
+        if not isinstance(action, NodeAction):
+            why_not = self.catalog.not_acting(action.service)
+            if why_not is not None:
+                return Outcome(False, f"not done: {why_not}")
         try:
             async with asyncio.timeout(self.action_timeout):
-                return await actuator.apply(decision, frozenset(self.unhealthy))
+                return await self._call(action, dry)
         except Exception as err:
             why = (
-                f"timed out after {self.action_timeout}s"
+                f"timed out after {self.action_timeout:g}s"
                 if isinstance(err, TimeoutError)
                 else f"{type(err).__name__}: {err}"
             )
-            return ActionResult(decision, False, why, self.clock())
+            return Outcome(False, why)
 
+    async def _call(self, action: Action, dry: bool) -> Outcome:
+        if isinstance(action, ScaleAction):
+            actuator = actuator_for(self.actuators, action.decision)
+            if actuator is None:
+                names = ", ".join(a.name for a in self.actuators) or "none"
+                kind = action.service.kind
+                return Outcome(False, f"no actuator scales {kind} services (enabled: {names})")
+            result = await actuator.apply(action.decision, frozenset(self.unhealthy))
+            return Outcome(result.ok, result.detail, result.containers)
+        if isinstance(action, NodeAction):
+            assert isinstance(action.actuator, WatchesNodes)
+            detail = await action.actuator.node_changed(action.change, dry_run=dry)
+            return Outcome(True, detail or "", skipped=detail is None)
+        healer = next((a for a in self.actuators if a.can_heal(action.service)), None)
+        if healer is None:
+            return Outcome(False, f"no actuator heals {action.service.kind} services")
+        return Outcome(True, await healer.heal(action.service, action.container, action.action))
+
+    def _record(self, action: Action, outcome: Outcome) -> None:
+        """The audit row and the announcement, the same for every action."""
+        if isinstance(action, ScaleAction):
+            decision = action.decision
+            self.store.record_outcome(decision, outcome.ok, outcome.detail)
+            self.outcomes[(decision.direction, outcome.ok)] += 1
+            if outcome.ok:
+                log.info("service %s: %s", decision.service, outcome.detail)
+            else:
+                log.error("service %s: action failed: %s", decision.service, outcome.detail)
+            self.bus.publish(
+                ActionResult(decision, outcome.ok, outcome.detail, self.clock(), outcome.containers)
+            )
+            return
+        if outcome.skipped:
+            return  # the actuator had nothing to do (a node none of its business)
+        slot = action.slot if isinstance(action, HealAction) else f"node:{action.change.node}"
+        self.note(action.step(outcome, self.clock(), self.dry_run), slot)
+
+    def note(self, step: HealingStep, slot: str = "") -> None:
+        """A healing step in the healing log and on the bus: the runner's own actions, and
+        the healer's verdicts that are no action (give up, recovered)."""
+        self.store.record_step(step, slot or step.container)
+        self.steps[(str(step.service), step.action, step.ok)] += 1
+        if step.ok:
+            log.info("container %s: %s: %s", step.container, step.action, step.detail)
+        else:
+            log.error("container %s: %s failed: %s", step.container, step.action, step.detail)
+        self.bus.publish(step)
+
+    def acted_on(self, container_id: str) -> bool:
+        """Whether ebbflow stopped, restarted or removed the container lately."""
+        return any(a.acted_on(container_id) for a in self.actuators)
+
+    def stopped_by_us(self, container_id: str) -> bool:
+        """Whether ebbflow stopped the container (its exit is no failure)."""
+        return any(a.stopped_by_us(container_id) for a in self.actuators)
+
+    # -- telemetry ---------------------------------------------------------------------------
     def telemetry(self, now: float) -> Iterable[Sample]:
         for (direction, ok), count in sorted(self.outcomes.items()):
-            labels = labels_of({"direction": direction, "outcome": "ok" if ok else "failed"})
-            yield Sample(
-                "ebbflow_actions_total",
-                count,
-                labels,
-                now,
-                "counter",
-                "Scaling actions carried out, by direction and outcome.",
-            )
-        yield Sample(
-            "ebbflow_actions_rate_limited_total",
-            self.gate.rate_limited,
-            (),
-            now,
-            "counter",
-            "Actions (scaling and healing) that waited for the global rate limit.",
-        )
+            yield ACTIONS.sample(count, now, direction, "ok" if ok else "failed")
+        yield RATE_LIMITED.sample(self.gate.rate_limited, now)

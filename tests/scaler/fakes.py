@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
-from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
+from ebbflow.bus import Bus
+from ebbflow.catalog import ServiceCatalog
+from ebbflow.config import RulesConfig, ScopeConfig
+from ebbflow.model import (
+    ActionResult,
+    ContainerInfo,
+    Decision,
+    HealingAction,
+    OwnershipChange,
+    ServiceKey,
+)
 
 
 class RecordingActuator:
@@ -48,3 +60,28 @@ class RecordingActuator:
         if self.fail_heal:
             raise RuntimeError("engine said no")
         return f"{action}ed {container.name}"
+
+
+class Owner:
+    """Ownership a test turns on and off, announced on the bus as the lease announces it."""
+
+    def __init__(self, bus: Bus, acting: bool = True) -> None:
+        self.bus = bus
+        self.acting = acting
+
+    def owns(self, service: ServiceKey) -> bool:
+        return self.acting
+
+    def owner(self, service: ServiceKey) -> str:
+        return "test" if self.acting else "another"
+
+    def lead(self, acting: bool = True) -> None:
+        self.acting = acting
+        self.bus.publish(OwnershipChange(acting, self.owner(ServiceKey("", "")), "test", 0.0))
+
+
+def catalog_for(
+    bus: Bus, owner: Owner | None = None, clock: Callable[[], float] = time.time
+) -> ServiceCatalog:
+    """The catalog the deciders read, observing `bus` as in `ebbflow run`."""
+    return ServiceCatalog(bus, RulesConfig(), ScopeConfig(), owner or Owner(bus), clock)

@@ -25,10 +25,11 @@ from ebbflow.model import (
     ServiceKey,
 )
 from ebbflow.scaler.healing import Healer, plan
+from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
 
-from .fakes import RecordingActuator
+from .fakes import Owner, RecordingActuator, catalog_for
 
 SERVICE = ServiceKey("label", "crashy")
 FAST = {"ebbflow.service": "crashy", "ebbflow.heal.backoff": "0.05", "ebbflow.heal.budget": "2"}
@@ -87,21 +88,19 @@ class Harness:
         tmp_path: Path,
         dry_run: bool = False,
         fail_heal: bool = False,
-        may_act: Callable[[], bool] = lambda: True,
+        leader: bool = True,
     ) -> None:
         self.bus = Bus()
         self.actuator = RecordingActuator(fail_heal=fail_heal)
         self.store = DecisionStore(tmp_path / "state.db")
         self.steps = self.bus.subscribe("test", HealingStep)
+        self.owner = Owner(self.bus, leader)
+        catalog = catalog_for(self.bus, self.owner)
+        self.runner = ActionRunner(
+            self.bus, [self.actuator], self.store, time.time, catalog, ActionGate(100), dry_run
+        )
         self.healer = Healer(
-            self.bus,
-            [self.actuator],
-            ActionGate(100),
-            self.store,
-            time.time,
-            HealingConfig(),
-            dry_run=dry_run,
-            may_act=may_act,
+            self.bus, self.runner, catalog, self.store, time.time, HealingConfig(), dry_run
         )
 
     def die(self, info: ContainerInfo, detail: str = "exited with code 1") -> None:
@@ -209,15 +208,14 @@ async def test_a_probe_that_failed_before_the_lease_is_healed_by_the_new_leader(
     harness: Callable[..., Harness],
 ) -> None:
     """A verdict is announced once: one that came to a standby is not lost."""
-    leader = False
-    h = harness(may_act=lambda: leader)
+    h = harness(leader=False)
     sick, cured = container(), ContainerInfo("c2", "crashy-2", "img", MappingProxyType(FAST))
     h.health(sick, False)
     h.health(cured, False)
     await asyncio.sleep(0.05)
     h.health(cured, True)  # passed again before the lease came
     await h.quiet(0.7)  # a standby never acts
-    leader = True
+    h.owner.lead()
     step = await h.step(3)
     assert (step.action, step.container, step.reason) == (
         "restart",
@@ -244,13 +242,12 @@ async def test_a_probe_failing_while_its_service_was_paused_is_healed_on_resume(
 async def test_a_stopped_container_s_old_verdict_is_not_taken_up(
     harness: Callable[..., Harness],
 ) -> None:
-    leader = False
-    h = harness(may_act=lambda: leader)
+    h = harness(leader=False)
     info = container()
     h.health(info, False)
     h.bus.publish(ContainerEvent(ContainerEventKind.DESTROY, info, time.time()))
     await asyncio.sleep(0.05)
-    leader = True
+    h.owner.lead()
     await h.quiet(1.2)
     assert h.actuator.healed == []
 

@@ -24,10 +24,12 @@ from ebbflow.model import (
 )
 from ebbflow.nodes import Nodes
 from ebbflow.scaler.healing import Healer
+from ebbflow.scaler.migration import Migrator
+from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
 
-from .fakes import RecordingActuator
+from .fakes import Owner, RecordingActuator, catalog_for
 
 MANAGED = {"ebbflow.service": "web", "ebbflow.heal.backoff": "0.3"}
 
@@ -59,24 +61,25 @@ class Cluster:
         tmp_path: Path,
         actuator: RecordingActuator,
         dry_run: bool,
-        may_act: Callable[[], bool] = lambda: True,
+        leader: bool = True,
     ) -> None:
         self.bus = Bus()
         self.nodes = Nodes(DockerHandle(f"tcp://127.0.0.1:9/{n}", node=n) for n in ("n1", "n2"))
         self.actuator = actuator
         self.store = DecisionStore(tmp_path / "state.db")
         self.steps = self.bus.subscribe("test", HealingStep)
-        self.healer = Healer(
-            self.bus,
-            [actuator],
-            ActionGate(100),
-            self.store,
-            time.time,
-            HealingConfig(),
-            dry_run=dry_run,
-            nodes=self.nodes,
-            may_act=may_act,
+        self.owner = Owner(self.bus, leader)
+        catalog = catalog_for(self.bus, self.owner)
+        runner = ActionRunner(
+            self.bus, [actuator], self.store, time.time, catalog, ActionGate(100), dry_run
         )
+        self.healer = Healer(
+            self.bus, runner, catalog, self.store, time.time, HealingConfig(), dry_run
+        )
+        self.migrator = Migrator(
+            self.bus, runner, self.healer, catalog, self.nodes, self.store, [actuator],
+            time.time, dry_run,
+        )  # fmt: skip
 
     def seen(self, *infos: ContainerInfo) -> None:
         for info in infos:
@@ -107,10 +110,11 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Callable[..., Cluster]]:
     def make(
         actuator: RecordingActuator | None = None,
         dry_run: bool = False,
-        may_act: Callable[[], bool] = lambda: True,
+        leader: bool = True,
     ) -> Cluster:
-        c = Cluster(tmp_path, actuator or RecordingActuator(delay=0), dry_run, may_act)
+        c = Cluster(tmp_path, actuator or RecordingActuator(delay=0), dry_run, leader)
         tasks.append(asyncio.create_task(c.healer.run()))
+        tasks.append(asyncio.create_task(c.migrator.run()))
         return c
 
     yield make
@@ -160,13 +164,12 @@ async def test_a_failed_nodes_managed_containers_move_at_once_and_return_leaves_
 async def test_a_node_that_failed_before_the_lease_is_left_by_the_new_leader(
     cluster: Callable[..., Cluster],
 ) -> None:
-    leader = False
-    c = cluster(may_act=lambda: leader)
+    c = cluster(leader=False)
     c.seen(on("n2", "a", "web-2"), on("n1", "c", "web-1"))
     await asyncio.sleep(0.05)
     c.node("n2", healthy=False)
     await c.quiet(0.7)  # a standby moves nothing
-    leader = True
+    c.owner.lead()
     (step,) = await c.steps_for(1)
     assert (step.container, step.action, step.reason) == (
         "web-2",

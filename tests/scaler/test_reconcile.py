@@ -10,7 +10,7 @@ from types import MappingProxyType
 import pytest
 
 from ebbflow.bus import Bus, Subscription
-from ebbflow.config import ReconcileConfig, RulesConfig
+from ebbflow.config import ReconcileConfig
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import (
     ActionResult,
@@ -27,7 +27,7 @@ from ebbflow.scaler.reconcile import Reconciler
 from ebbflow.state import DecisionStore
 from tests.conftest import VirtualClock
 
-from .fakes import RecordingActuator
+from .fakes import RecordingActuator, catalog_for
 
 WEB = ServiceKey("compose", "web", "shop")
 SCALE_3 = {"aliyun.scale": "3"}
@@ -42,14 +42,15 @@ class World:
         self.nodes = Nodes(DockerHandle(f"tcp://127.0.0.1:9/{n}", node=n) for n in ("n1", "n2"))
         self.store = DecisionStore(tmp_path / "state.db")
         self.healing: set[ServiceKey] = set()
+        self.catalog = catalog_for(self.bus, clock=self.clock)
         self.reconciler = Reconciler(
             self.bus,
+            self.catalog,
             self.nodes,
             self.store,
             [RecordingActuator()],
             self.clock,
             ReconcileConfig(grace=10),
-            RulesConfig(),
             dry_run=dry_run,
             healing_under_way=lambda key: key in self.healing,
         )
@@ -71,11 +72,16 @@ class World:
                 ),
                 node=node,
             )
-            self.reconciler.handle(ContainerEvent(ContainerEventKind.START, info, self.clock()))
+            self.feed(ContainerEvent(ContainerEventKind.START, info, self.clock()))
 
     def die(self, cid: str) -> None:
         info = ContainerInfo(cid, "", "img")
-        self.reconciler.handle(ContainerEvent(ContainerEventKind.DIE, info, self.clock()))
+        self.feed(ContainerEvent(ContainerEventKind.DIE, info, self.clock()))
+
+    def feed(self, event: object) -> None:
+        """As live: the catalog observes the event on the bus, then the reconciler has it."""
+        self.bus.publish(event)  # type: ignore[arg-type]
+        self.reconciler.handle(event)
 
     def at(self, now: float) -> list[Decision]:
         self.clock.now = 1000.0 + now
@@ -237,7 +243,7 @@ def test_swarm_tasks_and_lone_containers_are_not_reconciled(world: World) -> Non
         ("c1", SCALE_3),
     ):
         info = ContainerInfo(cid, cid, "img", MappingProxyType(labels), node="n1")
-        world.reconciler.handle(ContainerEvent(ContainerEventKind.START, info, 0.0))
+        world.feed(ContainerEvent(ContainerEventKind.START, info, 0.0))
     world.at(0)
     assert world.at(60) == [] and world.reconciler.services == {}
 
@@ -275,7 +281,7 @@ def replica(cid: str, configuration: str, made_by_ebbflow: bool = False) -> Cont
 
 
 def event(world: World, kind: ContainerEventKind, info: ContainerInfo) -> None:
-    world.reconciler.handle(ContainerEvent(kind, info, world.clock()))
+    world.feed(ContainerEvent(kind, info, world.clock()))
 
 
 def test_a_removal_by_hand_is_held_then_read_as_a_manual_scale_in(world: World) -> None:
@@ -360,10 +366,10 @@ def test_a_fight_pauses_the_service_and_ends_when_the_operator_resumes_it(
     (fight,) = drain(fights)
     assert (fight.service, fight.fighting) == (WEB, True)
     # An announcement from before the pause ends nothing; the resume after it does.
-    world.reconciler.handle(OperatorControls(frozenset(), frozenset(), world.clock()))
+    world.feed(OperatorControls(frozenset(), frozenset(), world.clock()))
     assert drain(fights) == []
     paused = frozenset({"compose:shop/web"})
-    world.reconciler.handle(OperatorControls(paused, frozenset(), world.clock()))
-    world.reconciler.handle(OperatorControls(frozenset(), frozenset(), world.clock()))
+    world.feed(OperatorControls(paused, frozenset(), world.clock()))
+    world.feed(OperatorControls(frozenset(), frozenset(), world.clock()))
     (over,) = drain(fights)
     assert (over.service, over.fighting, over.reason) == (WEB, False, "resumed by the operator")
