@@ -21,6 +21,7 @@ See docs/architecture.md for the words (service, replica, founder, guest, copy, 
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ log = logging.getLogger("ebbflow.catalog")
 
 EMPTY_KEPT = 3600.0  # seconds a service with no running replica stays known (a restore)
 EXITED_KEPT = 64  # exited containers remembered per service
+GONE_KEPT = 4096  # removed containers whose service is remembered (their events lag behind)
 
 SERVICES = Desc("ebbflow_catalog_services", "Services the catalog knows, running or not.")
 IN_SCOPE = Desc(
@@ -142,6 +144,9 @@ class ServiceCatalog:
         self.clock = clock
         self.services: dict[ServiceKey, Service] = {}
         self.member_of: dict[str, ServiceKey] = {}  # container id → service
+        # Removed containers → their service, the newest GONE_KEPT: a decider handles a
+        # removal after the catalog observed it, and must still learn whose it was.
+        self.gone: collections.OrderedDict[str, ServiceKey] = collections.OrderedDict()
         self.by_name: dict[str, str] = {}  # container name → id, of running containers
         self.paused_names: frozenset[str] = frozenset()  # as the operator named them
         bus.observe(self.on_container, ContainerEvent)
@@ -157,7 +162,8 @@ class ServiceCatalog:
         return iter(list(self.services.values()))
 
     def service_of(self, container_id: str) -> ServiceKey | None:
-        return self.member_of.get(container_id)
+        """The service of a container, running, exited, or removed lately."""
+        return self.member_of.get(container_id) or self.gone.get(container_id)
 
     def service_named(self, text: str) -> ServiceKey | None:
         """The running service a sample's `service` label names: `project/name` or `name`."""
@@ -218,6 +224,7 @@ class ServiceCatalog:
             service.replicas[info.id] = info
             service.empty_since = None
             self.member_of[info.id] = key
+            self.gone.pop(info.id, None)
             self.by_name[info.name] = info.id
             self._redefine(service)
         elif event.kind in (
@@ -241,7 +248,7 @@ class ServiceCatalog:
             gone = service.replicas.pop(info.id, None)
             if event.kind is ContainerEventKind.DESTROY:
                 service.exited.pop(info.id, None)
-                self.member_of.pop(info.id, None)
+                self._forget(info.id)
             elif gone is not None:
                 self._keep_exited(service, gone)
             if self.by_name.get(info.name) == info.id:
@@ -252,6 +259,13 @@ class ServiceCatalog:
                 service.empty_since = self.clock()
         self._expire()
 
+    def _forget(self, container_id: str) -> None:
+        key = self.member_of.pop(container_id, None)
+        if key is not None:
+            self.gone[container_id] = key
+            while len(self.gone) > GONE_KEPT:
+                self.gone.popitem(last=False)
+
     def _keep_exited(self, service: Service, info: ContainerInfo) -> None:
         """An exited replica is remembered (a restore may start it again), the newest
         EXITED_KEPT of them: containers that exit and are never removed pile up."""
@@ -261,7 +275,7 @@ class ServiceCatalog:
             oldest = next(iter(service.exited))
             del service.exited[oldest]
             if oldest not in service.replicas:
-                self.member_of.pop(oldest, None)
+                self._forget(oldest)
 
     def _redefine(self, service: Service, among: list[ContainerInfo] | None = None) -> None:
         """The defining container may have changed: its policy and scope with it."""
@@ -313,7 +327,7 @@ class ServiceCatalog:
             if service.empty_since is not None and now - service.empty_since > EMPTY_KEPT:
                 del self.services[key]
                 for cid in service.exited:
-                    self.member_of.pop(cid, None)
+                    self._forget(cid)
 
     def on_controls(self, controls: OperatorControls) -> None:
         self.paused_names = controls.paused

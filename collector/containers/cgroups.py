@@ -1,7 +1,7 @@
 """Container resource usage read straight from cgroupfs (v1 and v2), never from the stats API.
 
 Reading a handful of small files per container costs microseconds; Docker's stats API
-costs tens of milliseconds per container (DESIGN.md). Paths are found once per container
+costs tens of milliseconds per container (docs/architecture.md, "Facts measured"). Paths are found once per container
 from `/proc/PID/cgroup`, which is right for either cgroup driver.
 """
 
