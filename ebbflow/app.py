@@ -11,6 +11,7 @@ from typing import Any
 from ebbflow.bus import Bus
 from ebbflow.catalog import ServiceCatalog
 from ebbflow.config import AppConfig, LeaseConfig
+from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
 from ebbflow.health import Health, ReportsHealth
@@ -87,21 +88,15 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     lease = Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, lease.ownership, clock)
     controls = ControlsWatch(ctx.bus, store, clock)
-    engine = RuleEngine(ctx.bus, store, clock, catalog, config.rules, dry_run=config.dry_run)
-    runner = ActionRunner(ctx.bus, actuators, store, clock, catalog, gate, dry_run=config.dry_run)
-    healer = Healer(ctx.bus, runner, catalog, store, clock, config.healing, config.dry_run)
-    migrator = Migrator(
-        ctx.bus, runner, healer, catalog, ctx.nodes, store, actuators, clock, config.dry_run
-    )
+    deciding = DecisionContext(ctx.bus, catalog, store, clock, config.dry_run, ctx.nodes)
+    engine = RuleEngine(deciding, config.rules)
+    runner = ActionRunner(deciding, actuators, gate)
+    healer = Healer(deciding, runner, config.healing)
+    migrator = Migrator(deciding, runner, healer, actuators)
     reconciler = Reconciler(
-        ctx.bus,
-        catalog,
-        ctx.nodes,
-        store,
+        deciding,
         actuators,
-        clock,
         config.reconcile,
-        config.dry_run,
         healing_under_way=lambda key: healer.under_way(key) or migrator.under_way(key),
         acted_on=runner.acted_on,
         controls=controls,

@@ -214,50 +214,55 @@ class ServiceCatalog:
 
     # -- keeping it ------------------------------------------------------------------------
     def on_container(self, event: ContainerEvent) -> None:
-        info = event.container
         if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
-            key = service_key(info.labels, info.name)
-            service = self.services.get(key)
-            if service is None:
-                service = self.services[key] = Service(key)
-            service.exited.pop(info.id, None)
-            service.replicas[info.id] = info
-            service.empty_since = None
-            self.member_of[info.id] = key
-            self.gone.pop(info.id, None)
-            self.by_name[info.name] = info.id
-            self._redefine(service)
+            self._started(event.container)
         elif event.kind in (
             ContainerEventKind.DIE,
             ContainerEventKind.STOP,
             ContainerEventKind.DESTROY,
         ):
-            known = self.member_of.get(info.id)
-            if known is None and event.kind is ContainerEventKind.DIE and info.labels:
-                # Found exited at start (or exited before its start was read): a replica
-                # that may need restoring, not a running one.
-                new = service_key(info.labels, info.name)
-                exited = self.services.setdefault(new, Service(new, empty_since=self.clock()))
-                self._keep_exited(exited, info)
-                if exited.definer is None:
-                    self._redefine(exited, [info])
-                return
-            service = self.services.get(known) if known is not None else None
-            if service is None:
-                return
-            gone = service.replicas.pop(info.id, None)
-            if event.kind is ContainerEventKind.DESTROY:
-                service.exited.pop(info.id, None)
-                self._forget(info.id)
-            elif gone is not None:
-                self._keep_exited(service, gone)
-            if self.by_name.get(info.name) == info.id:
-                del self.by_name[info.name]
-            if service.replicas:
-                self._redefine(service)
-            elif service.empty_since is None:
-                service.empty_since = self.clock()
+            self._ended(event.container, removed=event.kind is ContainerEventKind.DESTROY)
         self._expire()
+
+    def _started(self, info: ContainerInfo) -> None:
+        key = service_key(info.labels, info.name)
+        service = self.services.get(key)
+        if service is None:
+            service = self.services[key] = Service(key)
+        service.exited.pop(info.id, None)
+        service.replicas[info.id] = info
+        service.empty_since = None
+        self.member_of[info.id] = key
+        self.gone.pop(info.id, None)
+        self.by_name[info.name] = info.id
+        self._redefine(service)
+
+    def _ended(self, info: ContainerInfo, removed: bool) -> None:
+        known = self.member_of.get(info.id)
+        if known is None and not removed and info.labels:
+            # Found exited at start (or exited before its start was read): a replica
+            # that may need restoring, not a running one.
+            new = service_key(info.labels, info.name)
+            exited = self.services.setdefault(new, Service(new, empty_since=self.clock()))
+            self._keep_exited(exited, info)
+            if exited.definer is None:
+                self._redefine(exited, [info])
+            return
+        service = self.services.get(known) if known is not None else None
+        if service is None:
+            return
+        gone = service.replicas.pop(info.id, None)
+        if removed:
+            service.exited.pop(info.id, None)
+            self._forget(info.id)
+        elif gone is not None:
+            self._keep_exited(service, gone)
+        if self.by_name.get(info.name) == info.id:
+            del self.by_name[info.name]
+        if service.replicas:
+            self._redefine(service)
+        elif service.empty_since is None:
+            service.empty_since = self.clock()
 
     def _forget(self, container_id: str) -> None:
         key = self.member_of.pop(container_id, None)

@@ -18,11 +18,10 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from ebbflow.bus import Bus
-from ebbflow.catalog import ServiceCatalog
 from ebbflow.config import RulesConfig
+from ebbflow.context import DecisionContext
 from ebbflow.metrics import Desc
 from ebbflow.model import (
     ActionResult,
@@ -36,7 +35,7 @@ from ebbflow.model import (
 )
 from ebbflow.names import PROBE_SUCCESS
 from ebbflow.policy import MetricRule, Policy
-from ebbflow.state import DecisionStore, LearnedStartup
+from ebbflow.state import LearnedStartup
 
 from .gate import GateInput, Verdict, gate
 from .strategies import Recommendation, Signal, saturation_growth, strategy_for
@@ -89,22 +88,18 @@ class RuleEngine:
 
     def __init__(
         self,
-        bus: Bus,
-        store: DecisionStore,
-        clock: Callable[[], float],
-        catalog: ServiceCatalog,
+        ctx: DecisionContext,
         defaults: RulesConfig | None = None,
-        dry_run: bool = False,
         action_deadline: float = 300.0,
     ) -> None:
-        self.bus = bus
-        self.catalog = catalog
-        self.store = store
-        self.clock = clock
+        self.bus = ctx.bus
+        self.catalog = ctx.catalog
+        self.store = ctx.store
+        self.clock = ctx.clock
         self.defaults = defaults or RulesConfig()
-        self.dry_run = dry_run
+        self.dry_run = ctx.dry_run
         self.action_deadline = action_deadline
-        self.subscription = bus.subscribe(
+        self.subscription = ctx.bus.subscribe(
             "rules", ContainerEvent, SampleBatch, ActionResult, capacity=4096
         )
         self.services: dict[ServiceKey, ServiceState] = {}

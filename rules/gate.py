@@ -77,6 +77,34 @@ def hold(why: str, counted: bool = False) -> Verdict:
 
 
 def gate(i: GateInput) -> Verdict:
+    blocked = _blocked(i)
+    if blocked is not None:
+        return blocked
+    assert i.recommended is not None
+    desired = _stabilised(i, i.recommended)
+    if desired is None:
+        return hold("never scale in on missing or stale data", counted=True)
+    desired, why = _within_bounds_and_limits(i, desired)
+    if desired == i.current:
+        return hold("no change", counted=True)
+    # Only back within min..max (a deploy started short, say): no load asked for it, so
+    # no cooldown holds it and it starts none.
+    bounds = (i.current < i.min_replicas and desired == i.min_replicas) or (
+        i.current > i.max_replicas and desired == i.max_replicas
+    )
+    if not bounds:
+        cooling = _cooldown(i, out=desired > i.current)
+        if cooling is not None:
+            return cooling
+    if not i.owned:
+        return hold("not the owner: another instance decides", counted=True)
+    if i.paused:
+        return hold("paused by the operator", counted=True)
+    return Verdict(desired, why, "bounds" if bounds else "policy", counted=True)
+
+
+def _blocked(i: GateInput) -> Verdict | None:
+    """Stages 1-4: nothing to decide on, or something else acts on the service."""
     if i.missing and i.hold_on_missing:
         return hold("data missing or stale: holding")
     if i.recommended is None:
@@ -85,46 +113,47 @@ def gate(i: GateInput) -> Verdict:
         return hold("an action is in flight")
     if i.converging:
         return hold("replicas still converging on the last action")
-    desired, why, current = i.recommended, i.why, i.current
-    if desired < current:
+    return None
+
+
+def _stabilised(i: GateInput, desired: int) -> int | None:
+    """Stage 5; None when a scale-in would rest on missing data."""
+    if desired < i.current:
         if i.missing:
-            return hold("never scale in on missing or stale data", counted=True)
+            return None
         held = desired if i.held is None else max(i.held, desired)
-        desired = max(desired, held or desired, i.keep)
-    elif desired > current and i.stabilization_up > 0:
+        return max(desired, held or desired, i.keep)
+    if desired > i.current and i.stabilization_up > 0:
         # Out only as far as every recommendation of the last moments agrees: one
         # noisy point is not a rise.
         agreed = desired if i.agreed is None else min(i.agreed, desired)
-        desired = max(current, min(desired, agreed or desired))
+        return max(i.current, min(desired, agreed or desired))
+    return desired
+
+
+def _within_bounds_and_limits(i: GateInput, desired: int) -> tuple[int, str]:
+    """Stages 6-7: min..max always hold; outside them the reason says so, inside them a
+    decision moves at most max_up/max_down (by default as HPA: double or add 4)."""
     desired = max(min(desired, i.max_replicas), i.min_replicas)
-    if current > i.max_replicas:
-        why = f"{current} replicas above max_replicas {i.max_replicas}"
-    elif current < i.min_replicas:
-        why = f"{current} replicas below min_replicas {i.min_replicas}"
-    else:
-        up_limit = (
-            i.max_up
-            if i.max_up is not None
-            else max(4, current, math.ceil((i.growth - 1) * current - 1e-9))
-        )
-        desired = min(desired, current + up_limit)
-        if i.max_down is not None:
-            desired = max(desired, current - i.max_down)
-    if desired == current:
-        return hold("no change", counted=True)
-    # Only back within min..max (a deploy started short, say): no load asked for it, so
-    # no cooldown holds it and it starts none.
-    bounds = (current < i.min_replicas and desired == i.min_replicas) or (
-        current > i.max_replicas and desired == i.max_replicas
+    if i.current > i.max_replicas:
+        return desired, f"{i.current} replicas above max_replicas {i.max_replicas}"
+    if i.current < i.min_replicas:
+        return desired, f"{i.current} replicas below min_replicas {i.min_replicas}"
+    up_limit = (
+        i.max_up
+        if i.max_up is not None
+        else max(4, i.current, math.ceil((i.growth - 1) * i.current - 1e-9))
     )
-    out = desired > current
+    desired = min(desired, i.current + up_limit)
+    if i.max_down is not None:
+        desired = max(desired, i.current - i.max_down)
+    return desired, i.why
+
+
+def _cooldown(i: GateInput, out: bool) -> Verdict | None:
+    """Stage 9: the direction's cooldown since its last decision."""
     cooldown = i.cooldown_up if out else i.cooldown_down
     last = i.last_out if out else i.last_in
-    if not bounds and last is not None and i.now - last < cooldown:
-        left = cooldown - (i.now - last)
-        return hold(f"cooldown: {left:.0f}s left", counted=True)
-    if not i.owned:
-        return hold("not the owner: another instance decides", counted=True)
-    if i.paused:
-        return hold("paused by the operator", counted=True)
-    return Verdict(desired, why, "bounds" if bounds else "policy", counted=True)
+    if last is not None and i.now - last < cooldown:
+        return hold(f"cooldown: {cooldown - (i.now - last):.0f}s left", counted=True)
+    return None

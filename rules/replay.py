@@ -26,6 +26,7 @@ import yaml
 from ebbflow.bus import Bus
 from ebbflow.catalog import ServiceCatalog
 from ebbflow.config import RulesConfig, ScopeConfig
+from ebbflow.context import DecisionContext
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
@@ -158,7 +159,8 @@ class EngineAutoscaler:
         self.clock = VirtualClock()
         bus, defaults = Bus(), defaults or RulesConfig()
         self.catalog = ServiceCatalog(bus, defaults, ScopeConfig(), clock=self.clock)
-        self.engine = RuleEngine(bus, DecisionStore(":memory:"), self.clock, self.catalog, defaults)
+        ctx = DecisionContext(bus, self.catalog, DecisionStore(":memory:"), self.clock)
+        self.engine = RuleEngine(ctx, defaults)
         self.names: list[str] = []
         self.serial = 0
 

@@ -24,9 +24,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ebbflow.bus import Bus
-from ebbflow.catalog import ServiceCatalog
 from ebbflow.config import HealingConfig, HealingPolicy
+from ebbflow.context import DecisionContext
 from ebbflow.controls import paused
 from ebbflow.healing_policy import heals_exits, parse_healing
 from ebbflow.metrics import Desc
@@ -44,7 +43,6 @@ from ebbflow.model import (
     ServiceKey,
 )
 from ebbflow.services import format_service_key, service_key
-from ebbflow.state import DecisionStore
 
 from .actions import HealAction
 from .runner import ActionRunner
@@ -114,24 +112,14 @@ def slot_key(service: ServiceKey, container: ContainerInfo) -> str:
 class Healer:
     name = "healer"
 
-    def __init__(
-        self,
-        bus: Bus,
-        runner: ActionRunner,
-        catalog: ServiceCatalog,
-        store: DecisionStore,
-        clock: Callable[[], float],
-        config: HealingConfig,
-        dry_run: bool = False,
-    ) -> None:
-        self.bus = bus
+    def __init__(self, ctx: DecisionContext, runner: ActionRunner, config: HealingConfig) -> None:
         self.runner = runner
-        self.catalog = catalog
-        self.store = store
-        self.clock = clock
+        self.catalog = ctx.catalog
+        self.store = ctx.store
+        self.clock = ctx.clock
         self.config = config
-        self.dry_run = dry_run
-        self.subscription = bus.subscribe(
+        self.dry_run = ctx.dry_run
+        self.subscription = ctx.bus.subscribe(
             "healer",
             ContainerEvent,
             HealthChange,

@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from ebbflow.bus import Bus
-from ebbflow.catalog import ServiceCatalog
+from ebbflow.context import DecisionContext
 from ebbflow.healing_policy import DOCKER_RESTARTS, heals_exits, is_managed
 from ebbflow.model import (
     ContainerEvent,
@@ -31,10 +30,9 @@ from ebbflow.model import (
     OwnershipChange,
     ServiceKey,
 )
-from ebbflow.nodes import Nodes
 from ebbflow.plugins import Actuator, WatchesNodes
 from ebbflow.services import service_key
-from ebbflow.state import DecisionStore, Leftover
+from ebbflow.state import Leftover
 
 from .actions import HealAction, NodeAction
 from .healing import Healer, slot_key
@@ -48,27 +46,20 @@ class Migrator:
 
     def __init__(
         self,
-        bus: Bus,
+        ctx: DecisionContext,
         runner: ActionRunner,
         healer: Healer,
-        catalog: ServiceCatalog,
-        nodes: Nodes,
-        store: DecisionStore,
         actuators: Sequence[Actuator],
-        clock: Callable[[], float],
-        dry_run: bool = False,
-        enabled: bool = True,
     ) -> None:
         self.runner = runner
         self.healer = healer
-        self.catalog = catalog
-        self.nodes = nodes
-        self.store = store
+        self.catalog = ctx.catalog
+        self.nodes = ctx.nodes
+        self.store = ctx.store
         self.actuators = list(actuators)
-        self.clock = clock
-        self.dry_run = dry_run
-        self.enabled = enabled
-        self.subscription = bus.subscribe(
+        self.clock = ctx.clock
+        self.dry_run = ctx.dry_run
+        self.subscription = ctx.bus.subscribe(
             "migrator", ContainerEvent, NodeHealthChange, OwnershipChange, capacity=4096
         )
         # By node, the containers ebbflow would move if the node failed: running ones, and

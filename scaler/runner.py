@@ -27,8 +27,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 
-from ebbflow.bus import Bus
-from ebbflow.catalog import ServiceCatalog
+from ebbflow.context import DecisionContext
 from ebbflow.metrics import Desc
 from ebbflow.model import (
     ActionResult,
@@ -41,7 +40,7 @@ from ebbflow.model import (
 )
 from ebbflow.plugins import Actuator, WatchesNodes
 from ebbflow.services import parse_service_key
-from ebbflow.state import DecisionStore, StoredDecision
+from ebbflow.state import StoredDecision
 
 from .actions import Action, HealAction, NodeAction, Outcome, ScaleAction
 from .safety import ActionGate
@@ -72,26 +71,22 @@ class ActionRunner:
 
     def __init__(
         self,
-        bus: Bus,
+        ctx: DecisionContext,
         actuators: Sequence[Actuator],
-        store: DecisionStore,
-        clock: Callable[[], float],
-        catalog: ServiceCatalog,
         gate: ActionGate | None = None,
-        dry_run: bool = False,
         action_timeout: float = 120.0,
         shutdown_grace: float = 30.0,
     ) -> None:
-        self.bus = bus
-        self.catalog = catalog
+        self.bus = ctx.bus
+        self.catalog = ctx.catalog
         self.actuators = list(actuators)
-        self.store = store
-        self.clock = clock
+        self.store = ctx.store
+        self.clock = ctx.clock
         self.gate = gate or ActionGate(max_per_minute=1000)
-        self.dry_run = dry_run
+        self.dry_run = ctx.dry_run
         self.action_timeout = action_timeout
         self.shutdown_grace = shutdown_grace
-        self.subscription = bus.subscribe(
+        self.subscription = ctx.bus.subscribe(
             "scaler", Decision, HealthChange, OwnershipChange, capacity=1024
         )
         self.outcomes: collections.Counter[tuple[str, bool]] = collections.Counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ebbflow.plugins import Plugin, PluginContext
 
-from .collector import ContainerInput
+from .collector import ContainerInput, HostRoots
 from .config import ContainersConfig
 
 
@@ -15,8 +15,7 @@ def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
         interval=config.interval or ctx.app.interval,
         timeout=config.timeout,
         clock=ctx.clock,
-        cgroup_root=config.cgroup_root,
-        proc_root=config.proc_root,
+        roots=HostRoots(config.cgroup_root, config.proc_root),
         extra_labels=ctx.app.container_labels,
     )
 

@@ -45,7 +45,7 @@ def _bare_read(collector: ContainerInput, containers: list[ContainerInfo]) -> No
     """Every file a steady-state cycle reads, read and nothing else: the cgroup files and the
     network namespace's dev file (threads are counted by state every 10 s, not per cycle)."""
     for info in containers:
-        for path in collector.reader.files(collector.files_of(info)):
+        for path in collector.reader.files(collector.watched_of(info).files):
             _raw_read(path)
         if info.network_mode != "host":
             _raw_read(net_dev_path(collector.proc_root, info.pid))

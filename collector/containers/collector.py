@@ -9,12 +9,14 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from ebbflow.bus import Bus
 from ebbflow.discovery import Inventory
+from ebbflow.metrics import Desc
 from ebbflow.model import ContainerInfo, Labels, Sample, labels_of
 
 from ..base import PollingInput
@@ -38,6 +40,13 @@ TASKS_TTL = 10.0  # seconds between counts of a container's threads by state
 
 log = logging.getLogger("ebbflow.collector.containers")
 
+LAST_SEEN = Desc("container_last_seen", "Last time a container was seen by the exporter")
+READ_ERRORS = Desc(
+    "ebbflow_containers_read_errors_total",
+    "Container cgroup reads that failed (container gone).",
+    "counter",
+)
+
 
 class SeriesLabels:
     """One container's label sets, each built once: sorting them was a fifth of a cycle,
@@ -56,6 +65,27 @@ class SeriesLabels:
         return pairs
 
 
+@dataclass(frozen=True)
+class HostRoots:
+    """Where this host's cgroups, /proc and /sys are mounted (a host mounted elsewhere)."""
+
+    cgroup: Path = Path("/sys/fs/cgroup")
+    proc: Path = Path("/proc")
+    sys: Path = Path("/sys")
+
+
+@dataclass
+class Watched:
+    """One container as the input reads it: everything kept between its cycles."""
+
+    files: CgroupFiles  # located once, kept open
+    labels: SeriesLabels  # built once
+    cpu: tuple[float, float] | None = None  # (wall time, cpu seconds) at the last read
+    load: tuple[float, float] | None = None  # (when, 10 s load average)
+    periods: tuple[int, int] | None = None  # (CFS periods, throttled) at the last read
+    tasks: tuple[float, dict[str, int]] | None = None  # (when, threads by state)
+
+
 class ContainerInput(PollingInput):
     name = "containers"
 
@@ -66,54 +96,56 @@ class ContainerInput(PollingInput):
         interval: float,
         timeout: float,
         clock: Callable[[], float],
-        cgroup_root: Path = Path("/sys/fs/cgroup"),
-        proc_root: Path = Path("/proc"),
-        sys_root: Path = Path("/sys"),
+        roots: HostRoots | None = None,
         extra_labels: tuple[str, ...] = (),
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
+        roots = roots or HostRoots()
         self.inventory = inventory
         self.extra_labels = extra_labels
-        self.devices = block_device_names(sys_root)
-        self._load: dict[str, tuple[float, float]] = {}  # id → (when, 10 s load average)
-        self._periods: dict[str, tuple[int, int]] = {}  # id → (CFS periods, throttled)
-        self._tasks: dict[str, tuple[float, dict[str, int]]] = {}  # id → (when, by state)
+        self.devices = block_device_names(roots.sys)
         self.layers: WritableLayers | None = None  # set by prepare(), on a local engine
         self._fs_limit: int | None = None
         self.reader: CgroupReader = detect(
-            cgroup_root, proc_root, DescriptorBudget.for_this_process()
+            roots.cgroup, roots.proc, DescriptorBudget.for_this_process()
         )
         self._root_files = self.reader.root_files()
-        self.proc_root = proc_root
+        self._root_labels = SeriesLabels({"id": "/"})
+        self.proc_root = roots.proc
         self.node_memory = psutil.virtual_memory().total
-        self._files: dict[str, CgroupFiles] = {}  # by container id, located once
-        self._labels: dict[str, SeriesLabels] = {}  # by container id ("/": the host's)
-        self._previous: dict[str, tuple[float, float]] = {}  # id -> (wall time, cpu seconds)
+        self.watched: dict[str, Watched] = {}  # by container id
         self.read_errors = 0
 
-    def files_of(self, info: ContainerInfo) -> CgroupFiles:
-        """The container's cgroup files, located on first use."""
-        files = self._files.get(info.id)
-        if files is None:
-            files = self._files[info.id] = self.reader.locate(info.id, info.pid)
-        return files
+    def watched_of(self, info: ContainerInfo) -> Watched:
+        """The container's state, its files located on first use; its label sets built
+        again only when its labels change (a `docker rename`)."""
+        labels = container_labels(info, self.extra_labels)
+        watched = self.watched.get(info.id)
+        if watched is None:
+            files = self.reader.locate(info.id, info.pid)
+            watched = self.watched[info.id] = Watched(files, SeriesLabels(labels))
+        elif watched.labels.base != labels:
+            watched.labels = SeriesLabels(labels)
+        return watched
 
-    def _forget_files(self, container_id: str) -> None:
-        files = self._files.pop(container_id, None)
-        if files is not None:
-            files.close()
+    def _forget(self, container_id: str) -> None:
+        watched = self.watched.pop(container_id, None)
+        if watched is not None:
+            watched.files.close()
+        if self.layers is not None:
+            self.layers.forget(container_id)
 
     def read_container(self, info: ContainerInfo, now: float) -> list[Sample]:
-        files = self.files_of(info)
-        stats = self.reader.read(files)
+        watched = self.watched_of(info)
+        stats = self.reader.read(watched.files)
         cores = stats.cpu_limit_cores or info.cpu_limit_cores or 1.0
         cpu_percent = None
-        previous = self._previous.get(info.id)
-        if previous is not None and now > previous[0]:
-            cpu_percent = 100.0 * (stats.cpu_seconds - previous[1]) / (now - previous[0]) / cores
-        self._previous[info.id] = (now, stats.cpu_seconds)
+        if watched.cpu is not None and now > watched.cpu[0]:
+            elapsed = now - watched.cpu[0]
+            cpu_percent = 100.0 * (stats.cpu_seconds - watched.cpu[1]) / elapsed / cores
+        watched.cpu = (now, stats.cpu_seconds)
         mem_limit = stats.memory_limit_bytes or info.memory_limit_bytes or self.node_memory
-        tasks = self._tasks_of(info.id, files, now)
+        tasks = self._tasks_of(watched, now)
         reading = Reading(
             stats,
             cpu_percent,
@@ -121,31 +153,16 @@ class ContainerInput(PollingInput):
             info.started_at,
             info.restart_count,
             tasks,
-            self._load_average(info.id, tasks, now),
-            self._throttled_percent(info.id, stats.cfs_periods, stats.cfs_throttled_periods),
+            self._load_average(watched, tasks, now),
+            self._throttled_percent(watched, stats.cfs_periods, stats.cfs_throttled_periods),
         )
-        labels = self._labels_of(info.id, container_labels(info, self.extra_labels))
+        labels = watched.labels
         samples = self.samples(reading, labels, now)
-        samples.append(
-            Sample(
-                "container_last_seen",
-                now,
-                labels.pairs,
-                now,
-                "gauge",
-                "Last time a container was seen by the exporter",
-            )
-        )
+        samples.append(LAST_SEEN.labelled(now, now, labels.pairs))
         if info.network_mode != "host" and info.pid > 0:
             samples.extend(self._network(info, labels, now))
         samples.extend(self._filesystem(info.id, labels, now))
         return samples
-
-    def _labels_of(self, container_id: str, base: dict[str, str]) -> SeriesLabels:
-        cached = self._labels.get(container_id)
-        if cached is None or cached.base != base:
-            cached = self._labels[container_id] = SeriesLabels(base)
-        return cached
 
     def _filesystem(self, container_id: str, labels: SeriesLabels, now: float) -> list[Sample]:
         if self.layers is None or self._fs_limit is None:
@@ -193,38 +210,39 @@ class ContainerInput(PollingInput):
         ]
         return samples
 
-    def _tasks_of(self, container_id: str, files: CgroupFiles, now: float) -> dict[str, int]:
+    def _tasks_of(self, watched: Watched, now: float) -> dict[str, int]:
         """Threads by state, re-counted every TASKS_TTL: one read per thread, and a JVM has
         hundreds of them."""
-        cached = self._tasks.get(container_id)
-        if cached is not None and now - cached[0] < TASKS_TTL:
-            return cached[1]
-        tasks = task_states(files.paths.get("tasks", ""), self.proc_root)
-        self._tasks[container_id] = (now, tasks)
+        if watched.tasks is not None and now - watched.tasks[0] < TASKS_TTL:
+            return watched.tasks[1]
+        tasks = task_states(watched.files.paths.get("tasks", ""), self.proc_root)
+        watched.tasks = (now, tasks)
         return tasks
 
-    def _load_average(self, container_id: str, tasks: dict[str, int], now: float) -> float | None:
+    @staticmethod
+    def _load_average(watched: Watched, tasks: dict[str, int], now: float) -> float | None:
         """Runnable and uninterruptible threads, averaged over 10 s (cAdvisor's load
         reader: the same exponential decay the kernel's load average uses)."""
         if not tasks:
             return None
         load = tasks.get("running", 0) + tasks.get("uninterruptible", 0)
-        previous = self._load.get(container_id)
+        previous = watched.load
         if previous is None:
             average = float(load)
         else:
             decay = math.exp(-max(0.0, now - previous[0]) / LOAD_WINDOW)
             average = previous[1] * decay + load * (1 - decay)
-        self._load[container_id] = (now, average)
+        watched.load = (now, average)
         return average
 
+    @staticmethod
     def _throttled_percent(
-        self, container_id: str, periods: int | None, throttled: int | None
+        watched: Watched, periods: int | None, throttled: int | None
     ) -> float | None:
         if periods is None or throttled is None:
             return None
-        previous = self._periods.get(container_id)
-        self._periods[container_id] = (periods, throttled)
+        previous = watched.periods
+        watched.periods = (periods, throttled)
         if previous is None or periods <= previous[0]:
             return None  # no period elapsed (no quota, or the first cycle)
         return 100.0 * (throttled - previous[1]) / (periods - previous[0])
@@ -245,7 +263,7 @@ class ContainerInput(PollingInput):
         reading = Reading(stats, None, None, 0.0, 0)
         return samples + [
             s
-            for s in self.samples(reading, self._labels_of("/", {"id": "/"}), now)
+            for s in self.samples(reading, self._root_labels, now)
             if s.name.startswith("container_")
         ]
 
@@ -274,17 +292,10 @@ class ContainerInput(PollingInput):
             except (OSError, ValueError, KeyError):
                 # Gone between the listing and the read: the die event follows shortly.
                 self.read_errors += 1
-                self._forget_files(info.id)
+                self._forget(info.id)
         live = {info.id for info in containers}
-        for gone in set(self._previous) - live:
-            self._previous.pop(gone, None)
-            self._forget_files(gone)
-            self._labels.pop(gone, None)
-            self._load.pop(gone, None)
-            self._periods.pop(gone, None)
-            self._tasks.pop(gone, None)
-            if self.layers is not None:
-                self.layers.forget(gone)
+        for gone in set(self.watched) - live:
+            self._forget(gone)
         if self.inventory.local:  # this machine's own root cgroup
             samples.extend(self.read_root(now))
         return samples
@@ -310,11 +321,4 @@ class ContainerInput(PollingInput):
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)
-        yield Sample(
-            "ebbflow_containers_read_errors_total",
-            self.read_errors,
-            (),
-            now,
-            "counter",
-            "Container cgroup reads that failed (container gone).",
-        )
+        yield READ_ERRORS.sample(self.read_errors, now)

@@ -61,7 +61,7 @@ class UdpInput:
         self._last_logged: dict[str, float] = {}
 
     # -- parsing -----------------------------------------------------------------------
-    def _set(
+    def _set(  # noqa: PLR0913 (the hot path of every datagram: no argument object)
         self,
         name: str,
         labels: Labels,

@@ -12,7 +12,7 @@ receiver written for Alertmanager reads ebbflow's as is.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,113 +85,125 @@ class Alert:
 
 
 def alert_for(event: Event, event_ttl: float, dry_run_alerts: bool = True) -> Alert | None:
-    if isinstance(event, Decision):
-        if event.dry_run and not dry_run_alerts:
-            return None
-        labels = {
-            "alertname": "EbbflowScaled",
+    """The alert an event raises (or resolves), if any: one function per kind of event."""
+    if getattr(event, "dry_run", False) and not dry_run_alerts:
+        return None
+    make = ALERTS.get(type(event))
+    return make(event, event_ttl) if make is not None else None
+
+
+def _scaled(event: Decision, event_ttl: float) -> Alert:
+    labels = {
+        "alertname": "EbbflowScaled",
+        "service": str(event.service),
+        "direction": event.direction,
+        "replicas": str(event.to_replicas),
+        "origin": event.origin,
+        "severity": "info",
+    }
+    if event.dry_run:
+        labels["dry_run"] = "true"
+    summary = (
+        f"{event.service}: scale {event.direction} {event.from_replicas} → {event.to_replicas}"
+    )
+    return Alert(
+        labels,
+        {"summary": summary, "description": event.reason},
+        event.timestamp,
+        event.timestamp + event_ttl,
+        event=True,
+    )
+
+
+def _action_failed(event: ActionResult, event_ttl: float) -> Alert | None:
+    if event.ok:
+        return None
+    d = event.decision
+    return Alert(
+        {
+            "alertname": "EbbflowActionFailed",
+            "service": str(d.service),
+            "direction": d.direction,
+            "severity": "warning",
+        },
+        {
+            "summary": f"{d.service}: scale {d.direction} to {d.to_replicas} failed",
+            "description": event.detail,
+        },
+        event.timestamp,
+        event.timestamp + event_ttl,
+        event=True,
+    )
+
+
+def _policy(event: PolicyProblem, _ttl: float) -> Alert:
+    return state_alert(
+        {"alertname": "EbbflowPolicyInvalid", "service": str(event.service)},
+        "warning",
+        firing=bool(event.errors),
+        summary=f"{event.service}: policy disabled by invalid labels"
+        if event.errors
+        else f"{event.service}: policy valid again",
+        description="; ".join(event.errors),
+        timestamp=event.timestamp,
+    )
+
+
+def _retired(event: ServiceRetired, _ttl: float) -> Alert:
+    return state_alert(
+        {"alertname": "EbbflowServiceRetired", "service": str(event.service)},
+        "info",
+        firing=event.retired,
+        summary=f"{event.service}: retired, left alone"
+        if event.retired
+        else f"{event.service}: managed again",
+        description=event.reason,
+        timestamp=event.timestamp,
+    )
+
+
+def _fight(event: ServiceFight, _ttl: float) -> Alert:
+    return state_alert(
+        {"alertname": "EbbflowServiceFight", "service": str(event.service)},
+        "warning",
+        firing=event.fighting,
+        summary=f"{event.service}: someone else removes what ebbflow adds; paused"
+        if event.fighting
+        else f"{event.service}: resumed by the operator",
+        description=event.reason,
+        timestamp=event.timestamp,
+    )
+
+
+def _unhealthy(event: HealthChange, _ttl: float) -> Alert:
+    name = event.container.name
+    return state_alert(
+        {
+            "alertname": "EbbflowContainerUnhealthy",
             "service": str(event.service),
-            "direction": event.direction,
-            "replicas": str(event.to_replicas),
-            "origin": event.origin,
-            "severity": "info",
-        }
-        if event.dry_run:
-            labels["dry_run"] = "true"
-        summary = (
-            f"{event.service}: scale {event.direction} {event.from_replicas} → {event.to_replicas}"
-        )
-        return Alert(
-            labels,
-            {"summary": summary, "description": event.reason},
-            event.timestamp,
-            event.timestamp + event_ttl,
-            event=True,
-        )
-    if isinstance(event, ActionResult):
-        if event.ok:
-            return None
-        d = event.decision
-        return Alert(
-            {
-                "alertname": "EbbflowActionFailed",
-                "service": str(d.service),
-                "direction": d.direction,
-                "severity": "warning",
-            },
-            {
-                "summary": f"{d.service}: scale {d.direction} to {d.to_replicas} failed",
-                "description": event.detail,
-            },
-            event.timestamp,
-            event.timestamp + event_ttl,
-            event=True,
-        )
-    if isinstance(event, PolicyProblem):
-        return state_alert(
-            {"alertname": "EbbflowPolicyInvalid", "service": str(event.service)},
-            "warning",
-            firing=bool(event.errors),
-            summary=f"{event.service}: policy disabled by invalid labels"
-            if event.errors
-            else f"{event.service}: policy valid again",
-            description="; ".join(event.errors),
-            timestamp=event.timestamp,
-        )
-    if isinstance(event, ServiceRetired):
-        return state_alert(
-            {"alertname": "EbbflowServiceRetired", "service": str(event.service)},
-            "info",
-            firing=event.retired,
-            summary=f"{event.service}: retired, left alone"
-            if event.retired
-            else f"{event.service}: managed again",
-            description=event.reason,
-            timestamp=event.timestamp,
-        )
-    if isinstance(event, ServiceFight):
-        return state_alert(
-            {"alertname": "EbbflowServiceFight", "service": str(event.service)},
-            "warning",
-            firing=event.fighting,
-            summary=f"{event.service}: someone else removes what ebbflow adds; paused"
-            if event.fighting
-            else f"{event.service}: resumed by the operator",
-            description=event.reason,
-            timestamp=event.timestamp,
-        )
-    if isinstance(event, HealingStep):
-        if event.dry_run and not dry_run_alerts:
-            return None
-        return healing_alert(event, event_ttl)
-    if isinstance(event, HealthChange):
-        name = event.container.name
-        return state_alert(
-            {
-                "alertname": "EbbflowContainerUnhealthy",
-                "service": str(event.service),
-                "container": name,
-            },
-            "warning",
-            firing=not event.healthy,
-            summary=f"{name}: healthy again"
-            if event.healthy
-            else f"{name}: probe failing ({event.reason})",
-            description=event.detail or event.reason,
-            timestamp=event.timestamp,
-        )
-    if isinstance(event, NodeHealthChange):
-        return state_alert(
-            {"alertname": "EbbflowNodeUnhealthy", "node": event.node},
-            "critical",
-            firing=not event.healthy,
-            summary=f"node {event.node}: healthy"
-            if event.healthy
-            else f"node {event.node}: {event.reason}; its containers move to other nodes",
-            description=event.reason,
-            timestamp=event.timestamp,
-        )
-    return None
+            "container": name,
+        },
+        "warning",
+        firing=not event.healthy,
+        summary=f"{name}: healthy again"
+        if event.healthy
+        else f"{name}: probe failing ({event.reason})",
+        description=event.detail or event.reason,
+        timestamp=event.timestamp,
+    )
+
+
+def _node(event: NodeHealthChange, _ttl: float) -> Alert:
+    return state_alert(
+        {"alertname": "EbbflowNodeUnhealthy", "node": event.node},
+        "critical",
+        firing=not event.healthy,
+        summary=f"node {event.node}: healthy"
+        if event.healthy
+        else f"node {event.node}: {event.reason}; its containers move to other nodes",
+        description=event.reason,
+        timestamp=event.timestamp,
+    )
 
 
 def state_alert(
@@ -282,3 +294,15 @@ def notification(receiver: str, group: Mapping[str, str], alerts: list[Alert]) -
         "externalURL": "",
         "alerts": [a.webhook() for a in alerts],
     }
+
+
+ALERTS: dict[type, Callable[[Any, float], Alert | None]] = {
+    Decision: _scaled,
+    ActionResult: _action_failed,
+    PolicyProblem: _policy,
+    ServiceRetired: _retired,
+    ServiceFight: _fight,
+    HealingStep: healing_alert,
+    HealthChange: _unhealthy,
+    NodeHealthChange: _node,
+}

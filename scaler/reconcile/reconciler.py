@@ -22,15 +22,16 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 
-from ebbflow.bus import Bus
-from ebbflow.catalog import Service, ServiceCatalog
+from ebbflow.catalog import Service
 from ebbflow.config import ReconcileConfig
+from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch, paused
 from ebbflow.metrics import Desc
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
     ContainerEventKind,
+    ContainerInfo,
     Decision,
     DecisionOrigin,
     OperatorControls,
@@ -40,10 +41,8 @@ from ebbflow.model import (
     ServiceKey,
     ServiceRetired,
 )
-from ebbflow.nodes import Nodes
 from ebbflow.plugins import Actuator
 from ebbflow.services import CREATED_BY_LABEL, format_service_key
-from ebbflow.state import DecisionStore
 
 from .desired import Tracked
 from .intent import Removals
@@ -78,30 +77,25 @@ class Reconciler:
 
     def __init__(
         self,
-        bus: Bus,
-        catalog: ServiceCatalog,
-        nodes: Nodes,
-        store: DecisionStore,
+        ctx: DecisionContext,
         actuators: Sequence[Actuator],
-        clock: Callable[[], float],
         config: ReconcileConfig,
-        dry_run: bool = False,
         healing_under_way: Callable[[ServiceKey], bool] = lambda _: False,
         acted_on: Callable[[str], bool] = lambda _: False,
         controls: ControlsWatch | None = None,
     ) -> None:
-        self.bus = bus
-        self.catalog = catalog
-        self.nodes = nodes
-        self.store = store
+        self.bus = ctx.bus
+        self.catalog = ctx.catalog
+        self.nodes = ctx.nodes
+        self.store = ctx.store
         self.actuators = list(actuators)
-        self.clock = clock
+        self.clock = ctx.clock
         self.config = config
-        self.dry_run = dry_run
+        self.dry_run = ctx.dry_run
         self.healing_under_way = healing_under_way
         self.acted_on = acted_on  # whether ebbflow itself stopped or removed a container
         self.controls = controls  # pauses a service in a fight
-        self.subscription = bus.subscribe(
+        self.subscription = ctx.bus.subscribe(
             "reconciler",
             ContainerEvent,
             Decision,
@@ -167,36 +161,42 @@ class Reconciler:
         if key is None or service is None or not self._manages(service):
             return
         if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
-            tracked = self.services.get(key)
-            if tracked is None:
-                tracked = self.services[key] = self._track(key)
-            new = info.id not in tracked.seen  # else a restart
-            tracked.seen.add(info.id)
-            self.removals[key].started(
-                info.name, CREATED_BY_LABEL in info.labels, new, event.timestamp
-            )
-            self._redefine(tracked, service)
-            self._follow_the_owner(tracked, service)
-            self._settle(key)
-            return
-        tracked = self.services.get(key)
-        if tracked is None:
-            return
-        if event.kind is ContainerEventKind.DIE:
+            self._started(service, info, event.timestamp)
+        elif event.kind is ContainerEventKind.DIE:
             self._settle(key)
         elif event.kind in (ContainerEventKind.STOP, ContainerEventKind.DESTROY):
-            if event.kind is ContainerEventKind.DESTROY:
-                tracked.seen.discard(info.id)
-            if not self.catalog.owns(key):
-                self._follow_the_owner(tracked, service)
-            elif not self.acted_on(info.id):
-                how = "removed" if event.kind is ContainerEventKind.DESTROY else "stopped"
-                held = self.removals[key].hold(
-                    info.id, info.name, how, event.timestamp, tracked.configuration
-                )
-                if held:
-                    self._redefine(tracked, service)
-            self._settle(key)
+            self._stopped(service, event)
+
+    def _started(self, service: Service, info: ContainerInfo, when: float) -> None:
+        key = service.key
+        tracked = self.services.get(key)
+        if tracked is None:
+            tracked = self.services[key] = self._track(key)
+        new = info.id not in tracked.seen  # else a restart
+        tracked.seen.add(info.id)
+        self.removals[key].started(info.name, CREATED_BY_LABEL in info.labels, new, when)
+        self._redefine(tracked, service)
+        self._follow_the_owner(tracked, service)
+        self._settle(key)
+
+    def _stopped(self, service: Service, event: ContainerEvent) -> None:
+        """Stopped or removed: by ebbflow (nothing to read), else held to be read."""
+        tracked = self.services.get(service.key)
+        if tracked is None:
+            return
+        info = event.container
+        if event.kind is ContainerEventKind.DESTROY:
+            tracked.seen.discard(info.id)
+        if not self.catalog.owns(service.key):
+            self._follow_the_owner(tracked, service)
+        elif not self.acted_on(info.id):
+            how = "removed" if event.kind is ContainerEventKind.DESTROY else "stopped"
+            held = self.removals[service.key].hold(
+                info.id, info.name, how, event.timestamp, tracked.configuration
+            )
+            if held:
+                self._redefine(tracked, service)
+        self._settle(service.key)
 
     def _redefine(self, tracked: Tracked, service: Service) -> None:
         """The replica that defines the service may have changed: its policy, its

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from ebbflow.bus import Bus
 from ebbflow.catalog import ServiceCatalog
 from ebbflow.config import RulesConfig, ScopeConfig
+from ebbflow.context import DecisionContext
 from ebbflow.model import (
     ActionResult,
     ContainerEvent,
@@ -41,7 +42,8 @@ class Harness:
         self.clock = clock
         defaults = defaults or RulesConfig()
         self.catalog = ServiceCatalog(self.bus, defaults, ScopeConfig(), clock=clock)
-        self.engine = RuleEngine(self.bus, store, clock, self.catalog, defaults, dry_run=dry_run)
+        ctx = DecisionContext(self.bus, self.catalog, store, clock, dry_run)
+        self.engine = RuleEngine(ctx, defaults)
         self.labels = {**COMPOSE, **labels}
         self.names: list[str] = []
         self.made: list[Decision] = []

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from ebbflow.bus import Bus
 from ebbflow.catalog import ServiceCatalog
 from ebbflow.config import RulesConfig, ScopeConfig
+from ebbflow.context import DecisionContext
 from ebbflow.model import (
     ActionResult,
     ContainerInfo,
@@ -17,6 +18,8 @@ from ebbflow.model import (
     OwnershipChange,
     ServiceKey,
 )
+from ebbflow.nodes import Nodes
+from ebbflow.state import DecisionStore
 
 
 class RecordingActuator:
@@ -85,3 +88,18 @@ def catalog_for(
 ) -> ServiceCatalog:
     """The catalog the deciders read, observing `bus` as in `ebbflow run`."""
     return ServiceCatalog(bus, RulesConfig(), ScopeConfig(), owner or Owner(bus), clock)
+
+
+def context(
+    bus: Bus,
+    store: DecisionStore,
+    clock: Callable[[], float] = time.time,
+    owner: Owner | None = None,
+    dry_run: bool = False,
+    nodes: Nodes | None = None,
+) -> DecisionContext:
+    """What the deciders and the runner share, as `ebbflow run` builds it."""
+    catalog = catalog_for(bus, owner, clock)
+    if nodes is None:
+        return DecisionContext(bus, catalog, store, clock, dry_run)
+    return DecisionContext(bus, catalog, store, clock, dry_run, nodes)

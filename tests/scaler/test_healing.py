@@ -29,7 +29,7 @@ from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
 
-from .fakes import Owner, RecordingActuator, catalog_for
+from .fakes import Owner, RecordingActuator, context
 
 SERVICE = ServiceKey("label", "crashy")
 FAST = {"ebbflow.service": "crashy", "ebbflow.heal.backoff": "0.05", "ebbflow.heal.budget": "2"}
@@ -95,13 +95,9 @@ class Harness:
         self.store = DecisionStore(tmp_path / "state.db")
         self.steps = self.bus.subscribe("test", HealingStep)
         self.owner = Owner(self.bus, leader)
-        catalog = catalog_for(self.bus, self.owner)
-        self.runner = ActionRunner(
-            self.bus, [self.actuator], self.store, time.time, catalog, ActionGate(100), dry_run
-        )
-        self.healer = Healer(
-            self.bus, self.runner, catalog, self.store, time.time, HealingConfig(), dry_run
-        )
+        ctx = context(self.bus, self.store, owner=self.owner, dry_run=dry_run)
+        self.runner = ActionRunner(ctx, [self.actuator], ActionGate(100))
+        self.healer = Healer(ctx, self.runner, HealingConfig())
 
     def die(self, info: ContainerInfo, detail: str = "exited with code 1") -> None:
         self.bus.publish(ContainerEvent(ContainerEventKind.DIE, info, time.time(), detail))

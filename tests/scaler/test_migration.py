@@ -29,7 +29,7 @@ from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
 
-from .fakes import Owner, RecordingActuator, catalog_for
+from .fakes import Owner, RecordingActuator, context
 
 MANAGED = {"ebbflow.service": "web", "ebbflow.heal.backoff": "0.3"}
 
@@ -69,17 +69,10 @@ class Cluster:
         self.store = DecisionStore(tmp_path / "state.db")
         self.steps = self.bus.subscribe("test", HealingStep)
         self.owner = Owner(self.bus, leader)
-        catalog = catalog_for(self.bus, self.owner)
-        runner = ActionRunner(
-            self.bus, [actuator], self.store, time.time, catalog, ActionGate(100), dry_run
-        )
-        self.healer = Healer(
-            self.bus, runner, catalog, self.store, time.time, HealingConfig(), dry_run
-        )
-        self.migrator = Migrator(
-            self.bus, runner, self.healer, catalog, self.nodes, self.store, [actuator],
-            time.time, dry_run,
-        )  # fmt: skip
+        ctx = context(self.bus, self.store, owner=self.owner, dry_run=dry_run, nodes=self.nodes)
+        runner = ActionRunner(ctx, [actuator], ActionGate(100))
+        self.healer = Healer(ctx, runner, HealingConfig())
+        self.migrator = Migrator(ctx, runner, self.healer, [actuator])
 
     def seen(self, *infos: ContainerInfo) -> None:
         for info in infos:

@@ -27,7 +27,7 @@ from ebbflow.scaler.reconcile import Reconciler
 from ebbflow.state import DecisionStore
 from tests.conftest import VirtualClock
 
-from .fakes import RecordingActuator, catalog_for
+from .fakes import RecordingActuator, context
 
 WEB = ServiceKey("compose", "web", "shop")
 SCALE_3 = {"aliyun.scale": "3"}
@@ -42,16 +42,12 @@ class World:
         self.nodes = Nodes(DockerHandle(f"tcp://127.0.0.1:9/{n}", node=n) for n in ("n1", "n2"))
         self.store = DecisionStore(tmp_path / "state.db")
         self.healing: set[ServiceKey] = set()
-        self.catalog = catalog_for(self.bus, clock=self.clock)
+        ctx = context(self.bus, self.store, self.clock, dry_run=dry_run, nodes=self.nodes)
+        self.catalog = ctx.catalog
         self.reconciler = Reconciler(
-            self.bus,
-            self.catalog,
-            self.nodes,
-            self.store,
+            ctx,
             [RecordingActuator()],
-            self.clock,
             ReconcileConfig(grace=10),
-            dry_run=dry_run,
             healing_under_way=lambda key: key in self.healing,
         )
         self.events = 0

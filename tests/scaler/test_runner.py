@@ -10,7 +10,7 @@ from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
 
-from .fakes import RecordingActuator, catalog_for
+from .fakes import RecordingActuator, context
 
 WEB = ServiceKey("compose", "web", "shop")
 
@@ -20,7 +20,7 @@ def make(
 ) -> tuple[Bus, RecordingActuator, DecisionStore, ActionRunner]:
     bus, actuator = Bus(), RecordingActuator()
     store = DecisionStore(tmp_path / "s.db")
-    runner = ActionRunner(bus, [actuator], store, lambda: 0.0, catalog_for(bus), gate)
+    runner = ActionRunner(context(bus, store, lambda: 0.0), [actuator], gate)
     return bus, actuator, store, runner
 
 
@@ -126,7 +126,7 @@ async def test_at_start_a_stale_or_scale_in_decision_expires_instead_of_acting(
     bus, actuator = Bus(), RecordingActuator()
     store = DecisionStore(tmp_path / "s.db")
     now = 10_000.0
-    runner = ActionRunner(bus, [actuator], store, lambda: now, catalog_for(bus))
+    runner = ActionRunner(context(bus, store, lambda: now), [actuator])
     db = ServiceKey("compose", "db", "shop")
     q = ServiceKey("compose", "q", "shop")
     store.record(Decision(WEB, 4, 1, "old scale-in", now - 7200, {"window": 30}))

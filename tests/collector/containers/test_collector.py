@@ -3,7 +3,7 @@
 from types import MappingProxyType
 
 from ebbflow.bus import Bus
-from ebbflow.collector.containers.collector import ContainerInput
+from ebbflow.collector.containers.collector import ContainerInput, HostRoots
 from ebbflow.discovery import Inventory
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo
@@ -20,8 +20,7 @@ def make_input(v1: CgroupV1, clock: object) -> ContainerInput:  # noqa: F811
         1.0,
         1.0,
         clock,  # type: ignore[arg-type]
-        cgroup_root=v1.root,
-        proc_root=v1.proc_root,
+        roots=HostRoots(cgroup=v1.root, proc=v1.proc_root),
     )
     return collector
 

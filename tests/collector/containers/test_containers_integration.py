@@ -111,7 +111,7 @@ async def test_kept_open_cgroup_files_read_fresh_values_and_fail_once_removed(
     collector = ContainerInput(Bus(), inventory, 1.0, 5, time.time)
     budget = collector.reader.budget
     assert budget is not None and budget.limit >= 512  # the soft limit was raised
-    files = collector.files_of(info)
+    files = collector.watched_of(info).files
     first = collector.reader.read(files).cpu_seconds
     assert files.kept_open >= 6 and budget.used == files.kept_open
     await asyncio.sleep(0.5)
