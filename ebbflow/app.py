@@ -62,7 +62,7 @@ def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> 
         nodes=nodes,
         clock=clock,
         health=Health(),
-        inventory=Inventory(nodes, bus, clock),
+        inventory=Inventory(nodes, bus, clock, config.docker.node_check_interval),
     )
 
 

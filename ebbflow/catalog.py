@@ -47,6 +47,7 @@ from ebbflow.services import defining, guests, names_service, service_key
 
 log = logging.getLogger("ebbflow.catalog")
 
+OWN_LABEL_PREFIXES = ("aliyun.", "ebbflow.")  # labels ebbflow reads to know what to do
 EMPTY_KEPT = 3600.0  # seconds a service with no running replica stays known (a restore)
 EXITED_KEPT = 64  # exited containers remembered per service
 GONE_KEPT = 4096  # removed containers whose service is remembered (their events lag behind)
@@ -295,7 +296,11 @@ class ServiceCatalog:
             return
         key = service.key
         labels = effective_labels(definer.labels, str(key), key.name, self.rules.policies)
-        self._set_policy(service, parse_policy(labels, self.rules))
+        result = parse_policy(labels, self.rules)
+        left_out = tuple(e for e in definer.label_errors if e.startswith(OWN_LABEL_PREFIXES))
+        if left_out:  # a policy or probe label too long to read: the service is left alone
+            result = PolicyResult(None, left_out + result.errors, declared=True)
+        self._set_policy(service, result)
 
     def _set_policy(self, service: Service, result: PolicyResult) -> None:
         if result == service.policy:

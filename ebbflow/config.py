@@ -67,6 +67,33 @@ class PressureLimits(FrozenModel):
         return self.memory_percent is not None or self.cpu_percent is not None
 
 
+class DockerLimits(FrozenModel):
+    """Bounds on what ebbflow reads from an engine: a container's labels are anyone's to
+    write, and every instance on the engine reads them."""
+
+    max_event_bytes: int = Field(
+        262_144,
+        ge=4096,
+        description="One event line; a longer one is skipped and counted, and its container "
+        "inspected instead.",
+    )
+    max_inspect_bytes: int = Field(
+        4_194_304, ge=65_536, description="One container's inspect answer; past it, skipped."
+    )
+    max_list_bytes: int = Field(
+        67_108_864, ge=65_536, description="One container listing (every container's labels)."
+    )
+    max_label_bytes: int = Field(
+        16_384,
+        ge=256,
+        description="One label's key and value; a longer label is left out and named as an "
+        "error (a policy or probe label: the service is left alone).",
+    )
+    max_labels_bytes: int = Field(
+        262_144, ge=1024, description="All of a container's labels; what is past it is left out."
+    )
+
+
 class DockerConfig(FrozenModel):
     host: str | None = Field(
         None, description="Engine address; default: DOCKER_HOST, then the local socket."
@@ -84,6 +111,7 @@ class DockerConfig(FrozenModel):
         3, ge=1, description="Checks in a row an engine must fail before its node is down."
     )
     pressure: PressureLimits = PressureLimits()
+    limits: DockerLimits = DockerLimits()
 
     @field_validator("nodes")
     @classmethod

@@ -7,6 +7,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import logging
 import os
 import time
 import urllib.parse
@@ -18,9 +19,12 @@ from typing import Any
 import aiodocker
 import aiohttp
 
-from ebbflow.config import ConfigError
+from ebbflow.config import ConfigError, DockerLimits
+from ebbflow.docker_events import BodyTooLargeError, read_bounded
 from ebbflow.model import ContainerInfo
 from ebbflow.services import configuration
+
+log = logging.getLogger("ebbflow.docker")
 
 ENGINE_SCHEMES = ("unix", "tcp", "http", "https")
 
@@ -71,7 +75,37 @@ def describe_exit(state: Mapping[str, Any], log_lines: list[str]) -> str:
     return text
 
 
-def container_info(inspect: Mapping[str, Any], node: str = "") -> ContainerInfo:
+def bounded_labels(
+    labels: Mapping[str, Any], limits: DockerLimits
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """A container's labels within the bounds: a label longer than `max_label_bytes`, or
+    past `max_labels_bytes` in all, is left out and named (the key cut to 100 characters)."""
+    kept: dict[str, str] = {}
+    errors: list[str] = []
+    total = 0
+    for key, value in labels.items():
+        text = str(value)
+        size = len(key) + len(text)
+        if size > limits.max_label_bytes:
+            errors.append(
+                f"{key[:100]}: label of {size} bytes, over the {limits.max_label_bytes}-byte "
+                "bound (docker.limits.max_label_bytes): left out"
+            )
+            continue
+        if total + size > limits.max_labels_bytes:
+            errors.append(
+                f"{key[:100]}: past {limits.max_labels_bytes} bytes of labels in all "
+                "(docker.limits.max_labels_bytes): left out"
+            )
+            continue
+        total += size
+        kept[key] = text
+    return kept, tuple(errors)
+
+
+def container_info(
+    inspect: Mapping[str, Any], node: str = "", limits: DockerLimits | None = None
+) -> ContainerInfo:
     config = inspect.get("Config") or {}
     host = inspect.get("HostConfig") or {}
     state = inspect.get("State") or {}
@@ -87,11 +121,13 @@ def container_info(inspect: Mapping[str, Any], node: str = "") -> ContainerInfo:
         if mode == "host"
         else next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "")
     )
+    labels, label_errors = bounded_labels(config.get("Labels") or {}, limits or DockerLimits())
     return ContainerInfo(
         id=inspect["Id"],
         name=inspect.get("Name", "").lstrip("/"),
         image=config.get("Image", ""),
-        labels=MappingProxyType(dict(config.get("Labels") or {})),
+        labels=MappingProxyType(labels),
+        label_errors=label_errors,
         running=bool(state.get("Running")),
         pid=int(state.get("Pid") or 0),
         created=parse_docker_time(inspect.get("Created", "")),
@@ -127,7 +163,14 @@ class DockerHandle:
 
     REMEMBER_REMOVED = 256
 
-    def __init__(self, host: str | None = None, timeout: float = 10.0, node: str = "") -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        timeout: float = 10.0,
+        node: str = "",
+        limits: DockerLimits | None = None,
+    ) -> None:
+        self.limits = limits or DockerLimits()
         if host:
             self.host = engine_address(host, f"docker.nodes.{node}" if node else "docker.host")
         elif os.environ.get("DOCKER_HOST"):
@@ -175,17 +218,28 @@ class DockerHandle:
             await self._client.close()
             self._client = None
 
+    async def get_json(self, path: str, limit: int, params: Mapping[str, Any] | None = None) -> Any:
+        """A GET of the engine's API, its answer read no further than `limit` bytes
+        (BodyTooLargeError past it), within the client's timeout."""
+        async with self.client._query(path, "GET", params=dict(params or {})) as response:
+            body = await read_bounded(response, limit, f"{self.display}: {path}")
+        return json.loads(body)
+
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         """None when the container no longer exists."""
         try:
-            container = await self.client.containers.get(container_id)
+            inspected = await self.get_json(
+                f"containers/{container_id}/json", self.limits.max_inspect_bytes
+            )
         except aiodocker.DockerError as err:
             if err.status == 404:
                 self.forget(container_id)
                 return None
             raise
-        self.last_inspect[container_id] = container._container
-        info = container_info(container._container, self.node)
+        if not isinstance(inspected, dict) or "Id" not in inspected:
+            raise ValueError(f"{self.display}: inspect of {container_id[:12]} is no container")
+        self.last_inspect[container_id] = inspected
+        info = container_info(inspected, self.node, self.limits)
         if info.network_mode == "host" and not self.local:
             # A host-network container of a remote engine listens on that engine's host.
             host = urllib.parse.urlsplit(self.host).hostname or info.address
@@ -229,16 +283,32 @@ class DockerHandle:
             if err.status in (404, 503):  # 503: this engine is not a Swarm manager
                 return {}
             raise
-        labels = dict(spec.get("Labels") or {})
+        labels, _ = bounded_labels(spec.get("Labels") or {}, self.limits)
         self._service_labels[service_id] = (time.monotonic(), labels)
         return labels
 
+    async def _listed_ids(self, params: Mapping[str, Any]) -> list[str]:
+        listed = await self.get_json("containers/json", self.limits.max_list_bytes, params)
+        return [str(item["Id"]) for item in listed if isinstance(item, dict) and "Id" in item]
+
+    async def _inspect_all(self, ids: list[str]) -> list[ContainerInfo]:
+        """Each listed container inspected; one whose answer is past the bound is left out
+        (logged), never the listing."""
+        found = await asyncio.gather(*(self.inspect(cid) for cid in ids), return_exceptions=True)
+        infos = []
+        for cid, info in zip(ids, found, strict=True):
+            if isinstance(info, BodyTooLargeError):
+                log.warning("container %s left out: %s", cid[:12], info)
+            elif isinstance(info, BaseException):
+                raise info
+            elif info is not None:
+                infos.append(info)
+        return infos
+
     async def running_containers(self) -> list[ContainerInfo]:
-        listed = await self.client.containers.list()
-        infos = await asyncio.gather(*(self.inspect(c.id) for c in listed))
-        return [info for info in infos if info is not None and info.running]
+        infos = await self._inspect_all(await self._listed_ids({}))
+        return [info for info in infos if info.running]
 
     async def exited_containers(self) -> list[ContainerInfo]:
-        listed = await self.client.containers.list(all=True, filters={"status": ["exited"]})
-        infos = await asyncio.gather(*(self.inspect(c.id) for c in listed))
-        return [info for info in infos if info is not None and not info.running]
+        ids = await self._listed_ids({"all": "1", "filters": json.dumps({"status": ["exited"]})})
+        return [info for info in await self._inspect_all(ids) if not info.running]

@@ -84,6 +84,8 @@ class ContainerInfo:
     restart_policy: str = ""  # Docker's: "", "no", "always", "unless-stopped", "on-failure"
     node: str = ""  # the engine it runs on, when ebbflow drives several ("" when one)
     configuration: str = ""  # services.configuration: which version of its service it runs
+    # Labels left out for passing the bounds (docker.limits), each named: "KEY: why"
+    label_errors: tuple[str, ...] = ()
 
 
 FOUND_EXITED = "found exited at start"  # the detail of a DIE no event announced
@@ -228,6 +230,19 @@ class NodeHealthChange:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineConnection:
+    """Discovery's view of one engine connected (a new `session` after each reconnect, the
+    inventory listed again) or lost. What was seen just before a loss is not evidence of
+    anyone's intent: an engine's shutdown stops every container first."""
+
+    node: str
+    connected: bool
+    session: int
+    reason: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
 class OwnershipChange:
     """This instance may act on services now (`acting`), or may no longer: the lease was
     won or lost (later: partitions assigned or revoked). Published on every change, so
@@ -285,4 +300,5 @@ Event = (
     | HealingStep
     | NodeHealthChange
     | OwnershipChange
+    | EngineConnection
 )

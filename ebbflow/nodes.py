@@ -51,9 +51,10 @@ class Nodes:
     @classmethod
     def from_config(cls, config: DockerConfig) -> Nodes:
         if not config.nodes:
-            return cls([DockerHandle(config.host, config.timeout)])
+            return cls([DockerHandle(config.host, config.timeout, limits=config.limits)])
         return cls(
-            DockerHandle(address, config.timeout, name) for name, address in config.nodes.items()
+            DockerHandle(address, config.timeout, name, config.limits)
+            for name, address in config.nodes.items()
         )
 
     @property

@@ -23,8 +23,8 @@ from ebbflow.bus import Bus
 from ebbflow.model import Sample, SampleBatch, labels_of
 from ebbflow.plugins import PluginContext
 
-from .buffered import DeliveryOptions
 from .kafka import KafkaConfig, KafkaOutput
+from .pipeline import DeliveryOptions
 from .prometheus.exposition import Exposition
 from .prometheus.server import PrometheusOutput
 from .prometheus.snapshot import Snapshot

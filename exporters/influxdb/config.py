@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..buffered import DeliveryConfig
+from ..pipeline import DeliveryConfig
 
 
 class InfluxConfig(DeliveryConfig):

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from ebbflow.bus import Bus
 from ebbflow.model import Sample
 
-from ..buffered import DeliveryOptions, HttpOutput, http_error
+from ..http_output import HttpOutput
+from ..pipeline import DeliveryOptions, http_error
 from ..serializers import line_protocol
 from .config import InfluxConfig
 

@@ -7,7 +7,7 @@ from typing import Literal
 from kafka import codec
 from pydantic import Field, field_validator, model_validator
 
-from ..buffered import DeliveryConfig
+from ..pipeline import DeliveryConfig
 
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 _CODECS = {

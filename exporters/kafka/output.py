@@ -30,7 +30,7 @@ from ebbflow.bus import Bus
 from ebbflow.model import Labels, Sample
 from ebbflow.services import format_service_key, series_service
 
-from ..buffered import BufferedOutput, DeliveryOptions, SendError
+from ..pipeline import BufferedOutput, DeliveryOptions, SendError
 from ..serializers import FORMATS, LabelTextCache
 from .config import KafkaConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..buffered import DeliveryConfig
+from ..pipeline import DeliveryConfig
 
 
 class RemoteWriteConfig(DeliveryConfig):

@@ -9,7 +9,8 @@ import aiohttp
 from ebbflow.bus import Bus
 from ebbflow.model import Sample
 
-from ..buffered import DeliveryOptions, HttpOutput, http_error
+from ..http_output import HttpOutput
+from ..pipeline import DeliveryOptions, http_error
 from .config import RemoteWriteConfig
 from .protobuf import compressed_write_request
 

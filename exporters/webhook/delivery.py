@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from ..buffered import SendError, http_error
+from ..pipeline import SendError, http_error
 from .config import WebhookConfig, WebhookTarget
 
 log = logging.getLogger("ebbflow.exporters.webhook")

@@ -148,3 +148,21 @@ def test_memory_is_bounded_empty_services_expire_and_exited_replicas_are_capped(
     clock.advance(EMPTY_KEPT + 1)
     start(bus, info("other", {"ebbflow.service": "other"}))  # any event expires the old
     assert catalog.get(WEB) is None and all(k != WEB for k in catalog.member_of.values())
+
+
+def test_a_policy_label_left_out_for_its_size_leaves_the_service_alone_with_a_named_error() -> None:
+    bus, catalog, _, _ = world()
+    problems = bus.subscribe("test", PolicyProblem)
+    too_long = "ebbflow.scale.max_replicas: label of 1048602 bytes, over the 16384-byte bound"
+    big = ContainerInfo(
+        "a", "shop-web-a", "img", MappingProxyType({**COMPOSE, "aliyun.scale": "2"}),
+        label_errors=(too_long + " (docker.limits.max_label_bytes): left out",
+                      "com.example.notes: label of 40000 bytes ..."),
+    )  # fmt: skip
+    start(bus, big)
+    service = catalog.get(WEB)
+    assert service is not None and service.policy.policy is None
+    assert service.policy.errors[0].startswith(too_long)
+    assert len(service.policy.errors) == 1  # another tool's label is no error of ebbflow's
+    problem = problems.get_nowait()
+    assert isinstance(problem, PolicyProblem) and problem.errors == service.policy.errors

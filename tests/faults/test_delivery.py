@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from ebbflow.bus import Bus
-from ebbflow.exporters.buffered import Spool, frame
+from ebbflow.exporters.buffer import Spool, frame
 from ebbflow.model import Sample
 
-from ..exporters.test_buffered import Server, output, samples, until, values
+from ..exporters.test_pipeline import Server, output, samples, until, values
 
 pytestmark = pytest.mark.faults
 
@@ -120,7 +120,7 @@ async def test_an_offset_past_the_end_replays_the_whole_spool(tmp_path: Path) ->
 
 
 async def test_a_spool_of_the_previous_format_is_carried_over(tmp_path: Path) -> None:
-    from ebbflow.exporters.buffered import encode
+    from ebbflow.exporters.buffer import encode
 
     (tmp_path / "spool.jsonl").write_text(encode(batch(0)) + "\n" + encode(batch(5)) + "\n")
     got, cut, up = await deliver_spool(tmp_path)

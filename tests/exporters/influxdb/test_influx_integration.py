@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from ebbflow.bus import Bus
-from ebbflow.exporters.buffered import DeliveryOptions
 from ebbflow.exporters.influxdb import InfluxConfig, InfluxOutput
+from ebbflow.exporters.pipeline import DeliveryOptions
 from ebbflow.model import Sample, SampleBatch, labels_of
 from tests.conftest import Influxd
 

@@ -14,8 +14,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pydantic import ValidationError
 
 from ebbflow.bus import Bus
-from ebbflow.exporters.buffered import DeliveryOptions
 from ebbflow.exporters.kafka import KafkaConfig, KafkaOutput
+from ebbflow.exporters.pipeline import DeliveryOptions
 from ebbflow.model import Sample, SampleBatch, labels_of
 from tests.kafka_mock import MockCluster
 

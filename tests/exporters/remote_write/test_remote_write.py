@@ -14,7 +14,7 @@ import cramjam
 import pytest
 
 from ebbflow.bus import Bus
-from ebbflow.exporters.buffered import DeliveryOptions
+from ebbflow.exporters.pipeline import DeliveryOptions
 from ebbflow.exporters.remote_write import RemoteWriteConfig, RemoteWriteOutput
 from ebbflow.exporters.remote_write.protobuf import compressed_write_request, write_request
 from ebbflow.model import Sample, SampleBatch, labels_of

@@ -8,8 +8,8 @@ import pytest
 from aiohttp import web
 
 from ebbflow.bus import Bus
-from ebbflow.exporters.buffered import BufferedOutput, DeliveryOptions, SendError
 from ebbflow.exporters.influxdb import InfluxConfig, InfluxOutput
+from ebbflow.exporters.pipeline import BufferedOutput, DeliveryOptions, SendError
 from ebbflow.model import Sample, SampleBatch
 from tests.receiver import Handler, LoopbackServer
 
