@@ -35,6 +35,7 @@ from ebbflow.model import (
     ContainerEvent,
     ContainerEventKind,
     ContainerInfo,
+    EngineConnection,
     OperatorControls,
     PolicyProblem,
     Sample,
@@ -150,7 +151,11 @@ class ServiceCatalog:
         self.gone: collections.OrderedDict[str, ServiceKey] = collections.OrderedDict()
         self.by_name: dict[str, str] = {}  # container name → id, of running containers
         self.paused_names: frozenset[str] = frozenset()  # as the operator named them
+        # node → (session, connected): discovery's connections, so a removal seen before
+        # a loss is known for what it may be (an outage)
+        self.engines: dict[str, tuple[int, bool]] = {}
         bus.observe(self.on_container, ContainerEvent)
+        bus.observe(self.on_engine, EngineConnection)
         bus.observe(self.on_controls, OperatorControls)
         bus.observe(self.on_retired, ServiceRetired)
         bus.observe(self.on_fight, ServiceFight)
@@ -338,6 +343,17 @@ class ServiceCatalog:
                 del self.services[key]
                 for cid in service.exited:
                     self._forget(cid)
+
+    def on_engine(self, event: EngineConnection) -> None:
+        self.engines[event.node] = (event.session, event.connected)
+
+    def session(self, node: str) -> int:
+        """The engine's current connection (0 before the first); a removal seen in one
+        session and read in another crossed an outage."""
+        return self.engines.get(node, (0, False))[0]
+
+    def connected(self, node: str) -> bool:
+        return self.engines.get(node, (0, False))[1]
 
     def on_controls(self, controls: OperatorControls) -> None:
         self.paused_names = controls.paused

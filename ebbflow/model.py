@@ -16,7 +16,7 @@ Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
 
 MetricKind = Literal["counter", "gauge", "histogram", "summary", "untyped"]
-DecisionOrigin = Literal["policy", "bounds", "reconcile", "rollover", "operator"]
+DecisionOrigin = Literal["policy", "bounds", "reconcile", "rollover", "operator", "outage"]
 
 
 def labels_of(pairs: Mapping[str, str]) -> Labels:
@@ -139,7 +139,9 @@ class Decision:
     # cooldown; "bounds": a policy's decision only back within min..max, which neither
     # waits for nor starts one; "operator": what someone else did (replicas removed by
     # hand), recorded; "rollover": one copy of ebbflow's replaced by one of the service's
-    # new configuration after a redeploy, the count unchanged, which starts no cooldown.
+    # new configuration after a redeploy, the count unchanged, which starts no cooldown;
+    # "outage": replicas lost to an engine outage (its shutdown stops them), recorded: a
+    # failure the desired count restores, never anyone's intent.
     origin: DecisionOrigin = "policy"
 
     @property

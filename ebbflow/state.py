@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS startups (
     seen INTEGER NOT NULL,
     ts REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS desired (
+    service TEXT PRIMARY KEY,
+    replicas INTEGER NOT NULL,
+    ts REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS migrations (
     container_id TEXT PRIMARY KEY,
     ts REAL NOT NULL,
@@ -344,6 +349,26 @@ class DecisionStore:
             (format_service_key(service),),
         ).fetchone()
         return (int(row[0]), str(row[1])) if row else None
+
+    def record_desired(self, service: ServiceKey, replicas: int | None, when: float) -> None:
+        """The count the reconciler keeps a service at (None: none any more), so a restart
+        of ebbflow that finds its replicas exited knows what to restore."""
+        key = format_service_key(service)
+        if replicas is None:
+            self._db.execute("DELETE FROM desired WHERE service = ?", (key,))
+            return
+        self._db.execute(
+            "INSERT INTO desired (service, replicas, ts) VALUES (?, ?, ?) ON CONFLICT(service)"
+            " DO UPDATE SET replicas = excluded.replicas, ts = excluded.ts"
+            " WHERE desired.replicas != excluded.replicas",
+            (key, replicas, when),
+        )
+
+    def desired(self, service: ServiceKey) -> int | None:
+        row = self._db.execute(
+            "SELECT replicas FROM desired WHERE service = ?", (format_service_key(service),)
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def services(self) -> list[str]:
         """Every service with at least one recorded decision."""

@@ -29,6 +29,7 @@ from ebbflow.model import (
     ContainerEventKind,
     Decision,
     DecisionOrigin,
+    EngineConnection,
     Sample,
     SampleBatch,
     ServiceKey,
@@ -100,7 +101,7 @@ class RuleEngine:
         self.dry_run = ctx.dry_run
         self.action_deadline = action_deadline
         self.subscription = ctx.bus.subscribe(
-            "rules", ContainerEvent, SampleBatch, ActionResult, capacity=4096
+            "rules", ContainerEvent, SampleBatch, ActionResult, EngineConnection, capacity=4096
         )
         self.services: dict[ServiceKey, ServiceState] = {}
         self.member_of: dict[str, ServiceKey] = {}  # container name → service
@@ -147,6 +148,10 @@ class RuleEngine:
             state = self.services.get(decision.service)
             if state is not None and event.ok and not decision.dry_run:
                 state.converging = (decision.to_replicas, self.clock() + CONVERGE_DEADLINE)
+        elif isinstance(event, EngineConnection) and event.connected:
+            now = self.clock()
+            for state in self.services.values():  # what it missed meanwhile is unknown
+                state.refresh(now)
         return []
 
     def on_container(self, event: ContainerEvent) -> None:
@@ -158,11 +163,13 @@ class RuleEngine:
             if key is None or service is None:
                 return  # gone again before its start was handled
             if key not in self.services:
-                self.services[key] = ServiceState(key, startup=self._stored_startup(key))
+                self.services[key] = ServiceState(
+                    key, startup=self._stored_startup(key), fresh_since=self.clock()
+                )
             state = self.services[key]
             if info.name not in state.replicas and state.replicas and not self.catalog.owns(key):
                 state.observed["out"] = event.timestamp
-            state.follow(service.policy)
+            state.follow(service.policy, self.clock())
             state.replicas[info.name] = Replica.of(info, service.policy.policy, event.timestamp)
             self.member_of[info.name] = key
         elif event.kind in (ContainerEventKind.DIE, ContainerEventKind.DESTROY):
@@ -267,7 +274,7 @@ class RuleEngine:
         self.catalog.disable_policy(state.key, f"evaluation failed: {type(err).__name__}: {err}")
         service = self.catalog.get(state.key)
         if service is not None:
-            state.follow(service.policy)
+            state.follow(service.policy, self.clock())
 
     # -- evaluation ----------------------------------------------------------------------
     def _ready(self, state: ServiceState, now: float) -> list[Replica]:
@@ -342,7 +349,7 @@ class RuleEngine:
         service = self.catalog.get(state.key)
         if service is None:
             return None
-        state.follow(service.policy)
+        state.follow(service.policy, self.clock())
         policy = service.policy.policy
         if policy is None or service.policy.errors or not service.in_scope:
             return None
@@ -391,6 +398,9 @@ class RuleEngine:
                 last_in=self._last(state, "in"),
                 owned=self.catalog.owns(state.key),
                 paused=self.catalog.paused(state.key),
+                window_gap=max(
+                    (state.window_gap(r.rule, policy, now) for r in recommendations), default=0.0
+                ),
             )
         )
         if verdict.counted and best is not None:

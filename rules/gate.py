@@ -13,9 +13,12 @@ act, in this order:
 6. bounds: min..max replicas always hold;
 7. limits: max_up/max_down per decision (by default as HPA: double or add 4);
 8. no change;
-9. cooldown per direction (a decision only back within bounds neither waits nor starts one);
-10. ownership: a standby decides nothing;
-11. pause: the operator's word.
+9. a window full of fresh data: after any start (this instance's, the service's, a
+   reconnect to its engine) no decision rests on less than the policy's window;
+10. cooldown per direction (a decision only back within bounds neither waits nor starts one,
+   nor waits for a full window);
+11. ownership: a standby decides nothing;
+12. pause: the operator's word.
 
 `gate(GateInput) -> Verdict`; the table of cases is tests/rules/test_gate.py.
 """
@@ -56,6 +59,9 @@ class GateInput:
     last_in: float | None = None
     owned: bool = True
     paused: bool = False
+    # Seconds of the window not yet covered by fresh data since a start (this instance's,
+    # the service's, a reconnect): no decision rests on a window that is not full.
+    window_gap: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ def gate(i: GateInput) -> Verdict:
     bounds = (i.current < i.min_replicas and desired == i.min_replicas) or (
         i.current > i.max_replicas and desired == i.max_replicas
     )
+    if not bounds and i.window_gap > 0:
+        return hold(f"window not full: {i.window_gap:.0f}s of data to come", counted=True)
     if not bounds:
         cooling = _cooldown(i, out=desired > i.current)
         if cooling is not None:

@@ -23,6 +23,9 @@ SATURATED = 95.0  # a percent metric this high may be hiding demand: it cannot g
 SATURATION_WINDOW = 3.0  # seconds: long enough that one noisy point is not saturation
 STALE_AFTER = 10.0  # seconds a replica's value stays fresh, at least (or the window)
 STARTUP_SMOOTHING = 0.5
+# A window is full when it holds data over all of its span but the last few seconds: a
+# collection interval or two may pass before the first sample arrives.
+FRESH_SLACK = 5.0
 
 
 def bounded(value: float) -> float:
@@ -80,13 +83,30 @@ class ServiceState:
     # (replicas, until): an action succeeded and the containers are still catching up
     # (Swarm starts and stops tasks after the update returns); no decision until they do.
     converging: tuple[int, float] | None = None
+    # Since when its data is fresh: this instance's first sight of it, its policy's last
+    # change, the last reconnect to an engine. No decision rests on less than a window.
+    fresh_since: float = 0.0
+    first_point: dict[str, float] = field(default_factory=dict)  # rule id → since fresh
 
-    def follow(self, policy: PolicyResult) -> None:
+    def follow(self, policy: PolicyResult, now: float) -> None:
         """The service's policy changed: windows of the old one mean nothing for it."""
         if policy is not self.policy:
             self.policy = policy
             self.values.clear()
             self.implied.clear()
+            self.refresh(now)
+
+    def refresh(self, now: float) -> None:
+        """Data from before now no longer counts toward a full window."""
+        self.fresh_since = now
+        self.first_point.clear()
+
+    def window_gap(self, rule: MetricRule, policy: Policy, now: float) -> float:
+        """Seconds of the rule's window not yet covered by fresh data (0: full)."""
+        first = self.first_point.get(rule.id, now)
+        since_fresh = now - self.fresh_since
+        covered = min(since_fresh, now - first + min(policy.window, FRESH_SLACK))
+        return max(0.0, policy.window - covered)
 
     def ready(self, now: float) -> tuple[list[Replica], list[Replica]]:
         """(ready replicas, those that became ready just now)."""
@@ -121,6 +141,7 @@ class ServiceState:
             implied = total / rule.target if rule.target else float(len(ready))
         else:
             return False
+        self.first_point.setdefault(rule.id, now)
         self.values.setdefault(rule.id, RingWindow()).add(now, bounded(value))
         self.implied.setdefault(rule.id, RingWindow()).add(now, bounded(implied))
         recent = self.values[rule.id].aggregate(now - SATURATION_WINDOW, "avg")

@@ -166,9 +166,9 @@ class DockerEngineActuator:
         target = decision.to_replicas
         if decision.origin == "rollover":
             return await self._roll_one(decision, members, running)
+        if len(running) < target and not running:
+            return await self._restore(decision, members)
         if len(running) < target:
-            if not running:
-                return self._result(decision, False, "no running replica to clone")
             used = {n for m in members if (n := replica_number(m.name, m.labels))}
             used |= self._numbers_on_failed_nodes(service)
             created: list[tuple[str, str]] = []  # (node, name)
@@ -193,6 +193,29 @@ class DockerEngineActuator:
             removed = [await self._remove(m) for m in doomed]
             return self._result(decision, True, f"removed {', '.join(removed)}", removed)
         return self._result(decision, True, f"already at {target} replicas")
+
+    async def _restore(self, decision: Decision, members: list[Member]) -> ActionResult:
+        """No replica runs (an engine restart, a host reboot): the stopped ones are started
+        again, the service's own first (oldest first), before any clone is made."""
+        stopped = [m for m in members if not m.running]
+        ignored = {m.id for m in guests(stopped, lambda m: m.labels)}
+        stopped = sorted((m for m in stopped if m.id not in ignored), key=created_at)
+        if not stopped:
+            return self._result(decision, False, "no replica to clone or start again")
+        started: list[tuple[str, str]] = []
+        for member in stopped[: decision.to_replicas]:
+            container = await self.nodes.handle(member.node).client.containers.get(member.id)
+            await container.start()
+            log.info("service %s: started %s again", decision.service, member.name)
+            started.append((member.node, member.name))
+        names = [name for _, name in started]
+        exited = await self._exited_at_once(started)
+        if exited:
+            return self._result(decision, False, f"started again {', '.join(names)}; {exited}")
+        more = ""
+        if len(started) < decision.to_replicas:
+            more = f"; {decision.to_replicas - len(started)} more by the next reconcile"
+        return self._result(decision, True, f"started again {', '.join(names)}{more}", names)
 
     @staticmethod
     def _outdated(running: list[Member]) -> list[Member]:

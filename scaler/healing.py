@@ -34,6 +34,7 @@ from ebbflow.model import (
     ContainerEvent,
     ContainerEventKind,
     ContainerInfo,
+    EngineConnection,
     HealingAction,
     HealingStep,
     HealthChange,
@@ -50,6 +51,9 @@ from .runner import ActionRunner
 log = logging.getLogger("ebbflow.scaler.healing")
 
 COUNTED_STEPS: dict[str, HealingAction] = {"restart": "restart", "replace": "replace"}
+# Seconds a stop by someone else stays open to another reading: an engine's shutdown stops
+# its containers (each within its stop timeout) before its event stream ends.
+STOP_EVIDENCE = 60.0
 
 HEALING_STEPS = Desc(
     "ebbflow_healing_steps_total",
@@ -125,8 +129,14 @@ class Healer:
             HealthChange,
             OperatorControls,
             OwnershipChange,
+            EngineConnection,
             capacity=4096,
         )
+        # Stops by someone else lately, by container id: (when, container, service). One
+        # seen just before its engine's stream broke was the engine's shutdown: the
+        # container is brought back when the engine is (`on_engine`).
+        self._stops: dict[str, tuple[float, ContainerInfo, ServiceKey]] = {}
+        self._lost: dict[str, tuple[ContainerInfo, ServiceKey]] = {}  # to an outage
         self.slots: dict[str, Slot] = {}
         self._bad_labels: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
@@ -179,9 +189,38 @@ class Healer:
                     self.on_controls(event)
                 elif isinstance(event, OwnershipChange) and event.acting:
                     self.on_owner()
+                elif isinstance(event, EngineConnection):
+                    self.on_engine(event)
             for slot in self.slots.values():
                 if slot.waiting is not None and not slot.acting:
                     slot.waiting.cancel()
+
+    def on_engine(self, event: EngineConnection) -> None:
+        """Lost: the stops seen on it just before were its shutdown's. Back: what it stopped
+        is brought back, with the usual backoff (Docker's own restart policy aside)."""
+        node = event.node
+        if not event.connected:
+            for cid, (when, info, service) in list(self._stops.items()):
+                if info.node == node and event.timestamp - when <= STOP_EVIDENCE:
+                    self._lost[cid] = (info, service)
+                    del self._stops[cid]
+            return
+        for cid, (info, service) in list(self._lost.items()):
+            if info.node != node:
+                continue
+            del self._lost[cid]
+            if self.catalog.service_of(cid) is None or cid in (
+                known.replicas if (known := self.catalog.get(service)) else {}
+            ):
+                continue  # removed meanwhile, or running again
+            if heals_exits(info.labels, info.restart_policy):
+                self.failed(info, service, "exit", "stopped by an outage of its engine")
+
+    def _remember_stop(self, info: ContainerInfo, service: ServiceKey, now: float) -> None:
+        for cid, (when, _, _) in list(self._stops.items()):
+            if now - when > STOP_EVIDENCE:
+                del self._stops[cid]
+        self._stops[info.id] = (now, info, service)
 
     def on_owner(self) -> None:
         """This instance may act now: exits found at start and probes that failed before
@@ -241,7 +280,7 @@ class Healer:
             and service.kind != "swarm"  # Swarm stops and removes tasks itself
             and not self.runner.acted_on(info.id)
         ):
-            self._by_the_operator(service, info, event.kind)
+            self._by_someone_else(event, service)
         elif event.kind is ContainerEventKind.DESTROY:
             self._removed(service, info)
         elif event.kind is ContainerEventKind.DIE and event.detail == FOUND_EXITED:
@@ -252,6 +291,24 @@ class Healer:
             if self.runner.stopped_by_us(info.id):
                 return
             self.failed(info, service, "exit", event.detail or "exited")
+
+    def _by_someone_else(self, event: ContainerEvent, service: ServiceKey) -> None:
+        info = event.container
+        if event.kind is ContainerEventKind.STOP:
+            known = self.catalog.service_of(info.id)
+            self._remember_stop(self._labelled(info), known or service, event.timestamp)
+        else:
+            self._stops.pop(info.id, None)
+            self._lost.pop(info.id, None)
+        self._by_the_operator(service, info, event.kind)
+
+    def _labelled(self, info: ContainerInfo) -> ContainerInfo:
+        """The container as last seen running (a stop event carries no restart policy)."""
+        key = self.catalog.service_of(info.id)
+        known = self.catalog.get(key) if key is not None else None
+        if known is not None and info.id in known.exited:
+            return known.exited[info.id]
+        return info
 
     def _found_exited(self, event: ContainerEvent, service: ServiceKey) -> None:
         info = event.container

@@ -28,6 +28,7 @@ class Tracked:
     configuration: str = ""  # the defining replica's (services.configuration)
     roll_blocked: str = ""  # a configuration whose copies exited at once: not rolled onto
     roll_reported: int | None = None  # outdated copies last rolled (or reported, dry run)
+    persisted: int | None = None  # the desired count last written to the state file
     seen: set[str] = field(default_factory=set)  # ids of replicas seen: a start is a restart
 
     def desired(self) -> int | None:

@@ -28,12 +28,14 @@ from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch, paused
 from ebbflow.metrics import Desc
 from ebbflow.model import (
+    FOUND_EXITED,
     ActionResult,
     ContainerEvent,
     ContainerEventKind,
     ContainerInfo,
     Decision,
     DecisionOrigin,
+    EngineConnection,
     OperatorControls,
     OwnershipChange,
     Sample,
@@ -45,7 +47,7 @@ from ebbflow.plugins import Actuator
 from ebbflow.services import CREATED_BY_LABEL, format_service_key
 
 from .desired import Tracked
-from .intent import Removals
+from .intent import Held, Removals
 from .rollover import defined_by_copies, outdated
 
 log = logging.getLogger("ebbflow.scaler.reconcile")
@@ -102,6 +104,7 @@ class Reconciler:
             ActionResult,
             OperatorControls,
             OwnershipChange,
+            EngineConnection,
             capacity=4096,
         )
         # services paused for a fight → whether the operator's controls showed the pause yet
@@ -145,6 +148,29 @@ class Reconciler:
         elif isinstance(event, OwnershipChange) and not event.acting:
             for tracked in self.services.values():
                 tracked.off_since = None  # a grace period starts when this one may act
+        elif isinstance(event, EngineConnection) and not event.connected:
+            self._outage(event)
+
+    def _outage(self, lost: EngineConnection) -> None:
+        """The engine's stream broke: what was stopped or removed on it just before is what
+        an engine's shutdown does, not anyone's intent. Recorded as an outage; the desired
+        count stays, and the replicas are restored when the engine is back."""
+        for key, removals in list(self.removals.items()):
+            voided = removals.void(lambda held: held.node == lost.node)
+            tracked = self.services.get(key)
+            if not voided or tracked is None:
+                continue
+            desired = tracked.desired()
+            left = self.count(tracked)
+            names = ", ".join(held.name for held in voided)
+            why = (
+                f"{len(voided)} replica(s) ({names}) stopped as the engine"
+                f"{' of node ' + lost.node if lost.node else ''} went away ({lost.reason}): "
+                f"an outage, not an operator; desired count stays {desired}"
+            )
+            log.warning("service %s: %s", key, why)
+            self._record_history(tracked, left + len(voided), left, why, "outage")
+            tracked.off_since = None
 
     def _manages(self, service: Service | None) -> bool:
         """Swarm keeps its own count; a lone container has none; outside the scope
@@ -160,7 +186,9 @@ class Reconciler:
         service = self.catalog.get(key) if key is not None else None
         if key is None or service is None or not self._manages(service):
             return
-        if event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
+        if event.kind is ContainerEventKind.DIE and event.detail == FOUND_EXITED:
+            self._found_exited(service)
+        elif event.kind in (ContainerEventKind.PRESENT, ContainerEventKind.START):
             self._started(service, info, event.timestamp)
         elif event.kind is ContainerEventKind.DIE:
             self._settle(key)
@@ -179,6 +207,27 @@ class Reconciler:
         self._follow_the_owner(tracked, service)
         self._settle(key)
 
+    def _found_exited(self, service: Service) -> None:
+        """At start, a service whose replicas exited while no ebbflow watched (an engine
+        restart, a host reboot): restored to what ebbflow kept it at, when it kept it at
+        all and it was not retired. What happened meanwhile is re-read from the engine,
+        never guessed as intent."""
+        key = service.key
+        if key in self.services or key in self.retired:
+            return
+        last = self.store.last_carried_out(key)
+        kept = self.store.desired(key)
+        if not kept or (last is not None and last == (0, "operator")):
+            return
+        tracked = self.services[key] = self._track(key)
+        policy = service.policy.policy if service.policy.ok else None
+        tracked.follow_policy(policy)
+        log.info(
+            "service %s: found with every replica exited; desired count %s: restoring",
+            key,
+            tracked.desired(),
+        )
+
     def _stopped(self, service: Service, event: ContainerEvent) -> None:
         """Stopped or removed: by ebbflow (nothing to read), else held to be read."""
         tracked = self.services.get(service.key)
@@ -191,9 +240,10 @@ class Reconciler:
             self._follow_the_owner(tracked, service)
         elif not self.acted_on(info.id):
             how = "removed" if event.kind is ContainerEventKind.DESTROY else "stopped"
-            held = self.removals[service.key].hold(
-                info.id, info.name, how, event.timestamp, tracked.configuration
+            removal = Held(
+                info.name, how, event.timestamp, info.node, self.catalog.session(info.node)
             )
+            held = self.removals[service.key].hold(info.id, removal, tracked.configuration)
             if held:
                 self._redefine(tracked, service)
         self._settle(service.key)
@@ -225,7 +275,7 @@ class Reconciler:
         removals = self.removals[tracked.key]
         held = removals.take()
         tracked.tries, tracked.reported = 0, None  # someone else acted: a new mismatch
-        names = ", ".join(name for name, _, _ in held)
+        names = ", ".join(removal.name for removal in held)
         if redeployed:
             log.info(
                 "service %s: redeployed (configuration %s): %s %s by it; the desired count "
@@ -241,8 +291,7 @@ class Reconciler:
         if fought is not None:
             self._fight(tracked, fought)
             return
-        name, how, _ = held[-1]
-        self._by_the_operator(tracked, name, how)
+        self._by_the_operator(tracked, held[-1].name, held[-1].how)
 
     def _fight(self, tracked: Tracked, name: str) -> None:
         key = format_service_key(tracked.key)
@@ -340,10 +389,17 @@ class Reconciler:
         del self.services[key]
         self.removals.pop(key, None)
         self.retired.add(key)
+        self.store.record_desired(key, None, self.clock())
         self.bus.publish(ServiceRetired(key, True, why, self.clock()))
 
     def _record_operator(self, tracked: Tracked, was: int, to: int, what: str) -> None:
         """What someone else did, in the audit log: ebbflow follows it, and a restart too."""
+        self._record_history(tracked, was, to, what, "operator")
+
+    def _record_history(
+        self, tracked: Tracked, was: int, to: int, what: str, origin: DecisionOrigin
+    ) -> None:
+        """What happened to a service without ebbflow acting, in the audit log."""
         decision = Decision(
             service=tracked.key,
             from_replicas=was,
@@ -352,10 +408,15 @@ class Reconciler:
             timestamp=self.clock(),
             inputs=MappingProxyType({"replicas": to}),
             dry_run=self.dry_run,
-            origin="operator",
+            origin=origin,
         )
-        self.store.record(decision)
-        self.store.record_outcome(decision, True, "done by the operator; ebbflow follows")
+        row = self.store.record(decision)
+        if origin == "operator":
+            self.store.record_outcome(decision, True, "done by the operator; ebbflow follows")
+        else:
+            self.store.record_outcome_text(
+                row, "outage", "lost to an outage; the desired count restores it"
+            )
 
     def on_result(self, result: ActionResult) -> None:
         decision = result.decision
@@ -396,15 +457,36 @@ class Reconciler:
                 decided.append(decision)
         return decided
 
-    def _check_one(self, tracked: Tracked, now: float) -> Decision | None:
+    def _holding(self, tracked: Tracked, now: float) -> bool:
+        """Removals by someone else wait for the redeploy window, then are read (which may
+        retire the service); those an outage explains are dropped. True while waiting."""
         removals = self.removals[tracked.key]
-        if removals.held:
-            if not removals.due(now, self.config.redeploy_window):
-                tracked.off_since = now  # nothing is re-added while it may be a redeploy
-                return None
-            self._read_held(tracked, redeployed=False)
-            if tracked.key not in self.services:
-                return None  # retired
+        if removals.void(self._crossed_an_outage):  # a loss not announced (missed event)
+            tracked.off_since = None
+        if not removals.held:
+            return False
+        if not removals.due(now, self.config.redeploy_window):
+            tracked.off_since = now  # nothing is re-added while it may be a redeploy
+            return True
+        self._read_held(tracked, redeployed=False)
+        return tracked.key not in self.services  # retired
+
+    def _engines_away(self, tracked: Tracked) -> bool:
+        """An engine the service runs on is not connected: its count is not known, and
+        nothing done there would land; the grace period starts when it is back."""
+        service = self.catalog.get(tracked.key)
+        if service is None:
+            return False
+        nodes = service.nodes or ({service.definer.node} if service.definer else set())
+        return any(not self.catalog.connected(node) for node in nodes)
+
+    def _check_one(self, tracked: Tracked, now: float) -> Decision | None:
+        self._persist(tracked, now)
+        if self._holding(tracked, now):
+            return None
+        if self._engines_away(tracked):
+            tracked.off_since = None
+            return None
         desired = tracked.desired()
         running = self.count(tracked)
         key = tracked.key
@@ -425,6 +507,21 @@ class Reconciler:
         if self.dry_run and tracked.reported == (running, desired):
             return None  # reported once; a dry run changes nothing to look at again
         return self._decide(tracked, running, desired, now)
+
+    def _crossed_an_outage(self, held: Held) -> bool:
+        """Seen in another connection than the current one, or the engine is away now:
+        no evidence of intent."""
+        return held.session != self.catalog.session(held.node) or not self.catalog.connected(
+            held.node
+        )
+
+    def _persist(self, tracked: Tracked, now: float) -> None:
+        """The desired count in the state file, for a restart that finds every replica
+        exited; written when it changes."""
+        desired = tracked.desired()
+        if desired != tracked.persisted:
+            self.store.record_desired(tracked.key, desired, now)
+            tracked.persisted = desired
 
     def _delay(self, tracked: Tracked) -> float:
         """The grace period; doubled for each try the count did not follow."""

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebbflow.config import ConfiguredPolicy, PolicySelector, RulesConfig
-from ebbflow.model import ActionResult, PolicyProblem, Sample, labels_of
+from ebbflow.model import ActionResult, EngineConnection, PolicyProblem, Sample, labels_of
 from ebbflow.policy import MetricRule
 from ebbflow.rules.engine import CONVERGE_DEADLINE
 from ebbflow.rules.strategies.proportional import recommend_proportional
@@ -132,7 +132,7 @@ def test_predictive_is_never_below_proportional(store: DecisionStore, clock: Vir
     h = Harness(store, clock, labels)
     h.start(2)
     for cpu in (100, 95, 90):  # a falling trend, but still far above target
-        h.tick(cpu, act=False)
+        h.tick(cpu, seconds=2, act=False)  # the window (5 s) is full at the third
     assert h.made[0].to_replicas >= 4  # 2 x 100 / 50
 
 
@@ -264,7 +264,7 @@ def test_missing_data_scale_up_only(store: DecisionStore, clock: VirtualClock) -
     }
     h = Harness(store, clock, labels)
     h.start(2)
-    h.tick(99.0)
+    h.tick(99.0, seconds=2)  # a full window (2 s)
     assert h.moves() == [(2, 3)]  # cpu may scale up without the queue metric
     h.made.clear()
     for _ in range(30):
@@ -282,7 +282,7 @@ def test_missing_data_fallback_raises_to_n(store: DecisionStore, clock: VirtualC
     }
     h = Harness(store, clock, labels)
     h.start(2)
-    h.tick(20.0)
+    h.tick(20.0, seconds=2)  # a full window (2 s)
     assert h.moves() == [(2, 4)]
     assert "queue_depth missing, fallback 4" in h.made[0].reason
 
@@ -535,3 +535,33 @@ def test_a_state_file_that_refuses_the_startup_is_counted_and_shown_until_it_wor
     assert engine.health_problem() is None and engine.state_errors == 2
     assert store.startup(WEB) == engine.services[WEB].startup
     assert "state file works again" in caplog.text
+
+
+def test_no_decision_rests_on_less_than_a_full_window_after_a_start(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    """Right after a start, 1 s of samples is not the 30 s the reason would claim."""
+    labels = {**PROPORTIONAL, "ebbflow.scale.window": "30", "ebbflow.scale.stabilization": "0"}
+    h = Harness(store, clock, labels)
+    h.start(4)
+    for _ in range(29):
+        assert h.tick(5.0) == []  # far below target, for 29 s only
+    (d,) = h.tick(5.0)
+    assert d.to_replicas < 4 and d.reason.endswith("over 30s")
+    # A reconnect to the engine: what happened meanwhile is unknown, the window starts over.
+    h.bus.publish(EngineConnection("", True, 2, "connected", clock()))
+    h.engine.handle(EngineConnection("", True, 2, "connected", clock()))
+    h.made.clear()
+    for _ in range(29):
+        assert h.tick(100.0) == []
+    assert h.tick(100.0) != []
+
+
+def test_a_window_that_is_not_full_holds_but_bounds_still_hold(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    labels = {**PROPORTIONAL, "ebbflow.scale.window": "30", "ebbflow.scale.min_replicas": "2"}
+    h = Harness(store, clock, labels)
+    h.start(1)
+    (d,) = h.tick(50.0)  # below min_replicas: no data is needed to know that
+    assert (d.from_replicas, d.to_replicas, d.origin) == (1, 2, "bounds")

@@ -69,7 +69,8 @@ def test_a_sample_that_is_nan_or_inf_never_enters_a_window(tmp_path: Path) -> No
     for value in (math.nan, math.inf, -math.inf):
         assert h.tick(value) == []
     assert h.engine.non_finite == 3
-    assert h.tick(100.0)  # the first finite value decides: saturated, ×2.5 → 3
+    assert h.tick(100.0, seconds=2)  # the first finite value decides (the 5 s window is
+    # full): saturated, ×2.5 → 3
     assert h.moves() == [(1, 3)]
 
 

@@ -18,9 +18,11 @@ from ebbflow.model import (
     ContainerEventKind,
     ContainerInfo,
     Decision,
+    EngineConnection,
     OperatorControls,
     ServiceFight,
     ServiceKey,
+    ServiceRetired,
 )
 from ebbflow.nodes import Nodes
 from ebbflow.scaler.reconcile import Reconciler
@@ -51,6 +53,8 @@ class World:
             healing_under_way=lambda key: key in self.healing,
         )
         self.events = 0
+        for node in ("", "n1", "n2"):  # discovery announces each engine it listed
+            self.bus.publish(EngineConnection(node, True, 1, "connected", self.clock()))
 
     def start(self, count: int, labels: dict[str, str] | None = None, node: str = "n1") -> None:
         for _ in range(count):
@@ -369,3 +373,42 @@ def test_a_fight_pauses_the_service_and_ends_when_the_operator_resumes_it(
     world.feed(OperatorControls(frozenset(), frozenset(), world.clock()))
     (over,) = drain(fights)
     assert (over.service, over.fighting, over.reason) == (WEB, False, "resumed by the operator")
+
+
+def test_stops_seen_as_the_engine_goes_away_are_an_outage_then_restored(world: World) -> None:
+    """An engine's shutdown stops every container, then its stream ends: no operator did
+    anything, so the service is neither scaled in nor retired, and comes back to its count."""
+    retired = world.bus.subscribe("test", ServiceRetired)
+    world.start(3)
+    world.at(0)
+    for n in (1, 2, 3):
+        info = ContainerInfo(f"id{n}", f"shop-web-{n}", "img", node="n1")
+        world.feed(ContainerEvent(ContainerEventKind.DIE, info, world.clock(), "exited (137)"))
+        world.feed(ContainerEvent(ContainerEventKind.STOP, info, world.clock()))
+    world.feed(EngineConnection("n1", False, 1, "event stream ended", world.clock()))
+    assert world.at(5) == [] and world.at(60) == []  # nothing is decided while it is away
+    (outage,) = world.store.recent()
+    assert (outage.from_replicas, outage.to_replicas, outage.origin, outage.outcome) == (
+        3, 0, "outage", "outage",
+    )  # fmt: skip
+    assert "an outage, not an operator; desired count stays 3" in outage.reason
+    world.feed(EngineConnection("n1", True, 2, "connected", world.clock()))
+    assert world.at(61) == []  # the grace period starts now
+    (restore,) = world.at(71)
+    assert (restore.from_replicas, restore.to_replicas, restore.origin) == (0, 3, "reconcile")
+    assert world.store.last_carried_out(WEB) is None  # no operator's count was recorded
+    assert retired.get_nowait() is None
+
+
+def test_a_stop_read_after_a_reconnect_is_no_evidence_either(world: World) -> None:
+    """A loss the reconciler never heard of (the session moved on): no intent."""
+    world.start(3)
+    world.at(0)
+    info = ContainerInfo("id3", "shop-web-3", "img", node="n1")
+    world.feed(ContainerEvent(ContainerEventKind.DIE, info, world.clock()))
+    world.feed(ContainerEvent(ContainerEventKind.STOP, info, world.clock()))
+    world.bus.publish(EngineConnection("n1", True, 2, "connected", world.clock()))  # catalog only
+    world.at(1)
+    (restore,) = world.at(11)
+    assert (restore.from_replicas, restore.to_replicas) == (2, 3)
+    assert world.store.last_carried_out(WEB) is None
