@@ -116,11 +116,14 @@ def container_info(
         cores = host["CpuQuota"] / host["CpuPeriod"]
     mode = host.get("NetworkMode", "")
     networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
-    address = (
-        "127.0.0.1"
-        if mode == "host"
-        else next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "")
+    own = tuple(
+        ip
+        for n in networks.values()
+        if isinstance(n, dict)
+        for ip in (n.get("IPAddress"), n.get("GlobalIPv6Address"))
+        if ip
     )
+    address = "127.0.0.1" if mode == "host" else (own[0] if own else "")
     labels, label_errors = bounded_labels(config.get("Labels") or {}, limits or DockerLimits())
     return ContainerInfo(
         id=inspect["Id"],
@@ -135,6 +138,7 @@ def container_info(
         finished_at=parse_docker_time(state.get("FinishedAt", "")),
         network_mode=mode,
         address=address,
+        addresses=own if mode != "host" else (address,),
         cpu_limit_cores=cores,
         memory_limit_bytes=host.get("Memory") or None,
         restart_count=int(inspect.get("RestartCount") or 0),
@@ -243,7 +247,7 @@ class DockerHandle:
         if info.network_mode == "host" and not self.local:
             # A host-network container of a remote engine listens on that engine's host.
             host = urllib.parse.urlsplit(self.host).hostname or info.address
-            info = dataclasses.replace(info, address=host)
+            info = dataclasses.replace(info, address=host, addresses=(host,))
         service_id = info.labels.get(SWARM_SERVICE_ID)
         if service_id:
             merged = {**await self.service_labels(service_id), **info.labels}

@@ -78,6 +78,7 @@ class ContainerInfo:
     finished_at: float = 0.0  # when it last exited (0: never)
     network_mode: str = ""
     address: str = ""  # where `container` in a probe URL points: 127.0.0.1 for host network
+    addresses: tuple[str, ...] = ()  # every address of its own (each network's, v4 and v6)
     cpu_limit_cores: float | None = None
     memory_limit_bytes: int | None = None
     restart_count: int = 0  # restarts by Docker's own restart policy

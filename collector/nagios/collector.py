@@ -13,11 +13,25 @@ from collections.abc import Callable, Iterable
 
 from ebbflow.bus import Bus
 from ebbflow.logs import describe_error
+from ebbflow.metrics import Desc
 from ebbflow.model import Sample, labels_of
 
 from ..base import PollingInput
 from .config import NagiosCheckConfig
 from .perfdata import STATES, Range, parse_perfdata, split_output
+
+PERFDATA_ERRORS = Desc(
+    "ebbflow_nagios_perfdata_errors_total",
+    "Perfdata items a check printed that were not valid (left out).",
+    "counter",
+    ("check",),
+)
+TRUNCATED = Desc(
+    "ebbflow_nagios_output_truncated_total",
+    "Plugin outputs cut at the check's max_output bytes (the rest read and dropped).",
+    "counter",
+    ("check",),
+)
 
 log = logging.getLogger("ebbflow.collector.nagios")
 
@@ -65,6 +79,8 @@ class NagiosCheck(PollingInput):
         self.name = f"nagios:{check.name}"
         self.state = -1
         self.perfdata_errors = 0
+        self.truncated = 0  # outputs cut at max_output
+        self.truncated_now = False
 
     async def run_command(self) -> tuple[int, str, float]:
         started = time.perf_counter()
@@ -77,7 +93,8 @@ class NagiosCheck(PollingInput):
         )
         try:
             async with asyncio.timeout(self.check.timeout):
-                stdout, _ = await proc.communicate()
+                stdout = await self._bounded_output(proc)
+                await proc.wait()
         except BaseException:  # timed out or cancelled: the process group is ours to stop
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -87,6 +104,21 @@ class NagiosCheck(PollingInput):
             raise
         code = proc.returncode if proc.returncode is not None else 3
         return code, stdout.decode(errors="replace"), time.perf_counter() - started
+
+    async def _bounded_output(self, proc: asyncio.subprocess.Process) -> bytes:
+        """At most `max_output` bytes of the plugin's output; the rest is drained."""
+        assert proc.stdout is not None
+        kept = bytearray()
+        limit = self.check.max_output
+        while chunk := await proc.stdout.read(65536):
+            if len(kept) < limit:
+                kept += chunk[: limit - len(kept)]
+            elif not self.truncated_now:
+                self.truncated_now = True
+        if self.truncated_now:
+            self.truncated += 1
+            self.truncated_now = False
+        return bytes(kept)
 
     async def result(self) -> tuple[int, str, str, float]:
         """(state, output, why ebbflow has no result of the plugin's own or "", seconds)."""
@@ -180,14 +212,8 @@ class NagiosCheck(PollingInput):
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)
-        yield Sample(
-            "ebbflow_nagios_perfdata_errors_total",
-            self.perfdata_errors,
-            labels_of({"check": self.check.name}),
-            now,
-            "counter",
-            "Perfdata items a check printed that were not valid (left out).",
-        )
+        yield PERFDATA_ERRORS.sample(self.perfdata_errors, now, self.check.name)
+        yield TRUNCATED.sample(self.truncated, now, self.check.name)
 
 
 class NagiosInput:

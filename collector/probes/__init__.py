@@ -18,10 +18,22 @@ class ProbesConfig(FrozenModel):
     min_interval: float = Field(
         MIN_INTERVAL, gt=0, description="Shortest probe interval a label may ask for, seconds."
     )
+    allowed_targets: tuple[str, ...] = Field(
+        (),
+        description="Hosts, addresses or networks (CIDR) a probe label may name beside the "
+        "container's own addresses: the operator's trust, never a label's.",
+    )
 
 
 def create(ctx: PluginContext, config: ProbesConfig) -> ProbeInput:
-    return ProbeInput(ctx.bus, ctx.nodes, ctx.clock, config.min_interval, ctx.app.container_labels)
+    return ProbeInput(
+        ctx.bus,
+        ctx.nodes,
+        ctx.clock,
+        config.min_interval,
+        ctx.app.container_labels,
+        config.allowed_targets,
+    )
 
 
 plugin: Plugin[ProbesConfig, ProbeInput] = Plugin("probes", ProbesConfig, create, describe)

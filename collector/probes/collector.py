@@ -19,12 +19,14 @@ import aiohttp
 
 from ebbflow.bus import Bus
 from ebbflow.model import ContainerInfo, HealthChange, Sample, SampleBatch
+from ebbflow.names import PROBE_URL_LABELS
 from ebbflow.nodes import Nodes
 from ebbflow.services import service_key
 
 from ..identity import container_labels
 from ..label_errors import LabelErrors
 from ..watch import ContainerWatch
+from .boundary import allowed
 from .checks import ProbeResult, cmd_probe, http_probe, tcp_probe, timing_trace
 from .metrics import probe_samples
 from .spec import MIN_INTERVAL, ProbeSpec, parse_probe
@@ -91,7 +93,9 @@ class ProbeInput:
         clock: Callable[[], float],
         min_interval: float = MIN_INTERVAL,
         extra_labels: tuple[str, ...] = (),
+        allowed_targets: tuple[str, ...] = (),
     ) -> None:
+        self.allowed_targets = allowed_targets  # the operator's trust, beyond the container
         self.extra_labels = extra_labels
         self.min_interval = min_interval
         self.bus = bus
@@ -172,10 +176,16 @@ class ProbeInput:
 
     def _spec(self, info: ContainerInfo) -> ProbeSpec | None:
         spec, errors = parse_probe(info.labels, self.min_interval)
+        if spec is not None and spec.url is not None:
+            outside = allowed(spec.url, info, self.allowed_targets)
+            if outside is not None:
+                label = next(k for k in PROBE_URL_LABELS if k in info.labels)
+                self.config_errors.record(info.name, (f"{label}: {outside}",))
+                return None
         if spec is not None and spec.url is not None and spec.target(info.address) is None:
             # `--network none`: nothing can reach it, and probing anyway would only
             # fail and get it restarted again and again.
-            label = next(k for k in ("aliyun.probe.url", "ebbflow.health.url") if k in info.labels)
+            label = next(k for k in PROBE_URL_LABELS if k in info.labels)
             spec, errors = (
                 None,
                 (
@@ -193,6 +203,9 @@ class ProbeInput:
         target = spec.target(info.address)
         if target is None:
             return ProbeResult(False, 0.0, "error", detail="the container has no network address")
+        outside = allowed(target, info, self.allowed_targets) if spec.url else None
+        if outside is not None:  # checked again where the request is made: never sent
+            return ProbeResult(False, 0.0, "error", detail=outside)
         if spec.kind == "tcp":
             return await tcp_probe(spec, target)
         return await http_probe(self.session, spec, target)

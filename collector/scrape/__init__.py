@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from ebbflow.config import FrozenModel
 from ebbflow.plugins import Plugin, PluginContext
 
 from .collector import ScrapeInput
-
-
-class ScrapeConfig(FrozenModel):
-    interval: float | None = Field(None, gt=0, description="Seconds; default: the app interval.")
-    timeout: float = Field(5.0, gt=0, description="Seconds for one cycle of every target.")
+from .config import ScrapeConfig, ScrapeLimits
 
 
 def create(ctx: PluginContext, config: ScrapeConfig) -> ScrapeInput:
@@ -23,9 +16,10 @@ def create(ctx: PluginContext, config: ScrapeConfig) -> ScrapeInput:
         config.timeout,
         ctx.clock,
         ctx.app.container_labels,
+        config.limits,
     )
 
 
 plugin: Plugin[ScrapeConfig, ScrapeInput] = Plugin("scrape", ScrapeConfig, create)
 
-__all__ = ["ScrapeConfig", "ScrapeInput", "plugin"]
+__all__ = ["ScrapeConfig", "ScrapeInput", "ScrapeLimits", "plugin"]

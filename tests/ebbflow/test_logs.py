@@ -34,3 +34,17 @@ def test_a_traceback_still_spans_its_lines(caplog: pytest.LogCaptureFixture) -> 
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "crashed", (), sys.exc_info())
     text = formatter.format(record)
     assert text.startswith("crashed\nTraceback (most recent call last):")
+
+
+def test_a_message_is_cut_at_its_bound_and_says_how_much_was_left_out() -> None:
+    import logging
+
+    from ebbflow.logs import MAX_MESSAGE, OneLineFormatter
+
+    body = "é" * 5_000_000  # a 10 MB scrape body that is not valid UTF-8, replaced
+    record = logging.LogRecord(
+        "ebbflow.test", logging.WARNING, "", 0, "bad body: %s", (body,), None
+    )
+    line = OneLineFormatter("%(message)s").format(record)
+    assert len(line) < MAX_MESSAGE + 100
+    assert line.endswith(f"… ({len(body) + 10 - MAX_MESSAGE} more characters not logged)")

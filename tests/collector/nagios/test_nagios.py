@@ -156,3 +156,25 @@ async def test_odd_exit_codes_and_missing_commands_are_unknown(tmp_path: Path) -
         by = {s.name: s for s in await check.fetch()}
         assert by["nagios_state"].value == 3
         assert by["nagios_check_error_info"].label("reason") == reason
+
+
+async def test_a_plugin_printing_100_megabytes_costs_its_bound_not_its_output() -> None:
+    import resource
+
+    check = NagiosCheck(
+        Bus(),
+        NagiosCheckConfig(
+            name="chatty",
+            command=("sh", "-c", "echo 'OK - fine | x=1'; head -c 100000000 /dev/zero; exit 0"),
+            timeout=30,
+        ),
+        1.0,
+        lambda: 1.0,
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    code, output, _, _ = await check.result()
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert code == 0 and output.startswith("OK - fine | x=1")
+    assert len(output.encode()) == 8192  # Nagios' own bound, the rest drained
+    assert check.truncated == 1
+    assert grown < 20 * 1024, f"peak RSS grew {grown} KiB"
