@@ -14,7 +14,7 @@ from ebbflow.config import AppConfig, LeaseConfig
 from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
-from ebbflow.health import Health, ReportsHealth
+from ebbflow.health import Health, ReportsDependencies, ReportsHealth
 from ebbflow.lease import Lease
 from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.plugins import (
@@ -33,6 +33,7 @@ from ebbflow.scaler.reconcile import Reconciler
 from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
+from ebbflow.state_watch import StateWatch
 from ebbflow.supervisor import Supervisor
 from ebbflow.telemetry import TelemetryInput
 
@@ -88,6 +89,8 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     lease = Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, lease.ownership, clock)
     controls = ControlsWatch(ctx.bus, store, clock)
+    state = StateWatch(store)
+    catalog.blockers.append(state.problem)  # nothing is done that cannot be recorded
     deciding = DecisionContext(ctx.bus, catalog, store, clock, config.dry_run, ctx.nodes)
     engine = RuleEngine(deciding, config.rules)
     runner = ActionRunner(deciding, actuators, gate)
@@ -106,6 +109,7 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         *app.outputs.values(),
         ctx.inventory,
         lease,
+        state,
         controls,
         engine,
         runner,
@@ -132,6 +136,8 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     for part in app.components:
         if isinstance(part, ReportsHealth):
             ctx.health.add_part(part)
+        if isinstance(part, ReportsDependencies):
+            ctx.health.add_dependencies(part)
     return app
 
 

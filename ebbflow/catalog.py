@@ -154,6 +154,8 @@ class ServiceCatalog:
         # node → (session, connected): discovery's connections, so a removal seen before
         # a loss is known for what it may be (an outage)
         self.engines: dict[str, tuple[int, bool]] = {}
+        # What stops every action while it says so (the state file that cannot be written)
+        self.blockers: list[Callable[[], str | None]] = []
         bus.observe(self.on_container, ContainerEvent)
         bus.observe(self.on_engine, EngineConnection)
         bus.observe(self.on_controls, OperatorControls)
@@ -199,8 +201,19 @@ class ServiceCatalog:
         """The container itself lies in the scope (its own labels, not only its service's)."""
         return self.scope.covers(info.labels)
 
+    def blocked(self) -> str | None:
+        """Why no action may be taken on any service now (None: nothing stops them)."""
+        for blocker in self.blockers:
+            why = blocker()
+            if why:
+                return why
+        return None
+
     def not_acting(self, key: ServiceKey) -> str | None:
         """Why this instance may not act on the service now; None when it may."""
+        blocked = self.blocked()
+        if blocked is not None:
+            return blocked
         service = self.services.get(key)
         if service is not None and not service.in_scope:
             return "out of scope: monitored, never acted on"

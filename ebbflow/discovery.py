@@ -340,6 +340,16 @@ class Inventory:
                 return f"engine {discovery.docker.display}: not connected yet"
         return None
 
+    def dependencies(self) -> dict[str, str | None]:
+        """Each engine: its event stream, and its answers within their deadline."""
+        found: dict[str, str | None] = {}
+        for d in self.discoveries:
+            problem = d.problem or (
+                None if d.connected or not self.running else "not connected yet"
+            )
+            found[f"engine {d.docker.display}"] = problem
+        return found
+
     async def sync(self) -> None:
         """List the local nodes once (for `collect --once`, which runs no event stream)."""
         for discovery in self.local:

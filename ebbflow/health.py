@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ebbflow.metrics import Desc
 from ebbflow.model import Sample
 
 log = logging.getLogger("ebbflow.health")
 
 Check = Callable[[], dict[str, str]]  # part name → what is wrong with it
+
+READY = Desc("ebbflow_ready", "1 when every part works (what /readyz says), else 0.")
+DEPENDENCY_UP = Desc(
+    "ebbflow_dependency_up",
+    "1 while a dependency answers (an engine, the state file, an output, a webhook target, "
+    "the lease); 0 while /readyz names it.",
+    "gauge",
+    ("dependency",),
+)
+
+
+@runtime_checkable
+class ReportsDependencies(Protocol):
+    """Optional hook: the outside things a part depends on (an engine, the state file, an
+    output's server, a webhook target, the lease), each up (None) or down with why."""
+
+    def dependencies(self) -> dict[str, str | None]: ...
 
 
 @runtime_checkable
@@ -33,11 +51,16 @@ class HealthReport:
     ready: bool
     problems: dict[str, str]
     components: dict[str, dict[str, Any]]
+    dependencies: dict[str, str | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": "ready" if self.ready else "not ready",
             "problems": self.problems,
+            "dependencies": {
+                name: {"up": problem is None, "reason": problem or ""}
+                for name, problem in sorted(self.dependencies.items())
+            },
             "components": self.components,
         }
 
@@ -46,6 +69,7 @@ class Health:
     def __init__(self) -> None:
         self._checks: list[Check] = []
         self._parts: list[ReportsHealth] = []
+        self._dependencies: list[ReportsDependencies] = []
         self.components: Callable[[], dict[str, dict[str, Any]]] = dict
         self._last_problems: dict[str, str] = {}
 
@@ -55,8 +79,25 @@ class Health:
     def add_part(self, part: ReportsHealth) -> None:
         self._parts.append(part)
 
-    def problems(self) -> dict[str, str]:
+    def add_dependencies(self, part: ReportsDependencies) -> None:
+        self._dependencies.append(part)
+
+    def dependencies(self) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for part in self._dependencies:
+            try:
+                found.update(part.dependencies())
+            except Exception as err:  # a broken hook is itself a problem, never "up"
+                found[type(part).__name__] = f"health check raised {type(err).__name__}: {err}"
+        return found
+
+    def problems(self, dependencies: dict[str, str | None] | None = None) -> dict[str, str]:
         found: dict[str, str] = {}
+        for name, problem in (
+            self.dependencies() if dependencies is None else dependencies
+        ).items():
+            if problem:
+                found[name] = problem
         for check in self._checks:
             found.update(check())
         for part in self._parts:
@@ -69,7 +110,8 @@ class Health:
         return found
 
     def report(self) -> HealthReport:
-        problems = self.problems()
+        dependencies = self.dependencies()
+        problems = self.problems(dependencies)
         if problems != self._last_problems:  # log on change, not on every ask
             if problems:
                 log.warning(
@@ -78,14 +120,10 @@ class Health:
             elif self._last_problems:
                 log.info("ready again")
             self._last_problems = problems
-        return HealthReport(not problems, problems, self.components())
+        return HealthReport(not problems, problems, self.components(), dependencies)
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        yield Sample(
-            "ebbflow_ready",
-            1.0 if self.report().ready else 0.0,
-            (),
-            now,
-            "gauge",
-            "1 when every part works (what /readyz says), else 0.",
-        )
+        report = self.report()
+        yield READY.sample(1.0 if report.ready else 0.0, now)
+        for name, problem in sorted(report.dependencies.items()):
+            yield DEPENDENCY_UP.sample(0.0 if problem else 1.0, now, name)

@@ -35,6 +35,7 @@ import aiodocker
 from ebbflow.bus import Bus
 from ebbflow.config import LeaseConfig, ScopeConfig
 from ebbflow.docker_api import DockerHandle
+from ebbflow.logs import describe_error
 from ebbflow.model import OwnershipChange, Sample, ServiceKey, labels_of
 
 log = logging.getLogger("ebbflow.lease")
@@ -77,6 +78,7 @@ class Lease:
         self.owned: tuple[int, int] | None = None  # (first, last) epochs whose objects we own
         self.leader = ""  # who holds the current epoch, as far as we know
         self.transitions = 0
+        self.problem: str | None = None  # why the lease cannot be read or renewed now
 
     def name_of(self, epoch: int) -> str:
         return f"ebbflow-lease-{self.id}-{epoch}"
@@ -220,7 +222,9 @@ class Lease:
                 try:
                     async with asyncio.timeout(max(1.0, period / 2)):
                         await self.tick()
+                    self.problem = None
                 except (aiodocker.DockerError, OSError, TimeoutError) as err:
+                    self.problem = f"cannot read or renew the lease: {describe_error(err)}"
                     if self.owned is not None:
                         log.warning("cannot renew the lease (%r): not acting until it can", err)
                         self.transitions += 1
@@ -250,6 +254,9 @@ class Lease:
                             raise
         except (aiodocker.DockerError, OSError, TimeoutError) as err:
             log.warning("could not remove this instance's lease objects (%r)", err)
+
+    def dependencies(self) -> dict[str, str | None]:
+        return {"lease": self.problem} if self.config.enabled else {}
 
     @property
     def ownership(self) -> LeaseOwnership:

@@ -11,14 +11,25 @@ for it, so the two can never disagree.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ebbflow.model import Decision, DecisionOrigin, HealingStep, ServiceKey
 from ebbflow.services import format_service_key, parse_service_key
+
+log = logging.getLogger("ebbflow.state")
+
+REFUSED = "the state file refuses reads or writes"
+DELETED = "the state file was deleted under the running instance"
+REPLACED = "the state file at its path is not the one this instance opened (replaced)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -66,6 +77,10 @@ CREATE TABLE IF NOT EXISTS startups (
     last_seconds REAL NOT NULL,
     seen INTEGER NOT NULL,
     ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS desired (
     service TEXT PRIMARY KEY,
@@ -119,19 +134,150 @@ class LearnedStartup:
     timestamp: float
 
 
+class StateFileError(Exception):
+    """The state file cannot be used at all; the message names it and says why."""
+
+
 class DecisionStore:
+    """The state file. Its writes never raise: one that fails marks the store unhealthy
+    (`problem`, counted, logged once per outage) and the catalog then lets no action be
+    taken until a write succeeds again, so nothing is done that is not recorded. Reads that
+    fail answer as if there were nothing and mark it the same way."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # One transaction, so a reader never sees half a schema.
-        self._db.executescript(f"BEGIN;\n{SCHEMA}\n{self._upgrades()}COMMIT;")
+        self.memory = str(path) == ":memory:"
+        self.problem: str | None = None  # why the file cannot be written now
+        self.errors = 0  # reads and writes it refused
+        try:
+            if not self.memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open()
+        except (sqlite3.Error, OSError) as err:
+            raise StateFileError(f"state file {self.path}: cannot be used: {err}") from None
+        self.identity = self._identity()
 
-    def _upgrades(self) -> str:
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # One transaction, so a reader never sees half a schema.
+            db.executescript(f"BEGIN;\n{SCHEMA}\n{self._upgrades(db)}COMMIT;")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at the path: another one there is not ours."""
+        if self.memory:
+            return None
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    # -- every statement goes through here ---------------------------------------------
+    def _exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor | None:
+        """A statement; None (and the store marked unhealthy) when the file refuses it."""
+        try:
+            cursor = self._db.execute(sql, args)
+        except sqlite3.Error as err:
+            self._failed(err)
+            return None
+        if self.problem is not None and self.problem.startswith(REFUSED):
+            log.info("state file %s: works again", self.path)
+            self.problem = None
+        return cursor
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._exec(sql, args)
+        return cursor.fetchall() if cursor is not None else []
+
+    def _row(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        cursor = self._exec(sql, args)
+        return cursor.fetchone() if cursor is not None else None
+
+    def _failed(self, err: sqlite3.Error) -> None:
+        self.errors += 1
+        if self.problem is None:
+            log.error(
+                "state file %s refuses reads or writes: %s; no action until it works",
+                self.path,
+                err,
+            )
+        self.problem = f"{REFUSED}: {err}"
+
+    # -- the file itself (StateWatch calls it every second) -------------------------------
+    def check(self) -> str | None:
+        """Still the file at its path, and writable: a heartbeat write. A file deleted under
+        the running instance is written back from the open copy on the next check (so the
+        outage shows in between); one replaced by another file stops every action until
+        it is moved back (another file's history is not this instance's to act on).
+        Returns the problem, None when it works."""
+        if self.memory:
+            return None
+        now_identity = self._identity()
+        if now_identity is None:
+            if self.problem is not None and self.problem.startswith(DELETED):
+                self._restore()
+            else:
+                log.error(
+                    "state file %s was deleted under the running instance; no action until "
+                    "it is written back",
+                    self.path,
+                )
+                self.problem = f"{DELETED} ({self.path}); written back from the open copy next"
+            return self.problem
+        if now_identity != self.identity:
+            if self.problem is None or not self.problem.startswith(REPLACED):
+                log.error(
+                    "state file %s was replaced by another file: no action until it is moved "
+                    "back, or ebbflow restarted on it",
+                    self.path,
+                )
+            self.problem = f"{REPLACED} ({self.path}): move it back, or restart ebbflow on it"
+            return self.problem
+        cursor = self._exec(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)", (time.time(),)
+        )
+        if cursor is not None and self.problem is not None:
+            log.info("state file %s: works again", self.path)
+            self.problem = None
+        return self.problem
+
+    def _restore(self) -> None:
+        """The deleted file, written back from the connection that still holds it: copied
+        out, the old connection closed (and its write-ahead log, which belongs to the
+        deleted file, removed), the copy put in place and opened."""
+        temporary = self.path.with_name(self.path.name + ".restoring")
+        try:
+            target = sqlite3.connect(str(temporary))
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+            self._db.close()
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+            os.replace(temporary, self.path)
+            self._db = self._open()
+        except (sqlite3.Error, OSError) as err:
+            self.problem = f"{DELETED} ({self.path}); writing it back failed: {err}"
+            log.error("state file %s: %s", self.path, self.problem)
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self._db = self._open()  # at the path again, or tried again next time
+            return
+        self.identity = self._identity()
+        self.problem = None
+        log.warning("state file %s: written back from the open copy; acting again", self.path)
+
+    @staticmethod
+    def _upgrades(db: sqlite3.Connection) -> str:
         """Columns added since a state file was created (the file outlives versions)."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
+        columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
         if columns and "origin" not in columns:
             return "ALTER TABLE decisions ADD COLUMN origin TEXT NOT NULL DEFAULT 'policy';\n"
         return ""
@@ -139,8 +285,12 @@ class DecisionStore:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def writable(self) -> bool:
+        return self.problem is None
+
     def record(self, decision: Decision) -> int:
-        cursor = self._db.execute(
+        cursor = self._exec(
             "INSERT INTO decisions (ts, service, from_replicas, to_replicas, reason, inputs,"
             " dry_run, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -154,10 +304,10 @@ class DecisionStore:
                 decision.origin,
             ),
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.lastrowid or 0) if cursor is not None else 0
 
     def record_startup(self, service: ServiceKey, startup: LearnedStartup) -> None:
-        self._db.execute(
+        self._exec(
             "INSERT OR REPLACE INTO startups (service, seconds, last_seconds, seen, ts)"
             " VALUES (?, ?, ?, ?, ?)",
             (
@@ -170,14 +320,14 @@ class DecisionStore:
         )
 
     def startup(self, service: ServiceKey) -> LearnedStartup | None:
-        row = self._db.execute(
+        row = self._row(
             "SELECT seconds, last_seconds, seen, ts FROM startups WHERE service = ?",
             (format_service_key(service),),
-        ).fetchone()
+        )
         return LearnedStartup(*row) if row else None
 
     def record_outcome(self, decision: Decision, ok: bool, detail: str) -> None:
-        self._db.execute(
+        self._exec(
             "UPDATE decisions SET outcome = ?, detail = ? WHERE service = ? AND ts = ?",
             (
                 "ok" if ok else "failed",
@@ -188,20 +338,20 @@ class DecisionStore:
         )
 
     def record_outcome_text(self, decision_id: int, outcome: str, detail: str) -> None:
-        self._db.execute(
+        self._exec(
             "UPDATE decisions SET outcome = ?, detail = ? WHERE id = ?",
             (outcome, detail, decision_id),
         )
 
     def unfinished(self) -> list[StoredDecision]:
         """Decisions (not dry runs) whose action never reported: cut off by a stop."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT * FROM decisions WHERE outcome IS NULL AND dry_run = 0 ORDER BY ts, id"
-        ).fetchall()
+        )
         return [self._decision(r) for r in rows]
 
     def record_step(self, step: HealingStep, slot: str) -> None:
-        self._db.execute(
+        self._exec(
             "INSERT INTO healing (ts, service, slot, container, action, reason, attempt, ok,"
             " detail, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -220,7 +370,7 @@ class DecisionStore:
 
     def set_paused(self, service: str, paused: bool, when: float) -> None:
         """The operator's `ebbflow pause|resume SERVICE` (as they named it)."""
-        self._db.execute(
+        self._exec(
             "INSERT INTO controls (service, paused, ts) VALUES (?, ?, ?) ON CONFLICT(service)"
             " DO UPDATE SET paused = excluded.paused, ts = excluded.ts",
             (service, int(paused), when),
@@ -229,10 +379,11 @@ class DecisionStore:
     def forget(self, service: ServiceKey, named: str, when: float) -> int:
         """`ebbflow forget SERVICE`: its decisions go; a running instance drops its desired
         count. Returns how many decisions were dropped."""
-        dropped = self._db.execute(
+        cursor = self._exec(
             "DELETE FROM decisions WHERE service = ?", (format_service_key(service),)
-        ).rowcount
-        self._db.execute(
+        )
+        dropped = cursor.rowcount if cursor is not None else 0
+        self._exec(
             "INSERT INTO controls (service, paused, forgotten_ts, ts) VALUES (?, 0, ?, ?)"
             " ON CONFLICT(service) DO UPDATE SET forgotten_ts = excluded.forgotten_ts,"
             " ts = excluded.ts",
@@ -242,25 +393,25 @@ class DecisionStore:
 
     def controls(self) -> list[tuple[str, bool, float | None]]:
         """(service as named, paused, when it was last forgotten)."""
-        rows = self._db.execute("SELECT service, paused, forgotten_ts FROM controls").fetchall()
+        rows = self._rows("SELECT service, paused, forgotten_ts FROM controls")
         return [(str(r[0]), bool(r[1]), None if r[2] is None else float(r[2])) for r in rows]
 
     def record_pending(self, slot: str, failed_at: float, dry_run: bool) -> None:
         """A healing step is scheduled for the slot's failure at `failed_at`: a restart of
         ebbflow before it is taken takes it when it was due."""
-        self._db.execute(
+        self._exec(
             "INSERT OR REPLACE INTO pending_steps (slot, failed_at, dry_run) VALUES (?, ?, ?)",
             (slot, failed_at, int(dry_run)),
         )
 
     def clear_pending(self, slot: str) -> None:
-        self._db.execute("DELETE FROM pending_steps WHERE slot = ?", (slot,))
+        self._exec("DELETE FROM pending_steps WHERE slot = ?", (slot,))
 
     def pending_steps(self, dry_run: bool) -> dict[str, float]:
         """Slot → when it failed, for every step scheduled and not taken."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT slot, failed_at FROM pending_steps WHERE dry_run = ?", (int(dry_run),)
-        ).fetchall()
+        )
         return {str(r[0]): float(r[1]) for r in rows}
 
     def record_migration(
@@ -272,41 +423,41 @@ class DecisionStore:
         detail: str,
         when: float,
     ) -> None:
-        self._db.execute(
+        self._exec(
             "INSERT OR REPLACE INTO migrations (container_id, ts, service, container, node,"
             " detail, removed_ts) VALUES (?, ?, ?, ?, ?, ?, NULL)",
             (container_id, when, format_service_key(service), container, node, detail),
         )
 
     def leftovers(self, node: str) -> list[Leftover]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT service, container_id, container, node FROM migrations"
             " WHERE node = ? AND removed_ts IS NULL ORDER BY ts",
             (node,),
-        ).fetchall()
+        )
         return [Leftover(parse_service_key(r[0]), r[1], r[2], r[3]) for r in rows]
 
     def has_leftovers(self, service: ServiceKey) -> bool:
         """Originals of the service's migrated containers are still to be removed."""
-        row = self._db.execute(
+        row = self._row(
             "SELECT 1 FROM migrations WHERE service = ? AND removed_ts IS NULL LIMIT 1",
             (format_service_key(service),),
-        ).fetchone()
+        )
         return row is not None
 
     def leftover_removed(self, container_id: str, when: float) -> None:
-        self._db.execute(
+        self._exec(
             "UPDATE migrations SET removed_ts = ? WHERE container_id = ?", (when, container_id)
         )
 
     def healing_since(self, since: float, dry_run: bool) -> list[tuple[str, str, float]]:
         """(slot, action, time) of the restarts and replacements since `since`, oldest first:
         a restart of ebbflow does not reset a crash loop's backoff."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT slot, action, ts FROM healing WHERE ts >= ? AND dry_run = ?"
             " AND action IN ('restart', 'replace') ORDER BY ts",
             (since, int(dry_run)),
-        ).fetchall()
+        )
         return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     def recent_steps(
@@ -315,11 +466,13 @@ class DecisionStore:
         """The latest healing steps (of one service), newest first, for the audit CLI."""
         where = " WHERE service = ?" if service is not None else ""
         args = (format_service_key(service),) if service is not None else ()
-        cursor = self._db.execute(
+        cursor = self._exec(
             "SELECT ts, service, container, action, reason, attempt, ok, detail, dry_run"
             f" FROM healing{where} ORDER BY ts DESC, id DESC LIMIT ?",
             (*args, limit),
         )
+        if cursor is None:
+            return []
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         for row in rows:
@@ -338,16 +491,16 @@ class DecisionStore:
             query += " AND to_replicas > from_replicas"
         elif direction == "in":
             query += " AND to_replicas < from_replicas"
-        row = self._db.execute(query, (format_service_key(service), int(dry_run))).fetchone()
+        row = self._row(query, (format_service_key(service), int(dry_run)))
         return float(row[0]) if row and row[0] is not None else None
 
     def last_carried_out(self, service: ServiceKey) -> tuple[int, str] | None:
         """(replicas, origin) of the service's last decision carried out (not a dry run)."""
-        row = self._db.execute(
+        row = self._row(
             "SELECT to_replicas, origin FROM decisions WHERE service = ? AND dry_run = 0"
             " AND outcome = 'ok' AND origin != 'rollover' ORDER BY ts DESC, id DESC LIMIT 1",
             (format_service_key(service),),
-        ).fetchone()
+        )
         return (int(row[0]), str(row[1])) if row else None
 
     def record_desired(self, service: ServiceKey, replicas: int | None, when: float) -> None:
@@ -355,9 +508,9 @@ class DecisionStore:
         of ebbflow that finds its replicas exited knows what to restore."""
         key = format_service_key(service)
         if replicas is None:
-            self._db.execute("DELETE FROM desired WHERE service = ?", (key,))
+            self._exec("DELETE FROM desired WHERE service = ?", (key,))
             return
-        self._db.execute(
+        self._exec(
             "INSERT INTO desired (service, replicas, ts) VALUES (?, ?, ?) ON CONFLICT(service)"
             " DO UPDATE SET replicas = excluded.replicas, ts = excluded.ts"
             " WHERE desired.replicas != excluded.replicas",
@@ -365,14 +518,14 @@ class DecisionStore:
         )
 
     def desired(self, service: ServiceKey) -> int | None:
-        row = self._db.execute(
+        row = self._row(
             "SELECT replicas FROM desired WHERE service = ?", (format_service_key(service),)
-        ).fetchone()
+        )
         return int(row[0]) if row else None
 
     def services(self) -> list[str]:
         """Every service with at least one recorded decision."""
-        rows = self._db.execute("SELECT DISTINCT service FROM decisions ORDER BY service")
+        rows = self._rows("SELECT DISTINCT service FROM decisions ORDER BY service")
         return [str(row[0]) for row in rows]
 
     def recent(self, limit: int = 50, service: ServiceKey | None = None) -> list[StoredDecision]:
@@ -382,7 +535,7 @@ class DecisionStore:
             query += " WHERE service = ?"
             args = (format_service_key(service),)
         query += " ORDER BY ts DESC, id DESC LIMIT ?"
-        rows = self._db.execute(query, (*args, limit)).fetchall()
+        rows = self._rows(query, (*args, limit))
         return [self._decision(r) for r in rows]
 
     @staticmethod

@@ -194,6 +194,9 @@ class BufferedOutput(abc.ABC):
             return f"cannot deliver: {self.last_error}"
         return None
 
+    def dependencies(self) -> dict[str, str | None]:
+        return {f"output {self.name}": self.health_problem()}
+
     # -- intake --------------------------------------------------------------------------
     def accept(self, samples: Iterable[Sample]) -> None:
         self.dropped.update(self.buffer.add(samples, self.spool))

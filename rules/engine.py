@@ -398,6 +398,7 @@ class RuleEngine:
                 last_in=self._last(state, "in"),
                 owned=self.catalog.owns(state.key),
                 paused=self.catalog.paused(state.key),
+                blocked=self.catalog.blocked() or "",
                 window_gap=max(
                     (state.window_gap(r.rule, policy, now) for r in recommendations), default=0.0
                 ),

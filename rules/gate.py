@@ -17,7 +17,8 @@ act, in this order:
    reconnect to its engine) no decision rests on less than the policy's window;
 10. cooldown per direction (a decision only back within bounds neither waits nor starts one,
    nor waits for a full window);
-11. ownership: a standby decides nothing;
+11. ownership: a standby decides nothing; nor does anyone while no action may be taken
+    (the state file cannot record it);
 12. pause: the operator's word.
 
 `gate(GateInput) -> Verdict`; the table of cases is tests/rules/test_gate.py.
@@ -59,6 +60,7 @@ class GateInput:
     last_in: float | None = None
     owned: bool = True
     paused: bool = False
+    blocked: str = ""  # why no action may be taken at all now (the state file cannot be written)
     # Seconds of the window not yet covered by fresh data since a start (this instance's,
     # the service's, a reconnect): no decision rests on a window that is not full.
     window_gap: float = 0.0
@@ -106,6 +108,8 @@ def gate(i: GateInput) -> Verdict:
             return cooling
     if not i.owned:
         return hold("not the owner: another instance decides", counted=True)
+    if i.blocked:
+        return hold(f"no action now: {i.blocked}", counted=True)
     if i.paused:
         return hold("paused by the operator", counted=True)
     return Verdict(desired, why, "bounds" if bounds else "policy", counted=True)

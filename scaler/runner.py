@@ -198,10 +198,13 @@ class ActionRunner:
         dry = action.dry_run if isinstance(action, ScaleAction) else self.dry_run
         if dry and not isinstance(action, NodeAction):
             return Outcome(True, f"dry run: would {action.describe()}")
-        if not isinstance(action, NodeAction):
-            why_not = self.catalog.not_acting(action.service)
-            if why_not is not None:
-                return Outcome(False, f"not done: {why_not}")
+        why_not = (
+            self.catalog.blocked()
+            if isinstance(action, NodeAction)
+            else self.catalog.not_acting(action.service)
+        )
+        if why_not is not None:
+            return Outcome(False, f"not done: {why_not}")
         try:
             async with asyncio.timeout(self.action_timeout):
                 return await self._call(action, dry)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,8 +59,13 @@ class Receiver(LoopbackServer):
         raw = await request.read()
         signed = request.headers.get("X-Ebbflow-Signature")
         if signed is not None:
-            good = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(signed, good):
+            # As the README's receiver does: HMAC of "<t>.<body>", t within 5 minutes.
+            fields = dict(part.partition("=")[::2] for part in signed.split(","))
+            good = hmac.new(
+                SECRET.encode(), fields.get("t", "").encode() + b"." + raw, hashlib.sha256
+            ).hexdigest()
+            fresh = fields.get("t", "").isdigit() and abs(time.time() - int(fields["t"])) <= 300
+            if not fresh or not hmac.compare_digest(fields.get("v1", ""), good):
                 self.bad_signatures += 1
                 return web.Response(status=401)
         self.bodies.setdefault(request.path, []).append(json.loads(raw))

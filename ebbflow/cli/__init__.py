@@ -11,6 +11,7 @@ from importlib.metadata import version
 
 from ebbflow.config import ConfigError
 from ebbflow.logs import setup_logging
+from ebbflow.state import StateFileError
 
 from . import audit, controls, replay, run, services
 from .common import (
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EngineUnreachableError, NotFoundError) as err:
         print(f"ebbflow: {err}", file=sys.stderr)
         return 1
+    except StateFileError as err:  # corrupt, unreadable: one line, the path and the cause
+        print(f"ebbflow: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -65,6 +65,9 @@ def cmd_status(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"{report['status']} ({url})")
         for part, problem in sorted(report["problems"].items()):
             print(f"  {part}: {problem}")
+        for name, dependency in sorted(report.get("dependencies", {}).items()):
+            state = "up" if dependency["up"] else f"DOWN: {dependency['reason']}"
+            print(f"  dependency {name}: {state}")
         for name, component in sorted(report["components"].items()):
             state = "given up" if component["given_up"] else "up" if component["up"] else "down"
             print(f"  component {name:<20} {state:<9} restarts={component['restarts']}")

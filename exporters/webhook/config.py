@@ -18,7 +18,10 @@ class WebhookTarget(FrozenModel):
         "to an Alertmanager's /api/v2/alerts (url is its base URL).",
     )
     name: str = Field("", description="For logs and metrics; default: the URL's host:port.")
-    secret: str = Field("", description="Signs each body: X-Ebbflow-Signature: sha256=HMAC.")
+    secret: str = Field(
+        "",
+        description="Signs each request: X-Ebbflow-Signature: t=<unix>,v1=<HMAC-SHA256 of t.body>.",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -14,6 +14,8 @@ import hmac
 import json
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +26,29 @@ from .config import WebhookConfig, WebhookTarget
 
 log = logging.getLogger("ebbflow.exporters.webhook")
 SIGNATURE_HEADER = "X-Ebbflow-Signature"
+ANSWER_BYTES = 4096  # of a receiver's error answer: enough for its reason, never its whole body
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(secret: str, body: bytes, timestamp: int) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as Stripe and Slack sign:
+    the time is signed with the body, so a receiver that rejects old timestamps cannot be
+    fed a captured request again."""
+    signed = str(timestamp).encode() + b"." + body
+    return f"t={timestamp},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
+
+
+def verify(secret: str, header: str, body: bytes, now: float, tolerance: float = 300.0) -> bool:
+    """What a receiver does (README: "Alert webhooks"): the signature matches and its time
+    is within `tolerance` seconds of now."""
+    fields = dict(part.partition("=")[::2] for part in header.split(","))
+    try:
+        timestamp = int(fields.get("t", ""))
+    except ValueError:
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = signature(secret, body, timestamp).partition(",v1=")[2]
+    return hmac.compare_digest(fields.get("v1", ""), expected)
 
 
 @dataclass(frozen=True)
@@ -37,7 +58,10 @@ class Notification:
 
 
 class TargetQueue:
-    def __init__(self, target: WebhookTarget, config: WebhookConfig) -> None:
+    def __init__(
+        self, target: WebhookTarget, config: WebhookConfig, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.clock = clock
         self.target = target
         self.config = config
         self.queue: collections.deque[Notification] = collections.deque()
@@ -45,6 +69,8 @@ class TargetQueue:
         self.retries = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.up = True
+        self.last_error = ""
+        self.failing_since: float | None = None
         self._wake = asyncio.Event()
 
     @property
@@ -69,12 +95,11 @@ class TargetQueue:
         headers = {"Content-Type": "application/json", "User-Agent": "ebbflow"}
         headers |= self.target.headers
         if self.target.secret:
-            headers[SIGNATURE_HEADER] = signature(self.target.secret, body)
+            headers[SIGNATURE_HEADER] = signature(self.target.secret, body, int(self.clock()))
         async with session.post(self.url, data=body, headers=headers) as resp:
             if resp.status >= 300:
-                raise http_error(
-                    self.url, resp.status, await resp.text(), resp.headers.get("Retry-After")
-                )
+                answer = (await resp.content.read(ANSWER_BYTES)).decode(errors="replace")
+                raise http_error(self.url, resp.status, answer, resp.headers.get("Retry-After"))
 
     async def run(self, session: aiohttp.ClientSession) -> None:
         backoff = self.config.backoff_initial
@@ -100,9 +125,11 @@ class TargetQueue:
                     self.dropped["rejected"] += 1
                     log.error("webhook %s rejected a notification: %s", self.target.name, error)
                     continue
+                self.last_error = str(error)
                 if self.up:
                     log.warning("webhook %s is unavailable: %s; retrying", self.target.name, error)
                     self.up = False
+                    self.failing_since = self.clock()
                 self.retries += 1
                 wait = error.retry_after or backoff * random.uniform(0.5, 1.5)
                 backoff = min(self.config.backoff_max, backoff * 2)
@@ -114,3 +141,4 @@ class TargetQueue:
             if not self.up:
                 log.info("webhook %s recovered", self.target.name)
                 self.up = True
+                self.failing_since = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from ebbflow.bus import Bus
+from ebbflow.metrics import Desc
 from ebbflow.model import (
     ActionResult,
     Decision,
@@ -26,7 +27,6 @@ from ebbflow.model import (
     Sample,
     ServiceFight,
     ServiceRetired,
-    labels_of,
 )
 
 from .alerts import Alert, alert_for, notification
@@ -34,6 +34,31 @@ from .config import WebhookConfig
 from .delivery import Notification, TargetQueue
 
 GroupLabels = tuple[tuple[str, str], ...]
+
+TARGET_UP = Desc(
+    "ebbflow_webhook_up", "1 while the webhook target's last delivery succeeded.", "gauge",
+    ("target",),
+)  # fmt: skip
+QUEUE = Desc(
+    "ebbflow_webhook_queue", "Notifications waiting for a webhook target.", "gauge", ("target",)
+)
+SENT = Desc(
+    "ebbflow_webhook_sent_total", "Notifications a webhook target accepted.", "counter",
+    ("target",),
+)  # fmt: skip
+RETRIES = Desc(
+    "ebbflow_webhook_retries_total", "Failed deliveries to a webhook target that were retried.",
+    "counter", ("target",),
+)  # fmt: skip
+DROPPED = Desc(
+    "ebbflow_webhook_dropped_total", "Notifications a webhook target did not get, by reason.",
+    "counter", ("reason", "target"),
+)  # fmt: skip
+DEDUPLICATED = Desc(
+    "ebbflow_webhook_deduplicated_total",
+    "State alerts not sent again within repeat_interval.",
+    "counter",
+)
 
 
 @dataclass
@@ -62,7 +87,7 @@ class WebhookOutput:
             NodeHealthChange,
             capacity=10_000,
         )
-        self.targets = [TargetQueue(target, config) for target in config.targets]
+        self.targets = [TargetQueue(target, config, clock) for target in config.targets]
         self.pending: dict[GroupLabels, PendingGroup] = {}
         self.last_sent: dict[str, tuple[str, float]] = {}  # fingerprint → (status, when)
         self.deduplicated = 0
@@ -151,25 +176,33 @@ class WebhookOutput:
                 target.queue.popleft()
                 target.sent += 1
 
+    def health_problem(self) -> str | None:
+        """A target that cannot be delivered to is a dependency down: notifications wait
+        in its queue (they are not lost) and `/readyz` says so until one goes through."""
+        down = [
+            f"{t.target.name}: cannot deliver since {self.clock() - (t.failing_since or 0):.0f}s "
+            f"({len(t.queue)} waiting): {t.last_error}"
+            for t in self.targets
+            if not t.up
+        ]
+        return "; ".join(down) or None
+
+    def dependencies(self) -> dict[str, str | None]:
+        return {
+            f"webhook {t.target.name}": None
+            if t.up
+            else f"cannot deliver since {self.clock() - (t.failing_since or 0):.0f}s "
+            f"({len(t.queue)} waiting): {t.last_error}"
+            for t in self.targets
+        }
+
     def telemetry(self, now: float) -> Iterable[Sample]:
         for target in self.targets:
-            labels = labels_of({"target": target.target.name})
-            yield Sample("ebbflow_webhook_up", float(target.up), labels, now, "gauge",
-                         "1 while the webhook target's last delivery succeeded.")  # fmt: skip
-            yield Sample("ebbflow_webhook_queue", len(target.queue), labels, now, "gauge",
-                         "Notifications waiting for a webhook target.")  # fmt: skip
-            yield Sample("ebbflow_webhook_sent_total", target.sent, labels, now, "counter",
-                         "Notifications a webhook target accepted.")  # fmt: skip
-            yield Sample("ebbflow_webhook_retries_total", target.retries, labels, now, "counter",
-                         "Failed deliveries to a webhook target that were retried.")  # fmt: skip
+            name = target.target.name
+            yield TARGET_UP.sample(float(target.up), now, name)
+            yield QUEUE.sample(len(target.queue), now, name)
+            yield SENT.sample(target.sent, now, name)
+            yield RETRIES.sample(target.retries, now, name)
             for reason in ("rejected", "queue_full", "shutdown"):
-                yield Sample(
-                    "ebbflow_webhook_dropped_total",
-                    target.dropped[reason],
-                    labels_of({"target": target.target.name, "reason": reason}),
-                    now,
-                    "counter",
-                    "Notifications a webhook target did not get, by reason.",
-                )
-        yield Sample("ebbflow_webhook_deduplicated_total", self.deduplicated, (), now, "counter",
-                     "State alerts not sent again within repeat_interval.")  # fmt: skip
+                yield DROPPED.sample(target.dropped[reason], now, reason, name)
+        yield DEDUPLICATED.sample(self.deduplicated, now)

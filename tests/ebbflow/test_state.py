@@ -1,6 +1,8 @@
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from ebbflow.model import Decision, ServiceKey
 from ebbflow.state import DecisionStore
 
@@ -50,3 +52,58 @@ def test_a_state_file_from_before_decision_origins_is_upgraded_in_place(tmp_path
     assert store.last_decision_time(WEB, dry_run=False) == 100.0  # reconciling: no cooldown
     assert [d.origin for d in store.recent()] == ["reconcile", "policy"]
     assert store.last_carried_out(WEB) == (2, "policy")  # the reconcile has no outcome yet
+
+
+def test_a_state_file_deleted_under_a_run_is_said_then_written_back_with_its_history(
+    tmp_path: Path,
+) -> None:
+    from ebbflow.state import DELETED
+
+    path = tmp_path / "state.db"
+    store = DecisionStore(path)
+    decision = Decision(ServiceKey("compose", "web", "shop"), 1, 3, "r", 5.0)
+    store.record(decision)
+    assert store.check() is None
+    path.unlink()
+    problem = store.check()  # first: said, and no action until it is back
+    assert problem is not None and problem.startswith(DELETED) and not store.writable
+    assert store.check() is None and store.writable  # next: written back from the open copy
+    assert path.exists() and [d.to_replicas for d in DecisionStore(path).recent()] == [3]
+
+
+def test_a_state_file_replaced_by_another_stops_actions(tmp_path: Path) -> None:
+    """Another file's history is not this instance's to act on: said, and no action."""
+    from ebbflow.state import REPLACED
+
+    path = tmp_path / "state.db"
+    store = DecisionStore(path)
+    other = tmp_path / "other.db"
+    DecisionStore(other).close()
+    other.replace(path)
+    for _ in range(2):  # and stays so
+        problem = store.check()
+        assert problem is not None and problem.startswith(REPLACED) and not store.writable
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"),
+    [(b"this is not a database at all" * 100, "file is not a database")],
+)
+def test_a_corrupt_state_file_fails_the_start_naming_path_and_cause(
+    tmp_path: Path, content: bytes, cause: str
+) -> None:
+    from ebbflow.state import StateFileError
+
+    path = tmp_path / "state.db"
+    path.write_bytes(content)
+    with pytest.raises(StateFileError) as raised:
+        DecisionStore(path)
+    assert str(raised.value) == f"state file {path}: cannot be used: {cause}"
+
+
+def test_a_refused_write_is_counted_and_said_once_never_raised(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path / "state.db")
+    store._db.close()  # any statement now fails, as on a file that refuses them
+    assert store.record(Decision(ServiceKey("compose", "web", "shop"), 1, 3, "r", 5.0)) == 0
+    assert store.recent() == [] and store.errors == 2
+    assert store.problem is not None and store.problem.startswith("the state file refuses")

@@ -158,3 +158,17 @@ def test_grouping_and_deduplication_on_a_virtual_clock(clock: VirtualClock) -> N
     assert never_fired is not None
     out.accept(never_fired)
     assert not out.pending  # nothing announced, nothing to resolve
+
+
+def test_a_signature_covers_its_time_so_an_old_request_is_refused() -> None:
+    from ebbflow.exporters.webhook.delivery import signature, verify
+
+    body = b'{"alerts": []}'
+    header = signature("s3cret", body, 1_700_000_000)
+    assert header.startswith("t=1700000000,v1=")
+    assert verify("s3cret", header, body, now=1_700_000_100)
+    assert not verify("s3cret", header, body, now=1_700_000_400)  # replayed 400 s later
+    assert not verify("s3cret", header, body + b" ", now=1_700_000_100)  # another body
+    assert not verify("other", header, body, now=1_700_000_100)
+    forged = header.replace("t=1700000000", "t=1700000390")  # a new time, the old HMAC
+    assert not verify("s3cret", forged, body, now=1_700_000_400)
