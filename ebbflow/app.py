@@ -10,7 +10,7 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.catalog import ServiceCatalog
-from ebbflow.config import AppConfig, LeaseConfig
+from ebbflow.config import AppConfig, LeaseConfig, RulesConfig
 from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
@@ -26,6 +26,7 @@ from ebbflow.plugins import (
     enabled_sections,
     load,
 )
+from ebbflow.reload import Reloader
 from ebbflow.rules.engine import RuleEngine
 from ebbflow.scaler.healing import Healer
 from ebbflow.scaler.migration import Migrator
@@ -74,7 +75,12 @@ def build_plugins(ctx: PluginContext, kind: str, sections: dict[str, Any]) -> di
     }
 
 
-def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
+def build_app(
+    config: AppConfig,
+    clock: Callable[[], float] = time.time,
+    read_config: Callable[[], AppConfig] | None = None,
+) -> App:
+    """Every part, wired. `read_config` reads the config again on SIGHUP."""
     ctx = build_context(config, clock)
     store = DecisionStore(config.state)
     app = App(config, ctx, store)
@@ -88,7 +94,7 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     lease_config = config.lease if not config.dry_run else LeaseConfig(enabled=False)
     lease = Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, lease.ownership, clock)
-    controls = ControlsWatch(ctx.bus, store, clock)
+    controls = ControlsWatch(ctx.bus, store, clock, report=lambda: ctx.health.report().as_dict())
     state = StateWatch(store)
     catalog.blockers.append(state.problem)  # nothing is done that cannot be recorded
     deciding = DecisionContext(ctx.bus, catalog, store, clock, config.dry_run, ctx.nodes)
@@ -130,6 +136,18 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
     telemetry = TelemetryInput(ctx.bus, reporters, config.interval, clock)
     app.components = [*parts, telemetry]
     app.supervisor = supervisor = Supervisor(app.components, config.supervision)
+    if read_config is not None:
+        supervisor.on_hangup = Reloader(
+            config,
+            read_config,
+            {
+                "log_level": lambda level: logging.getLogger().setLevel(str(level).upper()),
+                "rules": lambda rules: reconfigure_rules(catalog, engine, rules),
+                "healing": lambda healing: setattr(healer, "config", healing),
+                "reconcile": lambda reconcile: setattr(reconciler, "config", reconcile),
+                "max_actions_per_minute": lambda n: setattr(gate, "max_per_minute", n),
+            },
+        )
     telemetry.reporters.append(supervisor)
     ctx.health.add_check(supervisor.problems)
     ctx.health.components = supervisor.snapshot
@@ -139,6 +157,11 @@ def build_app(config: AppConfig, clock: Callable[[], float] = time.time) -> App:
         if isinstance(part, ReportsDependencies):
             ctx.health.add_dependencies(part)
     return app
+
+
+def reconfigure_rules(catalog: ServiceCatalog, engine: RuleEngine, rules: RulesConfig) -> None:
+    engine.reconfigure(rules)
+    catalog.reconfigure(rules)
 
 
 async def run_app(app: App) -> None:

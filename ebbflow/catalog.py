@@ -310,8 +310,17 @@ class ServiceCatalog:
         changed_labels = service.definer is None or definer.labels != service.definer.labels
         service.definer = definer
         service.in_scope = self.scope.covers(definer.labels)
-        if not changed_labels:
-            return
+        if changed_labels:
+            self._parse(service, definer)
+
+    def reconfigure(self, rules: RulesConfig) -> None:
+        """New defaults and config policies (SIGHUP): every service's policy parsed again."""
+        self.rules = rules
+        for service in self.services.values():
+            if service.definer is not None:
+                self._parse(service, service.definer)
+
+    def _parse(self, service: Service, definer: ContainerInfo) -> None:
         key = service.key
         labels = effective_labels(definer.labels, str(key), key.name, self.rules.policies)
         result = parse_policy(labels, self.rules)

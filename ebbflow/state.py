@@ -523,6 +523,21 @@ class DecisionStore:
         )
         return int(row[0]) if row else None
 
+    def resolve(self, service: str) -> str:
+        """`compose:demo/web`, `demo/web` or `web`, as the store names it; LookupError
+        (saying which services there are) when it names none or several."""
+        known = self.services()
+        matches = [
+            k
+            for k in known
+            if k == service or k.endswith(":" + service) or k.rsplit("/", 1)[-1] == service
+        ]
+        if len(matches) != 1:
+            listed = ", ".join(known) or "none yet"
+            what = "matches several" if matches else "has no decisions"
+            raise LookupError(f"{service!r} {what} (services with decisions: {listed})")
+        return matches[0]
+
     def services(self) -> list[str]:
         """Every service with at least one recorded decision."""
         rows = self._rows("SELECT DISTINCT service FROM decisions ORDER BY service")

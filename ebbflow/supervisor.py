@@ -49,9 +49,19 @@ class Supervisor:
         self._sleep = sleep
         self._monotonic = monotonic
         self._stop = asyncio.Event()
+        self.on_hangup: Callable[[], None] | None = None  # SIGHUP: reload the config
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _hangup(self) -> None:
+        if self.on_hangup is None:
+            log.warning("SIGHUP: nothing to reload; running on")
+            return
+        try:
+            self.on_hangup()
+        except Exception:  # a reload that fails never stops ebbflow
+            log.exception("SIGHUP: reloading the config failed; running on with the old one")
 
     async def _supervise(self, component: Component) -> None:
         status = self.status[component.name]
@@ -99,9 +109,13 @@ class Supervisor:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # Every way of asking a process to stop stops it cleanly (the lease released, the
+        # spools written); SIGHUP reloads the config, as Telegraf's service unit does.
+        handlers = {sig: self.stop for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
+        handlers[signal.SIGHUP] = self._hangup
+        for sig, handler in handlers.items():
             try:
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, handler)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass

@@ -116,6 +116,10 @@ class RuleEngine:
         self.state_problem: str | None = None  # the last of them, until one succeeds
         self.last_handled = time.monotonic()  # of the last event handled
 
+    def reconfigure(self, defaults: RulesConfig) -> None:
+        """New rule defaults (SIGHUP); the catalog parses every policy again with them."""
+        self.defaults = defaults
+
     # -- events --------------------------------------------------------------------------
     async def run(self) -> None:
         async for event in self.subscription:

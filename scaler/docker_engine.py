@@ -201,7 +201,9 @@ class DockerEngineActuator:
         ignored = {m.id for m in guests(stopped, lambda m: m.labels)}
         stopped = sorted((m for m in stopped if m.id not in ignored), key=created_at)
         if not stopped:
-            return self._result(decision, False, "no replica to clone or start again")
+            return self._result(
+                decision, False, "no running replica to clone, and none stopped to start again"
+            )
         started: list[tuple[str, str]] = []
         for member in stopped[: decision.to_replicas]:
             container = await self.nodes.handle(member.node).client.containers.get(member.id)

@@ -80,17 +80,10 @@ def open_store(config: AppConfig) -> DecisionStore:
 
 def resolve_service(store: DecisionStore, service: str) -> str:
     """`compose:demo/web`, `demo/web` or `web`, as the store names it."""
-    known = store.services()
-    matches = [
-        k
-        for k in known
-        if k == service or k.endswith(":" + service) or k.rsplit("/", 1)[-1] == service
-    ]
-    if len(matches) != 1:
-        listed = ", ".join(known) or "none yet"
-        what = "matches several" if matches else "has no decisions"
-        raise NotFoundError(f"{service!r} {what} (services with decisions: {listed})")
-    return matches[0]
+    try:
+        return store.resolve(service)
+    except LookupError as err:
+        raise NotFoundError(str(err)) from None
 
 
 def format_sample(sample: Sample) -> str:

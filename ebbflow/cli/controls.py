@@ -10,12 +10,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from ebbflow.config import AppConfig
+from ebbflow.control_channel import ask
 from ebbflow.services import parse_service_key
 from ebbflow.state import DecisionStore
 
-from .common import open_store, resolve_service
+from .common import NotFoundError, open_store, resolve_service
 
 DEFAULT_LISTEN = "127.0.0.1:9781"
 
@@ -42,27 +44,35 @@ def register(
     status.set_defaults(func=cmd_status)
 
 
-def cmd_status(args: argparse.Namespace, config: AppConfig) -> int:
-    """0 ready, 1 not ready, 2 when nothing answers there."""
-    prometheus = config.outputs.get("prometheus")
-    address = (
-        args.listen
-        or (prometheus.get("listen") if isinstance(prometheus, dict) else None)
-        or DEFAULT_LISTEN
-    )
+def _over_http(address: str) -> tuple[dict[str, Any] | None, str]:
     url = f"http://{address}/readyz"
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
-            report = json.loads(resp.read())
+            return json.loads(resp.read()), url
     except urllib.error.HTTPError as err:  # 503: not ready, with the same body
-        report = json.loads(err.read())
+        return json.loads(err.read()), url
     except (OSError, ValueError) as err:
         print(f"ebbflow: no ebbflow answers at {url}: {err}", file=sys.stderr)
-        return 2
+        return None, url
+
+
+def cmd_status(args: argparse.Namespace, config: AppConfig) -> int:
+    """0 ready, 1 not ready, 2 when nothing answers. Without --listen, the instance running
+    on this state file answers through its control socket."""
+    report: dict[str, Any] | None = None
+    where = ""
+    if not args.listen:
+        answer = ask(config.state, {"verb": "status"})
+        if answer is not None and answer.get("ok"):
+            report, where = answer["report"], f"pid {answer.get('pid')}, state {config.state}"
+    if report is None:
+        report, where = _over_http(args.listen or DEFAULT_LISTEN)
+        if report is None:
+            return 2
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{report['status']} ({url})")
+        print(f"{report['status']} ({where})")
         for part, problem in sorted(report["problems"].items()):
             print(f"  {part}: {problem}")
         for name, dependency in sorted(report.get("dependencies", {}).items()):
@@ -75,8 +85,20 @@ def cmd_status(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_control(args: argparse.Namespace, config: AppConfig) -> int:
-    """Written to the state file; the instance running on it follows within a second."""
+    """To the running instance through its control socket (it takes effect at once); with
+    none running on this state file, written there for its next start."""
     now, verb, service = time.time(), args.command, args.service
+    answer = ask(config.state, {"verb": verb, "service": service})
+    if answer is not None:
+        if not answer.get("ok"):
+            raise NotFoundError(str(answer.get("error")))
+        taken = f"taken by the running instance (pid {answer.get('pid')})"
+        if verb == "forget":
+            print(f"{answer['service']}: forgot {answer['dropped']} decision(s); {taken}")
+        else:
+            print(f"{service}: {'paused' if verb == 'pause' else 'resumed'}; {taken}")
+        return 0
+    idle = f"no instance runs on {config.state}: taken at its next start"
     if verb == "forget":
         store = open_store(config)
         try:
@@ -84,12 +106,12 @@ def cmd_control(args: argparse.Namespace, config: AppConfig) -> int:
             dropped = store.forget(parse_service_key(name), service, now)
         finally:
             store.close()
-        print(f"{name}: forgot {dropped} decision(s) and its desired count")
+        print(f"{name}: forgot {dropped} decision(s) and its desired count; {idle}")
         return 0
     store = DecisionStore(config.state)
     try:
         store.set_paused(service, verb == "pause", now)
     finally:
         store.close()
-    print(f"{service}: {'paused' if verb == 'pause' else 'resumed'} (state {config.state})")
+    print(f"{service}: {'paused' if verb == 'pause' else 'resumed'}; {idle}")
     return 0

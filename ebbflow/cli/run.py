@@ -18,7 +18,7 @@ from ebbflow.config import AppConfig
 from ebbflow.model import Sample
 from ebbflow.plugins import load_benchmark
 
-from .common import EngineUnreachableError, format_sample
+from .common import EngineUnreachableError, config_from, format_sample
 
 
 def register(
@@ -52,7 +52,7 @@ def register(
 
 
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
-    app = build_app(config, time.time)
+    app = build_app(config, time.time, read_config=lambda: config_from(args))
     asyncio.run(run_app(app))
     return 0
 

@@ -252,7 +252,10 @@ def test_pause_resume_and_forget(tmp_path: Path) -> None:
     assert ebbflow("resume", "shop/web", "--state", state, cwd=tmp_path).returncode == 0
     assert DecisionStore(state).controls() == [("shop/web", False, None)]
     forgot = ebbflow("forget", "web", "--state", state, cwd=tmp_path)
-    assert forgot.stdout.strip() == "compose:shop/web: forgot 1 decision(s) and its desired count"
+    assert forgot.stdout.strip() == (  # no instance runs on it: the command says so
+        "compose:shop/web: forgot 1 decision(s) and its desired count; "
+        f"no instance runs on {state}: taken at its next start"
+    )
     assert DecisionStore(state).recent() == []
 
 
