@@ -255,6 +255,8 @@ class ServiceCatalog:
         self.gone.pop(info.id, None)
         self.by_name[info.name] = info.id
         self._redefine(service)
+        if service.in_scope:
+            self.ownership.owns(key)  # asked now, so it is claimed before it needs acting on
 
     def _ended(self, info: ContainerInfo, removed: bool) -> None:
         known = self.member_of.get(info.id)

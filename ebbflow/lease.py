@@ -33,6 +33,7 @@ from typing import Any
 import aiodocker
 
 from ebbflow.bus import Bus
+from ebbflow.claims import Claims
 from ebbflow.config import LeaseConfig, ScopeConfig
 from ebbflow.docker_api import DockerHandle
 from ebbflow.logs import describe_error
@@ -79,6 +80,7 @@ class Lease:
         self.leader = ""  # who holds the current epoch, as far as we know
         self.transitions = 0
         self.problem: str | None = None  # why the lease cannot be read or renewed now
+        self.claims = Claims(docker, scope, self.owner, self.id, self._alive, IMAGE, clock)
 
     def name_of(self, epoch: int) -> str:
         return f"ebbflow-lease-{self.id}-{epoch}"
@@ -135,6 +137,20 @@ class Lease:
             raise
         return True
 
+    async def _alive(self, lease: str, owner: str, epoch: int) -> bool:
+        """Whether `owner` holds lease `lease` now: its object of this epoch or the last."""
+        for at in (epoch, epoch - 1):
+            try:
+                found = await self.docker.client.containers.get(f"ebbflow-lease-{lease}-{at}")
+            except aiodocker.DockerError as err:
+                if err.status == 404:
+                    continue
+                raise
+            labels = (found._container.get("Config") or {}).get("Labels") or {}
+            if labels.get(OWNER_LABEL) == owner:
+                return True
+        return False
+
     async def _owner_of(self, epoch: int) -> str | None:
         try:
             container = await self.docker.client.containers.get(self.name_of(epoch))
@@ -175,6 +191,7 @@ class Lease:
                 assert self.owned is not None
                 self.owned = (self.owned[0], epoch + 1)
             await self._clean(epoch)
+            await self._claim_services(epoch)
             return
         current = await self._owner_of(epoch)
         if current is None and now - epoch * self.config.period >= self.config.grace:
@@ -186,6 +203,15 @@ class Lease:
             self._standby(current)
         elif self.owned is not None:
             self._standby("nobody yet")
+
+    async def _claim_services(self, epoch: int) -> None:
+        """One owner per service: the services asked about are claimed (ebbflow/claims.py);
+        what was newly claimed is announced, so parts waiting for it act now."""
+        before = {s for s, c in self.claims.claims.items() if c.ours}
+        await self.claims.tick(epoch)
+        gained = {s for s, c in self.claims.claims.items() if c.ours} - before
+        if gained:
+            self._announce(True, f"claimed {len(gained)} service(s)")
 
     def _became_leader(self, first: int, last: int) -> None:
         was = self.owned
@@ -210,6 +236,7 @@ class Lease:
             log.info("standing by for %s (lease %s)", owner, self.id)
         self.leader = owner
         if lost:
+            self.claims.lose_all()
             self._announce(False, f"lost the lease to {owner}")
 
     async def run(self) -> None:
@@ -229,6 +256,7 @@ class Lease:
                         log.warning("cannot renew the lease (%r): not acting until it can", err)
                         self.transitions += 1
                         self.owned = None  # in doubt: never act
+                        self.claims.lose_all()
                         self._announce(False, f"cannot renew the lease: {err!r}")
                 await asyncio.sleep(period / 5)
         finally:
@@ -242,6 +270,7 @@ class Lease:
         that does not answer (the chain then lapses by itself within two epochs)."""
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT):
+                await self.claims.release_all()
                 listed = await self.docker.client.containers.list(
                     all=True,
                     filters={"label": [f"{LEASE_LABEL}={self.id}", f"{OWNER_LABEL}={self.owner}"]},
@@ -282,14 +311,19 @@ class Lease:
 
 
 class LeaseOwnership:
-    """The lease as the catalog's `Ownership`: one lease answers for every service of its
-    scope."""
+    """The lease as the catalog's `Ownership`: the leader of a scope owns each service of
+    it it has claimed (one owner per service, however scopes overlap)."""
 
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
 
     def owns(self, service: ServiceKey) -> bool:
-        return self.lease.may_act()
+        if not self.lease.config.enabled:
+            return True
+        claimed = self.lease.claims.owns(service)  # also: asked, so it is claimed next tick
+        return self.lease.may_act() and claimed
 
     def owner(self, service: ServiceKey) -> str:
-        return self.lease.owner if self.lease.may_act() else self.lease.leader
+        if not self.lease.may_act():
+            return self.lease.leader
+        return self.lease.claims.holder(service) or self.lease.owner

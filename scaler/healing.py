@@ -51,6 +51,7 @@ from .runner import ActionRunner
 log = logging.getLogger("ebbflow.scaler.healing")
 
 COUNTED_STEPS: dict[str, HealingAction] = {"restart": "restart", "replace": "replace"}
+MAX_AWAITING = 4096  # exits kept for when this instance may act (memory bound)
 # Seconds a stop by someone else stays open to another reading: an engine's shutdown stops
 # its containers (each within its stop timeout) before its event stream ends.
 STOP_EVIDENCE = 60.0
@@ -137,6 +138,8 @@ class Healer:
         # container is brought back when the engine is (`on_engine`).
         self._stops: dict[str, tuple[float, ContainerInfo, ServiceKey]] = {}
         self._lost: dict[str, tuple[ContainerInfo, ServiceKey]] = {}  # to an outage
+        # Exits seen while this instance could not act on their service, by container id.
+        self._awaiting: dict[str, tuple[ContainerInfo, ServiceKey, str, float | None]] = {}
         self.slots: dict[str, Slot] = {}
         self._bad_labels: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
@@ -229,6 +232,11 @@ class Healer:
         for event in deferred:
             self.on_container(event)
         self._take_up_failing(lambda service: True)
+        awaiting, self._awaiting = self._awaiting, {}
+        for cid, (info, service, reason, since) in awaiting.items():
+            known = self.catalog.get(service)
+            if known is not None and cid in known.exited:  # still exited: heal it now
+                self.failed(info, service, "exit", reason, since=since or self.clock())
 
     def on_controls(self, controls: OperatorControls) -> None:
         """A service resumed: what failed while it was paused is healed now."""
@@ -265,12 +273,7 @@ class Healer:
     def on_container(self, event: ContainerEvent) -> None:
         info = event.container
         service = service_key(info.labels, info.name)
-        if event.kind in (
-            ContainerEventKind.DIE,
-            ContainerEventKind.STOP,
-            ContainerEventKind.DESTROY,
-        ):
-            self._failing.pop(info.id, None)  # not probed any more: its verdict is stale
+        self._forget_verdicts(event)
         if event.kind is ContainerEventKind.START:
             slot = self.slots.get(slot_key(service, info))
             if slot is not None:
@@ -291,6 +294,17 @@ class Healer:
             if self.runner.stopped_by_us(info.id):
                 return
             self.failed(info, service, "exit", event.detail or "exited")
+
+    def _forget_verdicts(self, event: ContainerEvent) -> None:
+        cid = event.container.id
+        if event.kind in (
+            ContainerEventKind.DIE,
+            ContainerEventKind.STOP,
+            ContainerEventKind.DESTROY,
+        ):
+            self._failing.pop(cid, None)  # not probed any more: its verdict is stale
+        if event.kind is not ContainerEventKind.DIE:
+            self._awaiting.pop(cid, None)  # started again, or stopped/removed by hand
 
     def _by_someone_else(self, event: ContainerEvent, service: ServiceKey) -> None:
         info = event.container
@@ -393,7 +407,11 @@ class Healer:
         if not self.config.enabled or not self.catalog.covers(info):
             return  # outside the scope ebbflow monitors, never acts
         if not self.catalog.owns(service):
-            return  # a standby: the owner heals
+            if cause == "exit":  # a standby, or not claimed yet: taken up when it may act
+                self._awaiting[info.id] = (info, service, reason, since)
+                while len(self._awaiting) > MAX_AWAITING:
+                    del self._awaiting[next(iter(self._awaiting))]
+            return
         if self.catalog.paused(service):
             log.info("container %s: %s; not healed: its service is paused", info.name, reason)
             return
