@@ -76,7 +76,12 @@ REPLICAS = Desc(
 
 class Ownership(Protocol):
     """Whether this instance may act on a service now. Today the lease (one active
-    instance per scope); a lease per engine or a Kafka partition's owner later."""
+    instance per scope) and a claim per service; a lease per engine or a Kafka
+    partition's owner later. Only asked about services in the scope."""
+
+    def acting(self) -> bool:
+        """Whether this instance acts at all now (the leader), whatever the service."""
+        ...
 
     def owns(self, service: ServiceKey) -> bool: ...
 
@@ -87,6 +92,9 @@ class Ownership(Protocol):
 
 class Everyone:
     """Ownership when nothing is shared: this instance acts on all it sees (a dry run)."""
+
+    def acting(self) -> bool:
+        return True
 
     def owns(self, service: ServiceKey) -> bool:
         return True
@@ -228,8 +236,16 @@ class ServiceCatalog:
         return self.not_acting(key) is None
 
     def owns(self, key: ServiceKey) -> bool:
-        """Ownership alone (a standby keeps its windows but decides nothing)."""
+        """Ownership alone (a standby keeps its windows but decides nothing). A service
+        outside the scope is no one's here: ownership is never even asked about it."""
+        service = self.services.get(key)
+        if service is not None and not service.in_scope:
+            return False
         return self.ownership.owns(key)
+
+    def acting(self) -> bool:
+        """Whether this instance acts at all now (it leads its scope)."""
+        return self.ownership.acting()
 
     # -- keeping it ------------------------------------------------------------------------
     def on_container(self, event: ContainerEvent) -> None:

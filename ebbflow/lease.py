@@ -317,6 +317,9 @@ class LeaseOwnership:
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
 
+    def acting(self) -> bool:
+        return self.lease.may_act()
+
     def owns(self, service: ServiceKey) -> bool:
         if not self.lease.config.enabled:
             return True

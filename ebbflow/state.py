@@ -179,24 +179,28 @@ class DecisionStore:
         return stat.st_dev, stat.st_ino
 
     # -- every statement goes through here ---------------------------------------------
-    def _exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor | None:
-        """A statement; None (and the store marked unhealthy) when the file refuses it."""
+    def _exec(
+        self, sql: str, args: Sequence[Any] = (), write: bool = True
+    ) -> sqlite3.Cursor | None:
+        """A statement; None (and the store marked unhealthy) when the file refuses it.
+        Only a write that succeeds says the file works again (reads may work while writes
+        do not)."""
         try:
             cursor = self._db.execute(sql, args)
         except sqlite3.Error as err:
             self._failed(err)
             return None
-        if self.problem is not None and self.problem.startswith(REFUSED):
+        if write and self.problem is not None and self.problem.startswith(REFUSED):
             log.info("state file %s: works again", self.path)
             self.problem = None
         return cursor
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = self._exec(sql, args)
+        cursor = self._exec(sql, args, write=False)
         return cursor.fetchall() if cursor is not None else []
 
     def _row(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        cursor = self._exec(sql, args)
+        cursor = self._exec(sql, args, write=False)
         return cursor.fetchone() if cursor is not None else None
 
     def _failed(self, err: sqlite3.Error) -> None:
@@ -470,6 +474,7 @@ class DecisionStore:
             "SELECT ts, service, container, action, reason, attempt, ok, detail, dry_run"
             f" FROM healing{where} ORDER BY ts DESC, id DESC LIMIT ?",
             (*args, limit),
+            write=False,
         )
         if cursor is None:
             return []

@@ -51,6 +51,7 @@ from .runner import ActionRunner
 log = logging.getLogger("ebbflow.scaler.healing")
 
 COUNTED_STEPS: dict[str, HealingAction] = {"restart": "restart", "replace": "replace"}
+BLOCKED_RECHECK = 1.0  # seconds between looks at whether actions may be taken again
 MAX_AWAITING = 4096  # exits kept for when this instance may act (memory bound)
 # Seconds a stop by someone else stays open to another reading: an engine's shutdown stops
 # its containers (each within its stop timeout) before its event stream ends.
@@ -463,6 +464,8 @@ class Healer:
     ) -> None:
         try:
             await asyncio.sleep(step.delay)
+            while self.catalog.blocked():  # nothing is done that could not be recorded
+                await asyncio.sleep(BLOCKED_RECHECK)
             self.store.clear_pending(slot.key)  # taken now (a stop before keeps it pending)
             slot.acting = True
             replaced = slot.replaced or step.action == "replace"

@@ -36,7 +36,6 @@ from ebbflow.model import (
     HealthChange,
     OwnershipChange,
     Sample,
-    ServiceKey,
 )
 from ebbflow.plugins import Actuator, WatchesNodes
 from ebbflow.services import parse_service_key
@@ -103,7 +102,7 @@ class ActionRunner:
             under_way.add(task)
             task.add_done_callback(under_way.discard)
 
-        if self.catalog.owns(ServiceKey("", "")):
+        if self.catalog.acting():
             self._resume(start)
         try:
             async for event in self.subscription:

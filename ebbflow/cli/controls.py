@@ -39,7 +39,10 @@ def register(
     status = sub.add_parser(
         "status", parents=[common], help="a running instance's /readyz: what works, what not"
     )
-    status.add_argument("--listen", help="HOST:PORT it serves on (default: its config's)")
+    status.add_argument(
+        "--listen", help="HOST:PORT it serves on (default: ask the instance of --state)"
+    )
+    status.add_argument("--state", type=Path, help="the state file the instance runs on")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
 import json
 import logging
 from collections.abc import Iterable
@@ -18,6 +19,16 @@ from .exposition import CONTENT_TYPE, Exposition
 from .snapshot import Snapshot
 
 log = logging.getLogger("ebbflow.exporters.prometheus")
+
+
+def loopback(host: str) -> bool:
+    """Whether the address reaches only this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, "" or 0.0.0.0: beyond loopback
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -96,6 +107,13 @@ class PrometheusOutput:
                 self.host,
                 self.bound[1] if self.bound else self.port,
             )
+            if not loopback(self.host):
+                log.warning(
+                    "listening on %s, beyond loopback: /metrics and /readyz show every "
+                    "container's name, image and chosen labels to whoever reaches it, with no "
+                    "authentication; bind to 127.0.0.1, or put it behind a firewall or proxy",
+                    self.host or "every address",
+                )
             async for event in self.subscription:
                 if isinstance(event, SampleBatch):
                     self.snapshot.update(event)

@@ -448,6 +448,10 @@ class Reconciler:
     def check(self) -> list[Decision]:
         now = self.clock()
         decided: list[Decision] = []
+        if self.catalog.blocked():  # nothing is decided that could not be recorded
+            for tracked in self.services.values():
+                tracked.off_since = None
+            return decided
         for tracked in list(self.services.values()):
             if not self.catalog.owns(tracked.key):
                 tracked.off_since = None  # a grace period starts when this one may act

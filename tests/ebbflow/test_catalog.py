@@ -27,13 +27,16 @@ COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "
 
 class Owner:
     def __init__(self) -> None:
-        self.acting = True
+        self.leading = True
+
+    def acting(self) -> bool:
+        return self.leading
 
     def owns(self, service: ServiceKey) -> bool:
-        return self.acting
+        return self.leading
 
     def owner(self, service: ServiceKey) -> str:
-        return "me" if self.acting else "host-2:4242"
+        return "me" if self.leading else "host-2:4242"
 
 
 def info(cid: str, labels: dict[str, str], created: float = 0.0, node: str = "") -> ContainerInfo:
@@ -120,7 +123,7 @@ def test_may_act_names_why_not_scope_pause_fight_and_owner() -> None:
     assert catalog.paused(WEB)  # at once, before the operator's controls show it
     bus.publish(ServiceFight(WEB, "resumed", 4.0, fighting=False))
     assert catalog.may_act(WEB)
-    owner.acting = False
+    owner.leading = False
     assert catalog.not_acting(WEB) == "not the owner: host-2:4242 acts on it"
     assert not catalog.owns(WEB)
 

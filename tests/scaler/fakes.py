@@ -68,18 +68,21 @@ class RecordingActuator:
 class Owner:
     """Ownership a test turns on and off, announced on the bus as the lease announces it."""
 
-    def __init__(self, bus: Bus, acting: bool = True) -> None:
+    def __init__(self, bus: Bus, leading: bool = True) -> None:
         self.bus = bus
-        self.acting = acting
+        self.leading = leading
+
+    def acting(self) -> bool:
+        return self.leading
 
     def owns(self, service: ServiceKey) -> bool:
-        return self.acting
+        return self.leading
 
     def owner(self, service: ServiceKey) -> str:
-        return "test" if self.acting else "another"
+        return "test" if self.leading else "another"
 
     def lead(self, acting: bool = True) -> None:
-        self.acting = acting
+        self.leading = acting
         self.bus.publish(OwnershipChange(acting, self.owner(ServiceKey("", "")), "test", 0.0))
 
 
