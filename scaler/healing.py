@@ -464,7 +464,7 @@ class Healer:
     ) -> None:
         try:
             await asyncio.sleep(step.delay)
-            while self.catalog.blocked():  # nothing is done that could not be recorded
+            while self.catalog.blocked():  # noqa: ASYNC110 (the state file is polled, not signalled)
                 await asyncio.sleep(BLOCKED_RECHECK)
             self.store.clear_pending(slot.key)  # taken now (a stop before keeps it pending)
             slot.acting = True
