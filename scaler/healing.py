@@ -360,7 +360,8 @@ class Healer:
             self.store.clear_pending(slot.key)
             how = "removed" if kind is ContainerEventKind.DESTROY else "stopped"
             log.info(
-                "container %s was %s by hand: its pending %s is called off",
+                "container %s was %s through the API: its pending %s is called off (brought "
+                "back if that was its engine going away)",
                 info.name,
                 how,
                 slot.cause,

@@ -484,7 +484,16 @@ class Reconciler:
         nodes = service.nodes or ({service.definer.node} if service.definer else set())
         return any(not self.catalog.connected(node) for node in nodes)
 
+    def _follow_catalog(self, tracked: Tracked) -> None:
+        """The service's policy as the catalog has it now (a reload may have changed it)."""
+        service = self.catalog.get(tracked.key)
+        if service is not None and tracked.follow_policy(
+            service.policy.policy if service.policy.ok else None
+        ):
+            log.info("service %s: declared replica count now %s", tracked.key, tracked.declared)
+
     def _check_one(self, tracked: Tracked, now: float) -> Decision | None:
+        self._follow_catalog(tracked)
         self._persist(tracked, now)
         if self._holding(tracked, now):
             return None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IMAGE, RUN_ID, TEST_LABEL
-from tests.ebbflow_process import Ebbflow, wait_for
+from tests.ebbflow_process import Ebbflow, state_rows, wait_for
 from tests.second_engine import SecondEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -180,3 +180,49 @@ def test_an_engine_that_never_answers_is_reported_at_once(ebbflow: Ebbflow, tmp_
         assert ebbflow.stop() == 0
     finally:
         silent.close()
+
+
+def test_an_engine_restart_under_a_service_is_an_outage_restored_never_a_retirement(
+    engine2: SecondEngine, ebbflow: Ebbflow, tmp_path: Path
+) -> None:
+    """dockerd stopped and started under `aliyun.scale=4`: its shutdown stops all four
+    replicas (and says `stop` for each) before the stream ends. No operator did anything:
+    the service comes back to 4, and the history says outage and restore."""
+    service = f"restart-{RUN_ID}"
+    config = tmp_path / "ebbflow.yaml"
+    config.write_text(
+        f"docker: {{host: '{engine2.host}', timeout: 3, node_check_interval: 1}}\n"
+        "reconcile: {grace: 2, interval: 0.5, redeploy_window: 5}\n"
+        "inputs: {containers: {}}\n"
+    )
+    for n in range(1, 5):
+        run_on(engine2, f"{service}-{n}", "--label", f"ebbflow.service={service}",
+               "--label", "aliyun.scale=4")  # fmt: skip
+    ebbflow.start("--config", str(config))
+
+    def running() -> int:
+        out = engine2.cli("ps", "-q", "--filter", f"label=ebbflow.service={service}", check=False)
+        return len((out or "").split())
+
+    wait_for(
+        "the desired count",
+        lambda: ebbflow.metric("ebbflow_service_replicas_desired", service=service) == 4,
+        30,
+        ebbflow.assert_alive,
+    )
+    engine2.stop()  # SIGTERM: it stops every container, then goes away
+    engine2.start()
+    assert running() == 0  # nothing restarts them by itself (no restart policy)
+    wait_for("4 running again", lambda: running() == 4, 120, ebbflow.assert_alive)
+    time.sleep(5)  # nothing more happens once it is back
+    assert running() == 4
+    rows = state_rows(
+        ebbflow.state,
+        f"SELECT origin, outcome, reason FROM decisions WHERE service = 'label:{service}'",
+    )
+    origins = [row[0] for row in rows]
+    assert "operator" not in origins, rows
+    assert origins.count("outage") == 1, rows
+    assert ebbflow.metric("ebbflow_service_retired", service=service) is None
+    assert ebbflow.metric("ebbflow_service_replicas_desired", service=service) == 4
+    assert "retired" not in ebbflow.logs()
