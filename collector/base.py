@@ -15,9 +15,25 @@ import time
 from collections.abc import Callable, Iterable
 
 from ebbflow.bus import Bus
-from ebbflow.model import Sample, SampleBatch, labels_of
+from ebbflow.metrics import Desc
+from ebbflow.model import Sample, SampleBatch
 
 log = logging.getLogger("ebbflow.collector")
+
+
+INPUT_UP = Desc(
+    "ebbflow_input_up", "1 while the input runs and its last cycle succeeded.", "gauge", ("input",)
+)
+CYCLES = Desc("ebbflow_input_cycles_total", "Successful cycles of an input.", "counter", ("input",))
+FAILURES = Desc(
+    "ebbflow_input_failures_total", "Failed or timed-out cycles of an input.", "counter", ("input",)
+)
+DURATION = Desc(
+    "ebbflow_input_cycle_duration_seconds",
+    "Duration of an input's last cycle.",
+    "gauge",
+    ("input",),
+)
 
 
 class PollingInput(abc.ABC):
@@ -112,36 +128,7 @@ class PollingInput(abc.ABC):
                 next_tick = loop.time() + self.interval
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        labels = labels_of({"input": self.name})
-        yield Sample(
-            "ebbflow_input_up",
-            1.0 if self.up else 0.0,
-            labels,
-            now,
-            "gauge",
-            "1 while the input runs and its last cycle succeeded.",
-        )
-        yield Sample(
-            "ebbflow_input_cycles_total",
-            self.cycles,
-            labels,
-            now,
-            "counter",
-            "Successful cycles of an input.",
-        )
-        yield Sample(
-            "ebbflow_input_failures_total",
-            self.failures,
-            labels,
-            now,
-            "counter",
-            "Failed or timed-out cycles of an input.",
-        )
-        yield Sample(
-            "ebbflow_input_cycle_duration_seconds",
-            self.last_duration,
-            labels,
-            now,
-            "gauge",
-            "Duration of an input's last cycle.",
-        )
+        yield INPUT_UP.sample(1.0 if self.up else 0.0, now, self.name)
+        yield CYCLES.sample(self.cycles, now, self.name)
+        yield FAILURES.sample(self.failures, now, self.name)
+        yield DURATION.sample(self.last_duration, now, self.name)

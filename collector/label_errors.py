@@ -9,13 +9,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from ebbflow.model import Sample, labels_of
+from ebbflow.metrics import Desc
+from ebbflow.model import Sample
 
 
 class LabelErrors:
     def __init__(self, feature: str, metric: str, log: logging.Logger) -> None:
         self.feature = feature
         self.metric = metric
+        self.desc = Desc(
+            metric,
+            f"Errors in a container's {feature} labels ({feature} disabled).",
+            "gauge",
+            ("name",),
+        )
         self.log = log
         self.by_container: dict[str, tuple[str, ...]] = {}
 
@@ -39,11 +46,4 @@ class LabelErrors:
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         for container, errors in self.by_container.items():
-            yield Sample(
-                self.metric,
-                len(errors),
-                labels_of({"name": container}),
-                now,
-                "gauge",
-                f"Errors in a container's {self.feature} labels ({self.feature} disabled).",
-            )
+            yield self.desc.sample(len(errors), now, container)

@@ -17,11 +17,20 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.control_channel import ControlServer, socket_path
-from ebbflow.model import OperatorControls, Sample, ServiceKey, labels_of
+from ebbflow.metrics import Desc
+from ebbflow.model import OperatorControls, Sample, ServiceKey
 from ebbflow.services import names_service, parse_service_key
 from ebbflow.state import DecisionStore
 
 log = logging.getLogger("ebbflow.controls")
+
+
+PAUSED = Desc(
+    "ebbflow_service_paused",
+    "1 while the operator has paused a service (`ebbflow pause`): no actions.",
+    "gauge",
+    ("service",),
+)
 
 
 def paused(controls: frozenset[str], service: ServiceKey) -> bool:
@@ -112,11 +121,4 @@ class ControlsWatch:
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         for name in sorted(self.paused):
-            yield Sample(
-                "ebbflow_service_paused",
-                1.0,
-                labels_of({"service": name}),
-                now,
-                "gauge",
-                "1 while the operator has paused a service (`ebbflow pause`): no actions.",
-            )
+            yield PAUSED.sample(1.0, now, name)

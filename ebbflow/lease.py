@@ -37,7 +37,8 @@ from ebbflow.claims import Claims
 from ebbflow.config import LeaseConfig, ScopeConfig
 from ebbflow.docker_api import DockerHandle
 from ebbflow.logs import describe_error
-from ebbflow.model import OwnershipChange, Sample, ServiceKey, labels_of
+from ebbflow.metrics import Desc
+from ebbflow.model import OwnershipChange, Sample, ServiceKey
 
 log = logging.getLogger("ebbflow.lease")
 
@@ -45,6 +46,24 @@ IMAGE = "ebbflow/lease:1"  # an empty image made on the engine: lock objects nev
 LEASE_LABEL = "ebbflow.lease"
 OWNER_LABEL = "ebbflow.lease.owner"
 RELEASE_TIMEOUT = 5.0  # seconds a clean stop spends removing the lease objects
+
+
+LEADER = Desc(
+    "ebbflow_leader",
+    "1 while this instance holds the lease for its scope and may act; 0 on standby.",
+    "gauge",
+    ("lease",),
+)
+TRANSITIONS = Desc(
+    "ebbflow_leader_transitions_total",
+    "Times this instance became leader or lost the lease.",
+    "counter",
+    ("lease",),
+)
+OVERLAPS = Desc(
+    "ebbflow_scope_overlaps",
+    "Services in this instance's scope that another live instance owns (scopes overlap).",
+)
 
 
 def lease_id(scope: ScopeConfig, name: str = "") -> str:
@@ -292,22 +311,9 @@ class Lease:
         return LeaseOwnership(self)
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        yield Sample(
-            "ebbflow_leader",
-            1.0 if self.may_act() else 0.0,
-            labels_of({"lease": self.id}),
-            now,
-            "gauge",
-            "1 while this instance holds the lease for its scope and may act; 0 on standby.",
-        )
-        yield Sample(
-            "ebbflow_leader_transitions_total",
-            self.transitions,
-            labels_of({"lease": self.id}),
-            now,
-            "counter",
-            "Times this instance became leader or lost the lease.",
-        )
+        yield LEADER.sample(1.0 if self.may_act() else 0.0, now, self.id)
+        yield TRANSITIONS.sample(self.transitions, now, self.id)
+        yield OVERLAPS.sample(self.claims.overlaps, now)
 
 
 class LeaseOwnership:

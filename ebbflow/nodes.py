@@ -16,15 +16,25 @@ from dataclasses import dataclass, field
 from ebbflow.bus import Bus
 from ebbflow.config import DockerConfig, PressureLimits
 from ebbflow.docker_api import DockerHandle
+from ebbflow.metrics import Desc
 from ebbflow.model import ContainerInfo, NodeHealthChange, Sample, SampleBatch, labels_of
+from ebbflow.names import NODE_CPU_PERCENT, NODE_MEMORY_PERCENT
 
 log = logging.getLogger("ebbflow.nodes")
 
-PRESSURE_METRICS = {
-    "memory_percent": "ebbflow_node_memory_percent",
-    "cpu_percent": "ebbflow_node_cpu_percent",
-}
-NODE_INPUT = "node"  # the input whose samples describe this machine
+PRESSURE_METRICS = {"memory_percent": NODE_MEMORY_PERCENT, "cpu_percent": NODE_CPU_PERCENT}
+PRESSURE_NAMES = frozenset(PRESSURE_METRICS.values())
+
+
+NODE_HEALTHY = Desc(
+    "ebbflow_node_healthy",
+    "1 while the node takes work: its engine answers and no pressure limit is passed.",
+    "gauge",
+    ("node",),
+)
+ENGINE_UP = Desc(
+    "ebbflow_node_engine_up", "1 while the node's Docker engine answers.", "gauge", ("node",)
+)
 
 
 @dataclass
@@ -164,7 +174,9 @@ class NodeMonitor:
     async def _watch_pressure(self) -> None:
         assert self.subscription is not None
         async for batch in self.subscription:
-            if isinstance(batch, SampleBatch) and batch.source == NODE_INPUT:
+            if isinstance(batch, SampleBatch) and any(
+                s.name in PRESSURE_NAMES for s in batch.samples
+            ):  # whichever input measures this machine
                 self.judge_pressure(batch.samples, batch.timestamp)
 
     def passed(self, samples: Iterable[Sample]) -> str | None:
@@ -206,25 +218,11 @@ class NodeMonitor:
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         for name in self.nodes.handles:
-            pairs = labels_of({"node": name}) if name else ()
-            yield Sample(
-                "ebbflow_node_healthy",
-                1.0 if self.nodes.healthy(name) else 0.0,
-                pairs,
-                now,
-                "gauge",
-                "1 while the node takes work: its engine answers and no pressure limit is passed.",
-            )
+            pairs = labels_of({"node": name}) if name else ()  # one engine: no node label
+            yield NODE_HEALTHY.labelled(1.0 if self.nodes.healthy(name) else 0.0, now, pairs)
             if not self.nodes.several:
                 continue  # one engine is not checked: there is nowhere to move to
-            yield Sample(
-                "ebbflow_node_engine_up",
-                1.0 if self.engine_up[name] else 0.0,
-                pairs,
-                now,
-                "gauge",
-                "1 while the node's Docker engine answers.",
-            )
+            yield ENGINE_UP.labelled(1.0 if self.engine_up[name] else 0.0, now, pairs)
 
 
 __all__ = ["NodeMonitor", "Nodes", "PressureLimits"]

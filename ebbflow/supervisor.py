@@ -20,10 +20,31 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ebbflow.config import SupervisionConfig
-from ebbflow.model import Sample, labels_of
+from ebbflow.metrics import Desc
+from ebbflow.model import Sample
 from ebbflow.plugins import Component
 
 log = logging.getLogger("ebbflow.supervisor")
+
+
+UP = Desc(
+    "ebbflow_component_up",
+    "1 while the component runs; 0 while it waits for a restart or was given up.",
+    "gauge",
+    ("component",),
+)
+RESTARTS = Desc(
+    "ebbflow_component_restarts_total",
+    "Restarts of a component after it crashed.",
+    "counter",
+    ("component",),
+)
+GIVEN_UP = Desc(
+    "ebbflow_component_given_up",
+    "1 when the component kept crashing and is no longer restarted.",
+    "gauge",
+    ("component",),
+)
 
 
 @dataclass
@@ -148,28 +169,6 @@ class Supervisor:
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         for name, status in self.status.items():
-            labels = labels_of({"component": name})
-            yield Sample(
-                "ebbflow_component_up",
-                1.0 if status.up else 0.0,
-                labels,
-                now,
-                "gauge",
-                "1 while the component runs; 0 while it waits for a restart or was given up.",
-            )
-            yield Sample(
-                "ebbflow_component_restarts_total",
-                status.restarts,
-                labels,
-                now,
-                "counter",
-                "Restarts of a component after it crashed.",
-            )
-            yield Sample(
-                "ebbflow_component_given_up",
-                1.0 if status.given_up else 0.0,
-                labels,
-                now,
-                "gauge",
-                "1 when the component kept crashing and is no longer restarted.",
-            )
+            yield UP.sample(1.0 if status.up else 0.0, now, name)
+            yield RESTARTS.sample(status.restarts, now, name)
+            yield GIVEN_UP.sample(1.0 if status.given_up else 0.0, now, name)

@@ -7,12 +7,21 @@ import logging
 from collections.abc import Callable, Sequence
 
 from ebbflow.bus import Bus
-from ebbflow.model import Sample, SampleBatch, labels_of
+from ebbflow.metrics import Desc
+from ebbflow.model import Sample, SampleBatch
 from ebbflow.plugins import ReportsTelemetry
 
 log = logging.getLogger("ebbflow.telemetry")
 
 SOURCE = "ebbflow"
+
+
+ERRORS = Desc(
+    "ebbflow_telemetry_errors_total",
+    "Rounds in which a component's own metrics could not be read.",
+    "counter",
+    ("component",),
+)
 
 
 class TelemetryInput:
@@ -55,16 +64,7 @@ class TelemetryInput:
                 self._failing.discard(name)
                 log.info("telemetry of %s works again", name)
         for name, count in self.errors.items():
-            samples.append(
-                Sample(
-                    "ebbflow_telemetry_errors_total",
-                    count,
-                    labels_of({"component": name}),
-                    now,
-                    "counter",
-                    "Rounds in which a component's own metrics could not be read.",
-                )
-            )
+            samples.append(ERRORS.sample(count, now, name))
         return samples
 
     def health_problem(self) -> str | None:

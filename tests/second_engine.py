@@ -1,7 +1,8 @@
-"""A second real Docker engine on this machine, as a second node (DESIGN.md's recipe): its
-own data root, exec root, socket and containerd namespace, no bridge and no iptables, so
-its containers run with `--network host` or `none`. Started and stopped by its pid, so a
-test can stop it mid-test the way a node goes down, and start it again."""
+"""A second real Docker engine on this machine, as a second node (docs/architecture.md,
+"Facts measured"): its own data root, exec root, socket and containerd namespace, no
+bridge and no iptables, so its containers run with `--network host` or `none`. Started
+and stopped by its pid, so a test can stop it mid-test the way a node goes down, and start
+it again."""
 
 from __future__ import annotations
 

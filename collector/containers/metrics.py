@@ -12,6 +12,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ebbflow.model import MetricKind
+from ebbflow.names import (
+    CONTAINER_CPU_PERCENT,
+    CONTAINER_MEMORY_PERCENT,
+    CONTAINER_THROTTLED_PERCENT,
+)
 
 from .cgroups import CgroupStats, NetStats
 
@@ -130,16 +135,16 @@ CONTAINER_METRICS: dict[str, Metric] = {
         "counter", "Restarts of the container by Docker's restart policy.",
         lambda r: r.restart_count,
     ),
-    "ebbflow_container_cpu_percent": Metric(
+    CONTAINER_CPU_PERCENT: Metric(
         "gauge", "CPU use over the last cycle, percent of the CPU limit, else of one core.",
         lambda r: r.cpu_percent,
     ),
-    "ebbflow_container_cpu_throttled_percent": Metric(
+    CONTAINER_THROTTLED_PERCENT: Metric(
         "gauge", "CFS periods since the last cycle in which the CPU limit throttled the "
         "container, percent (`ebbflow.scale.metric=throttling`).",
         lambda r: r.throttled_percent,
     ),
-    "ebbflow_container_memory_percent": Metric(
+    CONTAINER_MEMORY_PERCENT: Metric(
         "gauge", "Working set, percent of the memory limit, else of the node's memory.",
         lambda r: r.memory_percent,
     ),

@@ -15,6 +15,7 @@ import psutil
 
 from ebbflow.bus import Bus
 from ebbflow.model import MetricKind, Sample, labels_of
+from ebbflow.names import NODE_CPU_PERCENT, NODE_MEMORY_PERCENT
 
 from ..base import PollingInput
 from .collectors import COLLECTORS
@@ -82,7 +83,7 @@ class NodeInput(PollingInput):
         memory = psutil.virtual_memory()
         self._sample(
             out,
-            "ebbflow_node_memory_percent",
+            NODE_MEMORY_PERCENT,
             100.0 * (memory.total - memory.available) / memory.total,
             now,
             help_text="Memory in use (total less available), percent.",
@@ -128,7 +129,7 @@ class NodeInput(PollingInput):
             busy = (busy_total - self._last_cpu[0]) / (all_total - self._last_cpu[1])
             self._sample(
                 out,
-                "ebbflow_node_cpu_percent",
+                NODE_CPU_PERCENT,
                 100.0 * busy,
                 now,
                 help_text="CPU busy over the last cycle, percent of all cores.",

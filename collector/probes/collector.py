@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from ebbflow.bus import Bus
+from ebbflow.metrics import Desc
 from ebbflow.model import ContainerInfo, HealthChange, Sample, SampleBatch
 from ebbflow.names import PROBE_URL_LABELS
 from ebbflow.nodes import Nodes
@@ -34,6 +35,15 @@ from .spec import MIN_INTERVAL, ProbeSpec, parse_probe
 log = logging.getLogger("ebbflow.collector.probes")
 
 SOURCE_PREFIX = "probes/"
+
+
+ACTIVE = Desc("ebbflow_probes_active", "Containers being probed.")
+RESULTS = Desc("ebbflow_probe_results_total", "Probe results published.", "counter")
+ERRORS = Desc(
+    "ebbflow_probe_errors_total",
+    "Probes that raised instead of giving a result (each a failed result).",
+    "counter",
+)
 
 
 @dataclass
@@ -299,23 +309,7 @@ class ProbeInput:
         ]
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        yield Sample(
-            "ebbflow_probes_active", len(self._tasks), (), now, "gauge", "Containers being probed."
-        )
-        yield Sample(
-            "ebbflow_probe_results_total",
-            self.results,
-            (),
-            now,
-            "counter",
-            "Probe results published.",
-        )
-        yield Sample(
-            "ebbflow_probe_errors_total",
-            self.probe_errors,
-            (),
-            now,
-            "counter",
-            "Probes that raised instead of giving a result (each a failed result).",
-        )
+        yield ACTIVE.sample(len(self._tasks), now)
+        yield RESULTS.sample(self.results, now)
+        yield ERRORS.sample(self.probe_errors, now)
         yield from self.config_errors.telemetry(now)

@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 
 from ebbflow.model import Sample, labels_of
+from ebbflow.names import PROBE_SUCCESS
 
 from .checks import PHASES, Address, HttpFacts, ProbeResult
 
@@ -76,7 +77,7 @@ def probe_samples(
         )
 
     samples = [
-        gauge("probe_success", result.success, "Displays whether or not the probe was a success"),
+        gauge(PROBE_SUCCESS, result.success, "Displays whether or not the probe was a success"),
         gauge(
             "probe_duration_seconds",
             result.duration,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ebbflow.bus import Bus
+from ebbflow.metrics import Desc
 from ebbflow.model import Labels, MetricKind, Sample, SampleBatch, labels_of
 
 from .config import UdpConfig
@@ -35,6 +36,37 @@ MAX_DATAGRAM = 65535
 CACHED_TAGS_LENGTH = 1024  # characters of tag values a cached tag set may hold
 SERVICE_CHECK_HELP = "A DogStatsD service check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 EVENTS_HELP = "DogStatsD events received, by alert type and priority."
+
+
+DATAGRAMS = Desc("ebbflow_udp_datagrams_total", "Datagrams received.", "counter")
+SAMPLES_IN = Desc("ebbflow_udp_samples_total", "Samples parsed from datagrams.", "counter")
+MALFORMED = Desc("ebbflow_udp_malformed_total", "Lines that could not be parsed.", "counter")
+SERIES_DROPPED = Desc(
+    "ebbflow_udp_series_dropped_total", "New series refused past max_series.", "counter"
+)
+TRUNCATED = Desc(
+    "ebbflow_udp_labels_truncated_total", "Tag values cut to max_label_value_length.", "counter"
+)
+DECREMENTS = Desc(
+    "ebbflow_udp_counter_decrements_total",
+    "StatsD counter lines with a negative value, refused (each also malformed).",
+    "counter",
+)
+COLLISIONS = Desc(
+    "ebbflow_udp_name_collisions_total",
+    "Fields or StatsD names refused: their Prometheus name belongs to another.",
+    "counter",
+)
+EVENTS = Desc("ebbflow_udp_events_total", "DogStatsD events received.", "counter")
+SERIES = Desc("ebbflow_udp_series", "Series the UDP input holds.")
+RECEIVE_BUFFER = Desc(
+    "ebbflow_udp_receive_buffer_bytes", "The socket's receive buffer, as the kernel reports it."
+)
+KERNEL_DROPS = Desc(
+    "ebbflow_udp_kernel_drops_total",
+    "Datagrams the kernel dropped because the receive buffer was full.",
+    "counter",
+)
 
 
 class UdpInput:
@@ -373,54 +405,15 @@ class UdpInput:
         return [sample for sample, _ in self.series.values()]
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        for name, value, help_text in (
-            ("ebbflow_udp_datagrams_total", self.datagrams, "Datagrams received."),
-            ("ebbflow_udp_samples_total", self.samples_in, "Samples parsed from datagrams."),
-            ("ebbflow_udp_malformed_total", self.malformed, "Lines that could not be parsed."),
-            (
-                "ebbflow_udp_series_dropped_total",
-                self.series_dropped,
-                "New series refused past max_series.",
-            ),
-            (
-                "ebbflow_udp_labels_truncated_total",
-                self.truncated,
-                "Tag values cut to max_label_value_length.",
-            ),
-            (
-                "ebbflow_udp_counter_decrements_total",
-                self.decrements,
-                "StatsD counter lines with a negative value, refused (each also malformed).",
-            ),
-            (
-                "ebbflow_udp_name_collisions_total",
-                self.names.collisions,
-                "Fields or StatsD names refused: their Prometheus name belongs to another.",
-            ),
-            (
-                "ebbflow_udp_events_total",
-                self.events,
-                "DogStatsD events received.",
-            ),
-        ):
-            yield Sample(name, value, (), now, "counter", help_text)
-        yield Sample(
-            "ebbflow_udp_series", len(self.series), (), now, "gauge", "Series the UDP input holds."
-        )
-        yield Sample(
-            "ebbflow_udp_receive_buffer_bytes",
-            self.receive_buffer,
-            (),
-            now,
-            "gauge",
-            "The socket's receive buffer, as the kernel reports it.",
-        )
+        yield DATAGRAMS.sample(self.datagrams, now)
+        yield SAMPLES_IN.sample(self.samples_in, now)
+        yield MALFORMED.sample(self.malformed, now)
+        yield SERIES_DROPPED.sample(self.series_dropped, now)
+        yield TRUNCATED.sample(self.truncated, now)
+        yield DECREMENTS.sample(self.decrements, now)
+        yield COLLISIONS.sample(self.names.collisions, now)
+        yield EVENTS.sample(self.events, now)
+        yield SERIES.sample(len(self.series), now)
+        yield RECEIVE_BUFFER.sample(self.receive_buffer, now)
         if self.kernel_drops is not None:
-            yield Sample(
-                "ebbflow_udp_kernel_drops_total",
-                self.kernel_drops.read(),
-                (),
-                now,
-                "counter",
-                "Datagrams the kernel dropped because the receive buffer was full.",
-            )
+            yield KERNEL_DROPS.sample(self.kernel_drops.read(), now)

@@ -13,12 +13,17 @@ from aiohttp import web
 
 from ebbflow.bus import Bus
 from ebbflow.health import Health
+from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
 
 from .exposition import CONTENT_TYPE, Exposition
 from .snapshot import Snapshot
 
 log = logging.getLogger("ebbflow.exporters.prometheus")
+
+
+SCRAPES = Desc("ebbflow_prometheus_scrapes_total", "Scrapes of the /metrics endpoint.", "counter")
+SERIES = Desc("ebbflow_prometheus_series", "Series held for the /metrics endpoint.")
 
 
 def loopback(host: str) -> bool:
@@ -121,19 +126,5 @@ class PrometheusOutput:
             await asyncio.shield(runner.cleanup())
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        yield Sample(
-            "ebbflow_prometheus_scrapes_total",
-            self.scrapes,
-            (),
-            now,
-            "counter",
-            "Scrapes of the /metrics endpoint.",
-        )
-        yield Sample(
-            "ebbflow_prometheus_series",
-            self.snapshot.series_count(),
-            (),
-            now,
-            "gauge",
-            "Series held for the /metrics endpoint.",
-        )
+        yield SCRAPES.sample(self.scrapes, now)
+        yield SERIES.sample(self.snapshot.series_count(), now)
