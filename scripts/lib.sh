@@ -20,14 +20,22 @@ apt_install() {  # install the Debian packages that are not installed yet
     [ ${#missing[@]} -eq 0 ] && return 0
     need_root "installing ${missing[*]}"
     say "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
+    # Another apt or dpkg may hold the lock (unattended upgrades, a parallel job): wait for
+    # it, up to 10 minutes, rather than fail.
+    local wait=(-o DPkg::Lock::Timeout=600) tries=0
+    until apt-get "${wait[@]}" update -qq; do  # the lists' lock is not dpkg's: retried
+        tries=$((tries + 1))
+        [ "$tries" -lt 60 ] || die "apt-get update kept failing"
+        say "apt-get update failed (another apt holds its lock?): again in 10 s"
+        sleep 10
+    done
     # Servers we install are oracles the tests start by hand: never as system services.
     local guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
         guard=/usr/sbin/policy-rc.d
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq "${missing[@]}" >/dev/null
     [ -z "$guard" ] || rm -f "$guard"
 }
 
