@@ -295,3 +295,16 @@ def test_policies_show_shared_probes_at_max_paused_and_retired(
     assert rows[f"label:{project}-gone"]["retired"] is True
     text = ebbflow("policies", "--state", str(state), cwd=tmp_path).stdout
     assert "[at max]" in text and "[paused" in text and "RETIRED" in text
+
+
+@pytest.mark.parametrize("command", [["run"], ["decisions"], ["pause", "web"]])
+def test_a_corrupt_state_file_fails_in_one_line_naming_path_and_cause(
+    tmp_path: Path, command: list[str]
+) -> None:
+    state = tmp_path / "state.db"
+    state.write_bytes(b"not a database, whatever it once was " * 200)
+    done = ebbflow(*command, "--state", str(state), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"ebbflow: state file {state}: cannot be used: file is not a database"
+    ]
