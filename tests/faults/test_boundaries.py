@@ -4,6 +4,7 @@ container's labels, endpoint or events cost only their own bound, never every in
 from __future__ import annotations
 
 import itertools
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,8 +112,10 @@ def test_hostile_scrape_targets_cost_their_bound_and_delay_no_one_else(
         good = servers["good"].times
         recent = [t for t in good if t >= began + 5]
         gaps = [b - a for a, b in itertools.pairwise(recent)]
-        # the good target kept its 1 s interval (jitter ±10 %), whatever the others did
-        assert len(recent) >= 22 and max(gaps) < 1.6, gaps
+        # the good target kept its 1 s interval (jitter ±10 %), whatever the others did: no
+        # scrape of it skipped (a 2 s gap), on average 1 s apart
+        assert len(recent) >= 22 and max(gaps) < 2.0, gaps
+        assert 0.9 <= statistics.mean(gaps) <= 1.15, gaps
         up = {kind: ebbflow.metric("ebbflow_scrape_up", name=f"{project}-{kind}") for kind in kinds}
         assert up == {k: (1.0 if k == "good" else 0.0) for k in kinds}  # bytes that are not
         # UTF-8 are replaced, and the page they make is no exposition: down, its error bounded
