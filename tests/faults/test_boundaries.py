@@ -124,6 +124,7 @@ def test_hostile_scrape_targets_cost_their_bound_and_delay_no_one_else(
             for limit in ("body_size", "sample")
         }
         assert (exceeded["body_size"] or 0) >= 20 and (exceeded["sample"] or 0) >= 20
+        print(f"hostile scrape targets: RSS {before:.0f} MiB, peak {peak:.0f} MiB")
         # the bound (benchmarks/README.md): 10 MiB a body, four hostile targets at once
         assert peak - before < 120, (before, peak)
         longest = max(len(line) for line in ebbflow.logs().splitlines())
