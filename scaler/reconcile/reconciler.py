@@ -39,15 +39,14 @@ from ebbflow.model import (
     OperatorControls,
     OwnershipChange,
     Sample,
-    ServiceFight,
     ServiceKey,
     ServiceRetired,
 )
 from ebbflow.plugins import Actuator
-from ebbflow.services import CREATED_BY_LABEL, format_service_key
+from ebbflow.services import CREATED_BY_LABEL
 
 from .desired import Tracked
-from .intent import Held, Removals
+from .reading import IntentReader
 from .rollover import defined_by_copies, outdated
 
 log = logging.getLogger("ebbflow.scaler.reconcile")
@@ -96,7 +95,7 @@ class Reconciler:
         self.dry_run = ctx.dry_run
         self.healing_under_way = healing_under_way
         self.acted_on = acted_on  # whether ebbflow itself stopped or removed a container
-        self.controls = controls  # pauses a service in a fight
+        self.intent = IntentReader(ctx, config, self.count, self._retire, controls)
         self.subscription = ctx.bus.subscribe(
             "reconciler",
             ContainerEvent,
@@ -107,12 +106,7 @@ class Reconciler:
             EngineConnection,
             capacity=4096,
         )
-        # services paused for a fight → whether the operator's controls showed the pause yet
-        self.fights: dict[ServiceKey, bool] = {}
         self.services: dict[ServiceKey, Tracked] = {}
-        self.removals: collections.defaultdict[ServiceKey, Removals] = collections.defaultdict(
-            Removals
-        )
         self.in_flight: set[ServiceKey] = set()
         self.retired: set[ServiceKey] = set()
         self.decisions: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -144,33 +138,12 @@ class Reconciler:
             for tracked in self.services.values():
                 if paused(event.forgotten, tracked.key):
                     tracked.decided = tracked.operator = None
-            self._end_fights(event)
+            self.intent.end_fights(event)
         elif isinstance(event, OwnershipChange) and not event.acting:
             for tracked in self.services.values():
                 tracked.off_since = None  # a grace period starts when this one may act
         elif isinstance(event, EngineConnection) and not event.connected:
-            self._outage(event)
-
-    def _outage(self, lost: EngineConnection) -> None:
-        """The engine's stream broke: what was stopped or removed on it just before is what
-        an engine's shutdown does, not anyone's intent. Recorded as an outage; the desired
-        count stays, and the replicas are restored when the engine is back."""
-        for key, removals in list(self.removals.items()):
-            voided = removals.void(lambda held: held.node == lost.node)
-            tracked = self.services.get(key)
-            if not voided or tracked is None:
-                continue
-            desired = tracked.desired()
-            left = self.count(tracked)
-            names = ", ".join(held.name for held in voided)
-            why = (
-                f"{len(voided)} replica(s) ({names}) stopped as the engine"
-                f"{' of node ' + lost.node if lost.node else ''} went away ({lost.reason}): "
-                f"an outage, not an operator; desired count stays {desired}"
-            )
-            log.warning("service %s: %s", key, why)
-            self._record_history(tracked, left + len(voided), left, why, "outage")
-            tracked.off_since = None
+            self.intent.outage(event, self.services)
 
     def _manages(self, service: Service | None) -> bool:
         """Swarm keeps its own count; a lone container has none; outside the scope
@@ -202,7 +175,7 @@ class Reconciler:
             tracked = self.services[key] = self._track(key)
         new = info.id not in tracked.seen  # else a restart
         tracked.seen.add(info.id)
-        self.removals[key].started(info.name, CREATED_BY_LABEL in info.labels, new, when)
+        self.intent.started(tracked, info, CREATED_BY_LABEL in info.labels, new, when)
         self._redefine(tracked, service)
         self._follow_the_owner(tracked, service)
         self._settle(key)
@@ -239,12 +212,8 @@ class Reconciler:
         if not self.catalog.owns(service.key):
             self._follow_the_owner(tracked, service)
         elif not self.acted_on(info.id):
-            how = "removed" if event.kind is ContainerEventKind.DESTROY else "stopped"
-            removal = Held(
-                info.name, how, event.timestamp, info.node, self.catalog.session(info.node)
-            )
-            held = self.removals[service.key].hold(info.id, removal, tracked.configuration)
-            if held:
+            removed = event.kind is ContainerEventKind.DESTROY
+            if self.intent.hold(tracked, info, removed, event.timestamp):
                 self._redefine(tracked, service)
         self._settle(service.key)
 
@@ -267,60 +236,7 @@ class Reconciler:
                     source.name,
                 )
             tracked.configuration = source.configuration
-        if self.removals[tracked.key].redeployed(tracked.configuration):
-            self._read_held(tracked, redeployed=True)
-
-    def _read_held(self, tracked: Tracked, redeployed: bool) -> None:
-        """What the replicas someone else stopped or removed meant."""
-        removals = self.removals[tracked.key]
-        held = removals.take()
-        tracked.tries, tracked.reported = 0, None  # someone else acted: a new mismatch
-        names = ", ".join(removal.name for removal in held)
-        if redeployed:
-            log.info(
-                "service %s: redeployed (configuration %s): %s %s by it; the desired count "
-                "stays %s",
-                tracked.key,
-                tracked.configuration or "unchanged",
-                names,
-                "were" if len(held) > 1 else "was",
-                tracked.desired(),
-            )
-            return
-        fought = removals.fought(held, self.config.fight_window)
-        if fought is not None:
-            self._fight(tracked, fought)
-            return
-        self._by_the_operator(tracked, held[-1].name, held[-1].how)
-
-    def _fight(self, tracked: Tracked, name: str) -> None:
-        key = format_service_key(tracked.key)
-        why = (
-            f"{name} was removed by someone other than ebbflow right after ebbflow created "
-            "it, twice: ebbflow stops re-adding replicas and pauses the service (`ebbflow "
-            f"resume {key}` manages it again; see 'With docker compose' in the README)"
-        )
-        log.warning("service %s: %s", tracked.key, why)
-        if self.controls is not None:
-            self.controls.pause(key)
-        else:
-            self.store.set_paused(key, True, self.clock())
-        self.fights[tracked.key] = False
-        self.bus.publish(ServiceFight(tracked.key, why, self.clock()))
-
-    def _end_fights(self, controls: OperatorControls) -> None:
-        """A service paused for a fight and then resumed: the fight is over. Only once the
-        operator's controls showed the pause, so an announcement from before it ends
-        nothing."""
-        for key, seen_paused in list(self.fights.items()):
-            if paused(controls.paused, key):
-                self.fights[key] = True
-            elif seen_paused:
-                del self.fights[key]
-                log.info("service %s: resumed by the operator; the fight is over", key)
-                self.bus.publish(
-                    ServiceFight(key, "resumed by the operator", self.clock(), fighting=False)
-                )
+        self.intent.redeployed(tracked)
 
     def _follow_the_owner(self, tracked: Tracked, service: Service) -> None:
         """A standby takes the count the owner keeps as its own, so a takeover keeps it
@@ -347,76 +263,13 @@ class Reconciler:
             self.bus.publish(ServiceRetired(key, False, "a replica started", self.clock()))
         return tracked
 
-    def _by_the_operator(self, tracked: Tracked, name: str, how: str) -> None:
-        """Someone else stopped or removed a replica, and it was no redeploy: what they
-        meant, not a failure."""
-        service = self.catalog.get(tracked.key)
-        left = service.count if service is not None else 0
-        desired = tracked.desired()
-        if left == 0:
-            self._retire(tracked, f"every replica was {how} by someone other than ebbflow")
-            return
-        if tracked.policy is None or desired is None or left >= desired:
-            return
-        if left < tracked.policy.min_replicas:
-            if not tracked.below_min_said:
-                tracked.below_min_said = True
-                log.warning(
-                    "service %s: %s was %s by hand, leaving %d replicas, below its "
-                    "min_replicas %d: ebbflow brings it back to %d",
-                    tracked.key,
-                    name,
-                    how,
-                    left,
-                    tracked.policy.min_replicas,
-                    tracked.policy.min_replicas,
-                )
-            return
-        log.info(
-            "service %s: %s was %s by hand: a manual scale-in, desired count now %d",
-            tracked.key,
-            name,
-            how,
-            left,
-        )
-        tracked.operator = left
-        self._record_operator(tracked, desired, left, f"{name} {how} by hand")
-
     def _retire(self, tracked: Tracked, why: str) -> None:
         key = tracked.key
         log.info("service %s retired: %s; left alone until a replica starts again", key, why)
-        self._record_operator(tracked, tracked.desired() or 0, 0, f"retired: {why}")
         del self.services[key]
-        self.removals.pop(key, None)
         self.retired.add(key)
         self.store.record_desired(key, None, self.clock())
         self.bus.publish(ServiceRetired(key, True, why, self.clock()))
-
-    def _record_operator(self, tracked: Tracked, was: int, to: int, what: str) -> None:
-        """What someone else did, in the audit log: ebbflow follows it, and a restart too."""
-        self._record_history(tracked, was, to, what, "operator")
-
-    def _record_history(
-        self, tracked: Tracked, was: int, to: int, what: str, origin: DecisionOrigin
-    ) -> None:
-        """What happened to a service without ebbflow acting, in the audit log."""
-        decision = Decision(
-            service=tracked.key,
-            from_replicas=was,
-            to_replicas=to,
-            reason=f"{tracked.key.name}: {was}→{to}, {what}",
-            timestamp=self.clock(),
-            inputs=MappingProxyType({"replicas": to}),
-            dry_run=self.dry_run,
-            origin=origin,
-        )
-        row = self.store.record(decision)
-        if origin == "operator":
-            self.store.record_outcome(decision, True, "done by the operator; ebbflow follows")
-        else:
-            self.store.record_outcome_text(
-                row, "outage", "lost to an outage; the desired count restores it"
-            )
 
     def on_result(self, result: ActionResult) -> None:
         decision = result.decision
@@ -461,20 +314,6 @@ class Reconciler:
                 decided.append(decision)
         return decided
 
-    def _holding(self, tracked: Tracked, now: float) -> bool:
-        """Removals by someone else wait for the redeploy window, then are read (which may
-        retire the service); those an outage explains are dropped. True while waiting."""
-        removals = self.removals[tracked.key]
-        if removals.void(self._crossed_an_outage):  # a loss not announced (missed event)
-            tracked.off_since = None
-        if not removals.held:
-            return False
-        if not removals.due(now, self.config.redeploy_window):
-            tracked.off_since = now  # nothing is re-added while it may be a redeploy
-            return True
-        self._read_held(tracked, redeployed=False)
-        return tracked.key not in self.services  # retired
-
     def _engines_away(self, tracked: Tracked) -> bool:
         """An engine the service runs on is not connected: its count is not known, and
         nothing done there would land; the grace period starts when it is back."""
@@ -495,7 +334,7 @@ class Reconciler:
     def _check_one(self, tracked: Tracked, now: float) -> Decision | None:
         self._follow_catalog(tracked)
         self._persist(tracked, now)
-        if self._holding(tracked, now):
+        if self.intent.holding(tracked, now):
             return None
         if self._engines_away(tracked):
             tracked.off_since = None
@@ -520,13 +359,6 @@ class Reconciler:
         if self.dry_run and tracked.reported == (running, desired):
             return None  # reported once; a dry run changes nothing to look at again
         return self._decide(tracked, running, desired, now)
-
-    def _crossed_an_outage(self, held: Held) -> bool:
-        """Seen in another connection than the current one, or the engine is away now:
-        no evidence of intent."""
-        return held.session != self.catalog.session(held.node) or not self.catalog.connected(
-            held.node
-        )
 
     def _persist(self, tracked: Tracked, now: float) -> None:
         """The desired count in the state file, for a restart that finds every replica
