@@ -25,6 +25,7 @@ from pydantic import Field
 
 from ebbflow.config import FrozenModel
 from ebbflow.docker_api import parse_docker_time
+from ebbflow.logs import describe_error
 from ebbflow.model import ActionResult, ContainerInfo, Decision, HealingAction, ServiceKey
 from ebbflow.nodes import Nodes
 from ebbflow.plugins import Plugin, PluginContext
@@ -86,6 +87,11 @@ class Member:
 def created_at(member: Member) -> float:
     """Docker's creation time; its text trims trailing zeros, so it does not sort."""
     return parse_docker_time(str(member.inspect.get("Created", "")))
+
+
+class MadeButFailedError(RuntimeError):
+    """A container was made and a later step failed: the message names the container, so
+    the action's record does."""
 
 
 ACTED_MEMORY = 300.0  # seconds a stop or removal of ours is remembered
@@ -173,13 +179,20 @@ class DockerEngineActuator:
             used |= self._numbers_on_failed_nodes(service)
             created: list[tuple[str, str]] = []  # (node, name)
             template = defining(running, lambda m: m.labels, created_at)
-            for _ in range(target - len(running)):
-                node = self.placement(running)
-                name = await self._scale_out_one(service, template.inspect, node, used)
-                running.append(Member(node, {"Name": name, "State": {"Running": True}}))
-                created.append((node, name))
+            try:
+                for _ in range(target - len(running)):
+                    node = self.placement(running)
+                    name = await self._scale_out_one(service, template.inspect, node, used)
+                    running.append(Member(node, {"Name": name, "State": {"Running": True}}))
+                    created.append((node, name))
+                exited = await self._exited_at_once(created)
+            except Exception as err:  # what was made is in the record, whatever failed after
+                made = [name for _, name in created]
+                if not made:
+                    raise
+                why = describe_error(err)
+                return self._result(decision, False, f"started {', '.join(made)}; then {why}", made)
             names = [name for _, name in created]
-            exited = await self._exited_at_once(created)
             if exited:
                 return self._result(decision, False, f"started {', '.join(names)}; {exited}", names)
             return self._result(decision, True, f"started {', '.join(names)}", names)
@@ -247,9 +260,13 @@ class DockerEngineActuator:
         used |= self._numbers_on_failed_nodes(decision.service)
         node = self.placement([m for m in running if m.id != old.id])
         name = await self._scale_out_one(decision.service, template.inspect, node, used, "rollover")
-        if exited := await self._exited_at_once([(node, name)]):
-            return self._result(decision, False, f"kept {old.name}: {exited}", [name])
-        await self._remove(old)
+        try:
+            if exited := await self._exited_at_once([(node, name)]):
+                return self._result(decision, False, f"kept {old.name}: {exited}", [name])
+            await self._remove(old)
+        except Exception as err:  # what was made is in the record, whatever failed after
+            why = describe_error(err)
+            return self._result(decision, False, f"started {name}; then {why}", [name])
         return self._result(
             decision,
             True,
@@ -401,10 +418,13 @@ class DockerEngineActuator:
     ) -> None:
         client = self.nodes.handle(node).client
         container = await client.containers.create(clone_request(template, number, why), name=name)
-        for network, endpoint in extra_networks(template).items():
-            net = await client.networks.get(network)
-            await net.connect({"Container": container.id, "EndpointConfig": endpoint})
-        await container.start()
+        try:
+            for network, endpoint in extra_networks(template).items():
+                net = await client.networks.get(network)
+                await net.connect({"Container": container.id, "EndpointConfig": endpoint})
+            await container.start()
+        except Exception as err:  # made, not started: the record names it all the same
+            raise MadeButFailedError(f"made {name}, then {describe_error(err)}") from err
         log.info(
             "service %s: started %s%s (%s, from %s)",
             service,
