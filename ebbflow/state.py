@@ -11,6 +11,7 @@ for it, so the two can never disagree.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -138,17 +139,28 @@ class StateFileError(Exception):
     """The state file cannot be used at all; the message names it and says why."""
 
 
+BACKLOG = 10_000  # writes kept while the file refuses them: hours of decisions and steps
+
+
 class DecisionStore:
     """The state file. Its writes never raise: one that fails marks the store unhealthy
     (`problem`, counted, logged once per outage) and the catalog then lets no action be
     taken until a write succeeds again, so nothing is done that is not recorded. Reads that
-    fail answer as if there were nothing and mark it the same way."""
+    fail answer as if there were nothing and mark it the same way.
+
+    A write the file refuses is not lost: it waits in order in a bounded backlog (later
+    writes queue behind it, so an outcome never lands before its decision) and is written
+    when the file works again (`check`). An action already under way when the file broke
+    thus still gets its outcome. Past `BACKLOG` writes the oldest are dropped and counted
+    (`dropped`)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.memory = str(path) == ":memory:"
         self.problem: str | None = None  # why the file cannot be written now
         self.errors = 0  # reads and writes it refused
+        self.backlog: collections.deque[tuple[str, tuple[Any, ...]]] = collections.deque()
+        self.dropped = 0  # backlogged writes dropped past BACKLOG
         try:
             if not self.memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,17 +195,47 @@ class DecisionStore:
         self, sql: str, args: Sequence[Any] = (), write: bool = True
     ) -> sqlite3.Cursor | None:
         """A statement; None (and the store marked unhealthy) when the file refuses it.
-        Only a write that succeeds says the file works again (reads may work while writes
-        do not)."""
+        A refused write waits in the backlog, and so does every write after it until the
+        backlog is written. Only a write that succeeds says the file works again (reads
+        may work while writes do not)."""
+        if write and self.backlog:
+            self._keep(sql, args)
+            return None
         try:
             cursor = self._db.execute(sql, args)
         except sqlite3.Error as err:
             self._failed(err)
+            if write:
+                self._keep(sql, args)
             return None
         if write and self.problem is not None and self.problem.startswith(REFUSED):
             log.info("state file %s: works again", self.path)
             self.problem = None
         return cursor
+
+    def _keep(self, sql: str, args: Sequence[Any]) -> None:
+        if len(self.backlog) >= BACKLOG:
+            self.backlog.popleft()
+            self.dropped += 1
+            if self.dropped == 1:
+                log.error(
+                    "state file %s: more than %d writes waiting; dropping the oldest",
+                    self.path,
+                    BACKLOG,
+                )
+        self.backlog.append((sql, tuple(args)))
+
+    def _write_backlog(self) -> bool:
+        """The writes the file refused, in order; True when none is left."""
+        while self.backlog:
+            sql, args = self.backlog[0]
+            try:
+                self._db.execute(sql, args)
+            except sqlite3.Error as err:
+                self._failed(err)
+                return False
+            self.backlog.popleft()
+        return True
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cursor = self._exec(sql, args, write=False)
@@ -243,10 +285,19 @@ class DecisionStore:
                 )
             self.problem = f"{REPLACED} ({self.path}): move it back, or restart ebbflow on it"
             return self.problem
-        cursor = self._exec(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)", (time.time(),)
-        )
-        if cursor is not None and self.problem is not None:
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)", (time.time(),)
+            )
+        except sqlite3.Error as err:
+            self._failed(err)
+            return self.problem
+        if self.backlog:
+            waiting = len(self.backlog)
+            if not self._write_backlog():
+                return self.problem
+            log.info("state file %s: wrote the %d writes it had refused", self.path, waiting)
+        if self.problem is not None:
             log.info("state file %s: works again", self.path)
             self.problem = None
         return self.problem
@@ -293,10 +344,13 @@ class DecisionStore:
     def writable(self) -> bool:
         return self.problem is None
 
-    def record(self, decision: Decision) -> int:
+    def record(self, decision: Decision, outcome: tuple[str, str] | None = None) -> int:
+        """A decision, with its (outcome, detail) when it is known at once (a row that only
+        notes what happened): one statement, so the two are never apart."""
+        done, detail = outcome if outcome is not None else (None, None)
         cursor = self._exec(
             "INSERT INTO decisions (ts, service, from_replicas, to_replicas, reason, inputs,"
-            " dry_run, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " dry_run, origin, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 decision.timestamp,
                 format_service_key(decision.service),
@@ -306,6 +360,8 @@ class DecisionStore:
                 json.dumps(dict(decision.inputs)),
                 int(decision.dry_run),
                 decision.origin,
+                done,
+                detail,
             ),
         )
         return int(cursor.lastrowid or 0) if cursor is not None else 0

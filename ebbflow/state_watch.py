@@ -3,7 +3,9 @@
 `DecisionStore.check` does the work (a heartbeat write; a deleted file written back from
 the open copy on the next check; a replaced one adopted). While it fails, `/readyz` names
 `state` with why, `ebbflow_dependency_up{dependency="state"}` is 0, and the catalog lets no
-action be taken: nothing is done that could not be recorded. Bound: the state shows in
+action be taken: nothing is done that could not be recorded. Writes refused meanwhile (the
+outcome of an action already under way) wait in the store's backlog and are written first
+once it works (`ebbflow_state_writes_waiting`). Bound: the state shows in
 `/readyz` within one `interval` (1 s) of the fault.
 """
 
@@ -19,6 +21,16 @@ from ebbflow.state import DecisionStore
 ERRORS = Desc(
     "ebbflow_state_errors_total",
     "Reads and writes the state file refused (no action is taken while it refuses).",
+    "counter",
+)
+WAITING = Desc(
+    "ebbflow_state_writes_waiting",
+    "Writes the state file refused, kept in order until it works again.",
+    "gauge",
+)
+DROPPED = Desc(
+    "ebbflow_state_writes_dropped_total",
+    "Refused writes dropped because the backlog was full (its oldest first).",
     "counter",
 )
 
@@ -43,3 +55,5 @@ class StateWatch:
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield ERRORS.sample(self.store.errors, now)
+        yield WAITING.sample(len(self.store.backlog), now)
+        yield DROPPED.sample(self.store.dropped, now)

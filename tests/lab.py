@@ -109,7 +109,8 @@ def network_up() -> None:
             sh(*enter, "ip", "addr", "add", f"{n.address}/24", "dev", "eth0")
             sh(*enter, "ip", "link", "set", "eth0", "up")
             sh(*enter, "ip", "link", "set", "lo", "up")
-            sh(*enter, "ip", "route", "add", "default", "via", GATEWAY)
+            # no default route: a node reaches the bridge's hosts and nothing else (a
+            # registry lookup fails at once instead of leaving the machine)
 
 
 def network_down() -> None:
@@ -142,19 +143,33 @@ def containerd_config(n: Node) -> Path:
 
 
 def start(n: Node, argv: list[str], log: Path, pidfile: Path) -> int:
+    # a service's tasks use the image each node has: no registry lookup before a start
+    env = {**os.environ, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            n.inside(*argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            n.inside(*argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
         )
     pidfile.write_text(str(proc.pid))
     return proc.pid
 
 
 def alive(pidfile: Path) -> int | None:
+    """The pid in the file while that process runs. One this process started and that has
+    exited is reaped here: a zombie still answers signal 0."""
     try:
         pid = int(pidfile.read_text())
-        os.kill(pid, 0)
     except (OSError, ValueError):
+        return None
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
         return None
     return pid
 

@@ -211,13 +211,12 @@ class IntentReader:
             dry_run=self.dry_run,
             origin=origin,
         )
-        row = self.store.record(decision)
-        if origin == "operator":
-            self.store.record_outcome(decision, True, "done by the operator; ebbflow follows")
-        else:
-            self.store.record_outcome_text(
-                row, "outage", "lost to an outage; the desired count restores it"
-            )
+        self.store.record(
+            decision,
+            ("ok", "done by the operator; ebbflow follows")
+            if origin == "operator"
+            else ("outage", "lost to an outage; the desired count restores it"),
+        )
 
     def holding(self, tracked: Tracked, now: float) -> bool:
         """Removals by someone else wait for the redeploy window, then are read (which may

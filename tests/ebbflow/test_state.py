@@ -107,3 +107,68 @@ def test_a_refused_write_is_counted_and_said_once_never_raised(tmp_path: Path) -
     assert store.record(Decision(ServiceKey("compose", "web", "shop"), 1, 3, "r", 5.0)) == 0
     assert store.recent() == [] and store.errors == 2
     assert store.problem is not None and store.problem.startswith("the state file refuses")
+
+
+class Refusing:
+    """The store's connection, refusing every write while `refuse` is set (as a file made
+    read-only or a full disk does)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.refuse = False
+
+    def execute(self, sql: str, args: object = ()) -> sqlite3.Cursor:
+        if self.refuse and not sql.lstrip().upper().startswith(("SELECT", "PRAGMA")):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return self.db.execute(sql, args)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def test_writes_refused_while_an_action_was_under_way_are_written_in_order_once_it_works(
+    tmp_path: Path,
+) -> None:
+    store = DecisionStore(tmp_path / "state.db")
+    refusing = Refusing(store._db)
+    store._db = refusing  # type: ignore[assignment]
+    scale_out = Decision(WEB, 1, 3, "web: 1→3", 100.0)
+    store.record(scale_out)
+    refusing.refuse = True  # the file breaks while the clone is made
+    store.record_outcome(scale_out, True, "started shop_web_2, shop_web_3")
+    scale_in = Decision(WEB, 3, 2, "web: 3→2", 200.0)
+    store.record(scale_in)
+    store.record_outcome(scale_in, False, "not done: the state file refuses writes")
+    assert len(store.backlog) == 3 and store.problem is not None
+    assert store.check() is not None and len(store.backlog) == 3  # still refused: kept
+    refusing.refuse = False
+    assert store.check() is None and not store.backlog
+    rows = [(r.reason, r.outcome, r.detail) for r in store.recent(service=WEB)]
+    assert rows == [
+        ("web: 3→2", "failed", "not done: the state file refuses writes"),
+        ("web: 1→3", "ok", "started shop_web_2, shop_web_3"),
+    ]
+    assert store._rows("SELECT id FROM decisions WHERE outcome IS NULL") == []
+
+
+def test_the_backlog_is_bounded_and_drops_its_oldest_writes_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ebbflow.state.BACKLOG", 3)
+    store = DecisionStore(tmp_path / "state.db")
+    refusing = Refusing(store._db)
+    store._db = refusing  # type: ignore[assignment]
+    refusing.refuse = True
+    for n in range(5):
+        store.record(Decision(API, n, n + 1, f"api: {n}→{n + 1}", float(n)))
+    assert (len(store.backlog), store.dropped) == (3, 2)
+    refusing.refuse = False
+    assert store.check() is None
+    assert [r.reason for r in store.recent(service=API)] == ["api: 4→5", "api: 3→4", "api: 2→3"]
+
+
+def test_a_row_that_notes_what_happened_carries_its_outcome_in_one_write(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path / "state.db")
+    store.record(Decision(WEB, 4, 0, "web: 4→0, lost", 7.0, origin="outage"), ("outage", "why"))
+    (row,) = store.recent()
+    assert (row.outcome, row.detail, row.origin) == ("outage", "why", "outage")
