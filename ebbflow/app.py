@@ -10,12 +10,13 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.catalog import ServiceCatalog
-from ebbflow.config import AppConfig, LeaseConfig, RulesConfig
+from ebbflow.config import AppConfig, LeaseConfig, Role, RulesConfig
 from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
 from ebbflow.health import Health, ReportsDependencies, ReportsHealth
 from ebbflow.lease import Lease
+from ebbflow.lease_swarm import SwarmLease
 from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.plugins import (
     Component,
@@ -63,16 +64,25 @@ def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> 
         bus=bus,
         nodes=nodes,
         clock=clock,
-        health=Health(),
+        health=Health(config.role),
         inventory=Inventory(nodes, bus, clock, config.docker.node_check_interval),
     )
 
 
-def build_plugins(ctx: PluginContext, kind: str, sections: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: load(kind, name).build(ctx, options, f"{kind}.{name}")
-        for name, options in enabled_sections(sections).items()
-    }
+def build_plugins(
+    ctx: PluginContext, kind: str, sections: dict[str, Any], role: Role = "all"
+) -> dict[str, Any]:
+    """The enabled plugins of a kind; of inputs, those the role runs (an agent collects on
+    its node, a decider receives what agents push)."""
+    built = {}
+    for name, options in enabled_sections(sections).items():
+        plugin = load(kind, name)
+        if kind == "inputs" and role != "all" and plugin.receives != (role == "decider"):
+            log.info("role %s: input %s is not started (%s)", role, name,
+                     "a receiver" if plugin.receives else "it collects on a node")  # fmt: skip
+            continue
+        built[name] = plugin.build(ctx, options, f"{kind}.{name}")
+    return built
 
 
 def build_app(
@@ -82,17 +92,33 @@ def build_app(
 ) -> App:
     """Every part, wired. `read_config` reads the config again on SIGHUP."""
     ctx = build_context(config, clock)
-    store = DecisionStore(config.state)
+    # An agent decides nothing, so it keeps no state file.
+    store = DecisionStore(config.state if config.role != "agent" else ":memory:")
     app = App(config, ctx, store)
-    app.inputs = build_plugins(ctx, "inputs", config.inputs)
+    app.inputs = build_plugins(ctx, "inputs", config.inputs, config.role)
     app.outputs = build_plugins(ctx, "outputs", config.outputs)
+    if config.role == "agent":
+        parts: list[Any] = [*app.outputs.values(), ctx.inventory, *app.inputs.values()]
+        monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
+        supervise(app, parts, [ctx.bus, ctx.health], monitor)
+        if read_config is not None and app.supervisor is not None:
+            app.supervisor.on_hangup = Reloader(
+                config,
+                read_config,
+                {"log_level": lambda level: logging.getLogger().setLevel(str(level).upper())},
+            )
+        return app
     actuators = [
         load("actuators", name).build(ctx, {}, f"actuators.{name}") for name in config.actuators
     ]
     gate = ActionGate(config.max_actions_per_minute)
     # A dry run changes nothing, so it holds no lease and never keeps the real one waiting.
     lease_config = config.lease if not config.dry_run else LeaseConfig(enabled=False)
-    lease = Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
+    lease: Lease | SwarmLease = (
+        SwarmLease(ctx.nodes.default, config.scope, lease_config, ctx.bus, clock)
+        if lease_config.backend == "swarm"
+        else Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
+    )
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, lease.ownership, clock)
     controls = ControlsWatch(ctx.bus, store, clock, report=lambda: ctx.health.report().as_dict())
     state = StateWatch(store)
@@ -111,7 +137,7 @@ def build_app(
         controls=controls,
     )
     monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
-    parts: list[Any] = [
+    parts = [
         *app.outputs.values(),
         ctx.inventory,
         lease,
@@ -124,20 +150,11 @@ def build_app(
     ]
     if config.reconcile.enabled:
         parts.append(reconciler)
-    if monitor.needed:
-        parts.append(monitor)
     parts += app.inputs.values()
-    # Every component is supervised; one that has nothing to do is not started at all,
-    # since a component that returns is restarted like one that crashed.
-    reporters: list[ReportsTelemetry] = [ctx.bus, ctx.health, catalog]
-    # The node monitor reports every node's health even when it has nothing to watch.
-    watched = parts if monitor in parts else [*parts, monitor]
-    reporters += [p for p in watched if isinstance(p, ReportsTelemetry)]
-    telemetry = TelemetryInput(ctx.bus, reporters, config.interval, clock)
-    app.components = [*parts, telemetry]
-    app.supervisor = supervisor = Supervisor(app.components, config.supervision)
+    supervise(app, parts, [ctx.bus, ctx.health, catalog], monitor)
+    assert app.supervisor is not None
     if read_config is not None:
-        supervisor.on_hangup = Reloader(
+        app.supervisor.on_hangup = Reloader(
             config,
             read_config,
             {
@@ -148,6 +165,24 @@ def build_app(
                 "max_actions_per_minute": lambda n: setattr(gate, "max_per_minute", n),
             },
         )
+    return app
+
+
+def supervise(
+    app: App, parts: list[Any], reporters: list[ReportsTelemetry], monitor: NodeMonitor
+) -> App:
+    """Every part under one supervisor, its telemetry and health reported. A part that
+    has nothing to do is not started at all, since one that returns is restarted like one
+    that crashed (the node monitor, when no node needs watching)."""
+    ctx, config = app.context, app.config
+    if monitor.needed:
+        parts.append(monitor)
+    # The node monitor reports every node's health even when it has nothing to watch.
+    watched = parts if monitor in parts else [*parts, monitor]
+    reporters += [p for p in watched if isinstance(p, ReportsTelemetry)]
+    telemetry = TelemetryInput(ctx.bus, reporters, config.interval, ctx.clock)
+    app.components = [*parts, telemetry]
+    app.supervisor = supervisor = Supervisor(app.components, config.supervision)
     telemetry.reporters.append(supervisor)
     ctx.health.add_check(supervisor.problems)
     ctx.health.components = supervisor.snapshot

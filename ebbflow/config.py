@@ -248,8 +248,22 @@ class LeaseConfig(FrozenModel):
         pattern=r"^[A-Za-z0-9_.-]*$",
         description="Instances of one scope and name exclude each other; default: the scope.",
     )
-    period: float = Field(5.0, ge=1, description="Seconds of one lease epoch.")
-    grace: float = Field(1.0, ge=0, description="Seconds into an epoch before taking it over.")
+    backend: Literal["engine", "swarm"] = Field(
+        "engine",
+        description="Where the lease is kept: lock objects on the engine (one host), or a "
+        "Swarm config object in the Swarm's raft store (deciders on several nodes; "
+        "ebbflow/lease_swarm.py).",
+    )
+    period: float = Field(5.0, ge=1, description="Seconds of one lease epoch (engine).")
+    grace: float = Field(
+        1.0, ge=0, description="Seconds into an epoch before taking it over (engine)."
+    )
+    ttl: float = Field(
+        30.0,
+        ge=3,
+        description="Seconds a Swarm lease lasts unrenewed before a standby takes it (swarm); "
+        "renewed every ttl/6, it rides out a raft election (12 s measured on the lab).",
+    )
 
 
 class SupervisionConfig(FrozenModel):
@@ -265,7 +279,16 @@ class SupervisionConfig(FrozenModel):
     )
 
 
+Role = Literal["all", "agent", "decider"]
+
+
 class AppConfig(FrozenModel):
+    role: Role = Field(
+        "all",
+        description="agent: the inputs that collect on this node, and the outputs (it "
+        "publishes; no decision, no state file, no lease); decider: the inputs that receive "
+        "pushed samples (remote write), the decision side and the outputs; all: everything.",
+    )
     interval: float = Field(1.0, gt=0, description="Default collection interval, seconds.")
     state: Path = Field(Path("ebbflow.db"), description="SQLite file for decisions and cooldowns.")
     dry_run: bool = False

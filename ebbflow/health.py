@@ -19,6 +19,12 @@ log = logging.getLogger("ebbflow.health")
 
 Check = Callable[[], dict[str, str]]  # part name → what is wrong with it
 
+ROLE = Desc(
+    "ebbflow_role",
+    "What this process does (`ebbflow run --role`): all, agent or decider; always 1.",
+    "gauge",
+    ("role",),
+)
 READY = Desc("ebbflow_ready", "1 when every part works (what /readyz says), else 0.")
 DEPENDENCY_UP = Desc(
     "ebbflow_dependency_up",
@@ -52,10 +58,12 @@ class HealthReport:
     problems: dict[str, str]
     components: dict[str, dict[str, Any]]
     dependencies: dict[str, str | None] = field(default_factory=dict)
+    role: str = "all"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": "ready" if self.ready else "not ready",
+            "role": self.role,
             "problems": self.problems,
             "dependencies": {
                 name: {"up": problem is None, "reason": problem or ""}
@@ -66,7 +74,8 @@ class HealthReport:
 
 
 class Health:
-    def __init__(self) -> None:
+    def __init__(self, role: str = "all") -> None:
+        self.role = role  # what this process does: all, agent or decider (`--role`)
         self._checks: list[Check] = []
         self._parts: list[ReportsHealth] = []
         self._dependencies: list[ReportsDependencies] = []
@@ -120,10 +129,11 @@ class Health:
             elif self._last_problems:
                 log.info("ready again")
             self._last_problems = problems
-        return HealthReport(not problems, problems, self.components(), dependencies)
+        return HealthReport(not problems, problems, self.components(), dependencies, self.role)
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         report = self.report()
         yield READY.sample(1.0 if report.ready else 0.0, now)
+        yield ROLE.sample(1.0, now, report.role)
         for name, problem in sorted(report.dependencies.items()):
             yield DEPENDENCY_UP.sample(0.0 if problem else 1.0, now, name)

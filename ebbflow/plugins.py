@@ -140,6 +140,9 @@ class Plugin(Generic[C, T]):
     config_model: type[C]
     create: Callable[[PluginContext, C], T]
     describe: Describe | None = None
+    # Takes samples pushed from elsewhere (agents, a Prometheus) instead of collecting on
+    # this node: the inputs a `--role decider` runs (an agent runs the others).
+    receives: bool = False
 
     def build(self, ctx: PluginContext, options: Mapping[str, Any], where: str) -> T:
         config: C = validate(self.config_model, options, where)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests import lab
 from tests.kafka_mock import MockCluster
 
 if TYPE_CHECKING:
@@ -296,3 +297,12 @@ def ebbflow(tmp_path: Path) -> Iterator[Ebbflow]:
     yield proc
     if proc.proc is not None and proc.proc.poll() is None:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_nodes() -> Iterator[list[lab.Node]]:
+    """The three-node Swarm of tests/lab.py, for one test module (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("the multi-node lab needs root: network namespaces and engines")
+    with lab.running() as nodes:
+        yield nodes

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,6 +294,24 @@ def down() -> None:
     network_down()
     shutil.rmtree(RUN, ignore_errors=True)
     shutil.rmtree(DATA, ignore_errors=True)
+
+
+def is_up() -> bool:
+    return all(alive(n.run / "dockerd.ours") is not None for n in NODE_LIST)
+
+
+@contextlib.contextmanager
+def running() -> Iterator[list[Node]]:
+    """The lab for a test module: the one up already (scripts/lab up) is used and left up;
+    one brought up here is taken down after."""
+    if is_up():
+        yield NODE_LIST
+        return
+    up()
+    try:
+        yield NODE_LIST
+    finally:
+        down()
 
 
 def status() -> dict[str, object]:

@@ -13,7 +13,7 @@ def create(ctx: PluginContext, config: RemoteWriteConfig) -> RemoteWriteInput:
 
 
 plugin: Plugin[RemoteWriteConfig, RemoteWriteInput] = Plugin(
-    "remote_write", RemoteWriteConfig, create
+    "remote_write", RemoteWriteConfig, create, receives=True
 )
 
 __all__ = ["RemoteWriteConfig", "RemoteWriteInput", "plugin"]

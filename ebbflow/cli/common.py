@@ -45,13 +45,11 @@ def scope_options() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> AppConfig:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "state", None):
-        overrides["state"] = str(args.state)
-    if getattr(args, "interval", None):
-        overrides["interval"] = args.interval
-    if getattr(args, "dry_run", False):
-        overrides["dry_run"] = True
+    overrides: dict[str, Any] = {
+        key: str(value) if key == "state" else value
+        for key in ("state", "interval", "dry_run", "role")
+        if (value := getattr(args, key, None))  # unset flags leave the config's value
+    }
     if getattr(args, "listen", None) and args.command == "run":
         overrides["outputs"] = {"prometheus": {"listen": args.listen}}
     if args.log_level:

@@ -33,6 +33,12 @@ def register(
     run.add_argument("--listen", help="HOST:PORT for /metrics")
     run.add_argument("--interval", type=float, help="collection interval, seconds")
     run.add_argument("--dry-run", action="store_true", help="decide and record, change nothing")
+    run.add_argument(
+        "--role",
+        choices=("all", "agent", "decider"),
+        help="agent: collect on this node and publish, decide nothing; decider: take pushed "
+        "samples, decide and act; all (the default): both in one process",
+    )
     run.set_defaults(func=cmd_run)
 
     collect = sub.add_parser("collect", parents=[common], help="one cycle of every input")

@@ -1,0 +1,69 @@
+"""Roles: one config shape, three processes. An agent runs the inputs that collect on its
+node and the outputs, and nothing of the decision side; a decider runs the inputs that
+receive pushed samples and the decision side; `all` runs everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ebbflow.app import App, build_app
+from ebbflow.config import AppConfig
+from ebbflow.lease import Lease
+from ebbflow.lease_swarm import SwarmLease
+from ebbflow.rules.engine import RuleEngine
+from ebbflow.scaler.runner import ActionRunner
+from ebbflow.state_watch import StateWatch
+
+INPUTS = {"containers": {}, "node": {}, "remote_write": {"listen": "127.0.0.1:0"}}
+
+
+def built(tmp_path: Path, **config: object) -> App:
+    return build_app(
+        AppConfig.model_validate({"state": str(tmp_path / "state.db"), "inputs": INPUTS, **config})
+    )
+
+
+def kinds(app: App) -> set[type]:
+    return {type(part) for part in app.components}
+
+
+async def test_an_agent_collects_and_publishes_and_decides_nothing(tmp_path: Path) -> None:
+    app = built(tmp_path, role="agent")
+    try:
+        assert sorted(app.inputs) == ["containers", "node"]  # the receiver is a decider's
+        assert sorted(app.outputs) == ["prometheus"]
+        assert not kinds(app) & {RuleEngine, ActionRunner, Lease, SwarmLease, StateWatch}
+        assert app.store.memory and not (tmp_path / "state.db").exists()  # no state file
+        assert app.context.health.report().as_dict()["role"] == "agent"
+    finally:
+        await app.close()
+
+
+async def test_a_decider_receives_decides_and_acts(tmp_path: Path) -> None:
+    app = built(tmp_path, role="decider", lease={"backend": "swarm"})
+    try:
+        assert sorted(app.inputs) == ["remote_write"]
+        assert {RuleEngine, ActionRunner, SwarmLease, StateWatch} <= kinds(app)
+        assert (tmp_path / "state.db").exists()
+        samples = list(app.context.health.telemetry(1.0))
+        assert [(s.name, s.labels) for s in samples if s.name == "ebbflow_role"] == [
+            ("ebbflow_role", (("role", "decider"),))
+        ]
+    finally:
+        await app.close()
+
+
+async def test_all_in_one_stays_the_default(tmp_path: Path) -> None:
+    app = built(tmp_path)
+    try:
+        assert sorted(app.inputs) == ["containers", "node", "remote_write"]
+        assert {RuleEngine, ActionRunner, Lease} <= kinds(app)
+    finally:
+        await app.close()
+
+
+def test_an_unknown_role_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="role"):
+        AppConfig.model_validate({"role": "leader"})
