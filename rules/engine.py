@@ -77,6 +77,13 @@ METRIC_VALUE = Desc(
     "gauge",
     ("metric", "service"),
 )
+UNSEEN = Desc(
+    "ebbflow_service_replicas_unseen",
+    "Running replicas past their warm-up that send no fresh samples (no agent on their "
+    "node, or it is gone); while any do, the service is not scaled in.",
+    "gauge",
+    ("service",),
+)
 BOUNDS = {
     bound: Desc(f"ebbflow_policy_{bound}", f"The service's {bound} for a metric.", "gauge",
                 ("metric", "service"))
@@ -240,6 +247,7 @@ class RuleEngine:
         state = self.services[key]
         replica = state.replicas[name]
         replica.sampled = True
+        replica.last_seen = max(replica.last_seen, sample.timestamp)
         if sample.name == PROBE_SUCCESS and sample.value == 1.0:
             replica.probe_ok = True
         if self._reads(state, sample):
@@ -406,13 +414,14 @@ class RuleEngine:
                 window_gap=max(
                     (state.window_gap(r.rule, policy, now) for r in recommendations), default=0.0
                 ),
+                unseen=state.unseen(policy, now),
             )
         )
         if verdict.counted and best is not None:
             state.recommended.add(now, best.replicas)
         if not verdict.decided:
             return None
-        return self._decide(state, policy, current, verdict, recommendations, len(ready), now)
+        return self._decide(state, policy, current, verdict, recommendations, ready, now)
 
     @staticmethod
     def _aggregate(state: ServiceState, since: float, how: str) -> int | None:
@@ -432,14 +441,16 @@ class RuleEngine:
         current: int,
         verdict: Verdict,
         recommendations: list[Recommendation],
-        ready: int,
+        ready: list[Replica],
         now: float,
     ) -> Decision:
         assert verdict.to is not None
         desired = verdict.to
         inputs: dict[str, float] = {
             "replicas": current,
-            "ready": ready,
+            "ready": len(ready),
+            # the engines (nodes) the ready replicas run on: 1 when ebbflow drives one
+            "ready_nodes": len({replica.info.node for replica in ready}),
             "window": policy.window,
             "startup": round(state.horizon(policy), 3),
             "startup_learned": int(state.startup is not None),
@@ -488,6 +499,7 @@ class RuleEngine:
             policy = state.policy.policy if state.policy is not None else None
             if policy is None:
                 continue
+            yield UNSEEN.sample(state.unseen(policy, now), now, str(key))
             for rule in policy.rules:
                 if rule.id in state.averages:
                     yield METRIC_VALUE.sample(state.averages[rule.id], now, rule.label, str(key))

@@ -13,6 +13,10 @@ act, in this order:
 6. bounds: min..max replicas always hold;
 7. limits: max_up/max_down per decision (by default as HPA: double or add 4);
 8. no change;
+8b. the whole service: no scale-in while some replicas send no fresh samples (an agent
+   missing on their node, or gone): their load is unknown, never zero. HPA, with pods
+   missing metrics, assumes 100 % of target for a scale-in; holding is the same in effect
+   at the edge and simpler to explain. Scale-out goes on (it is the safe direction);
 9. a window full of fresh data: after any start (this instance's, the service's, a
    reconnect to its engine) no decision rests on less than the policy's window;
 10. cooldown per direction (a decision only back within bounds neither waits nor starts one,
@@ -64,6 +68,9 @@ class GateInput:
     # Seconds of the window not yet covered by fresh data since a start (this instance's,
     # the service's, a reconnect): no decision rests on a window that is not full.
     window_gap: float = 0.0
+    # Running replicas past their warm-up whose samples do not arrive (no agent on their
+    # node, or it is gone): a scale-in never rests on part of the service.
+    unseen: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,14 @@ def gate(i: GateInput) -> Verdict:
     if desired is None:
         return hold("never scale in on missing or stale data", counted=True)
     desired, why = _within_bounds_and_limits(i, desired)
+    whole = _whole_service(i, desired, why)
+    if whole is None:
+        return hold(
+            f"{i.unseen} of {i.current} replicas send no fresh samples: "
+            "no scale-in on part of the service",
+            counted=True,
+        )
+    desired, why = whole
     if desired == i.current:
         return hold("no change", counted=True)
     # Only back within min..max (a deploy started short, say): no load asked for it, so
@@ -100,12 +115,10 @@ def gate(i: GateInput) -> Verdict:
     bounds = (i.current < i.min_replicas and desired == i.min_replicas) or (
         i.current > i.max_replicas and desired == i.max_replicas
     )
-    if not bounds and i.window_gap > 0:
-        return hold(f"window not full: {i.window_gap:.0f}s of data to come", counted=True)
     if not bounds:
-        cooling = _cooldown(i, out=desired > i.current)
-        if cooling is not None:
-            return cooling
+        waiting = _waiting(i, out=desired > i.current)
+        if waiting is not None:
+            return waiting
     if not i.owned:
         return hold("not the owner: another instance decides", counted=True)
     if i.blocked:
@@ -162,8 +175,21 @@ def _within_bounds_and_limits(i: GateInput, desired: int) -> tuple[int, str]:
     return desired, i.why
 
 
-def _cooldown(i: GateInput, out: bool) -> Verdict | None:
-    """Stage 9: the direction's cooldown since its last decision."""
+def _whole_service(i: GateInput, desired: int, why: str) -> tuple[int, str] | None:
+    """Stage 8b: while replicas send no fresh samples, a scale-in goes only back to
+    max_replicas; None when it would rest on part of the service."""
+    if not i.unseen or desired >= min(i.current, i.max_replicas):
+        return desired, why
+    if i.current <= i.max_replicas:
+        return None
+    return i.max_replicas, f"{i.current} replicas above max_replicas {i.max_replicas}"
+
+
+def _waiting(i: GateInput, out: bool) -> Verdict | None:
+    """Stages 9-10: a window full of fresh data, then the direction's cooldown since its
+    last decision."""
+    if i.window_gap > 0:
+        return hold(f"window not full: {i.window_gap:.0f}s of data to come", counted=True)
     cooldown = i.cooldown_up if out else i.cooldown_down
     last = i.last_out if out else i.last_in
     if last is not None and i.now - last < cooldown:

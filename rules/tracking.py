@@ -40,6 +40,7 @@ class Replica:
     needs_probe: bool
     probe_ok: bool = False
     sampled: bool = False  # any sample about this container has arrived
+    last_seen: float = -math.inf  # the newest sample's time, of any series
     ready_since: float | None = None
     latest: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric → (t, v)
 
@@ -118,6 +119,17 @@ class ServiceState:
                 if not was_ready:
                     new.append(replica)
         return ready, new
+
+    def unseen(self, policy: Policy, now: float) -> int:
+        """Replicas past their warm-up that send no fresh samples of any kind: never
+        sampled (no agent on their node), or silent for longer than a value stays fresh
+        (their agent or its link is gone). Their load is unknown, never zero."""
+        stale_before = now - max(STALE_AFTER, policy.window)
+        return sum(
+            1
+            for replica in self.replicas.values()
+            if now >= replica.ready_after and replica.last_seen < stale_before
+        )
 
     def observe(self, rule: MetricRule, policy: Policy, ready: list[Replica], now: float) -> bool:
         """Add this instant's value and implied replicas to a rule's windows; False when

@@ -32,6 +32,12 @@ CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
      3, "cpu"),
     ("scale-in held by the peak's keep", {"recommended": 1, "keep": 2, "current": 4}, 2, "cpu"),
     ("scale-in held entirely", {"recommended": 1, "held": 4, "current": 4}, None, "no change"),
+    # 8b. the whole service
+    ("no scale-in while replicas send nothing", {"recommended": 1, "current": 3, "unseen": 2},
+     None, "2 of 3 replicas send no fresh samples"),
+    ("scale-out goes on while replicas send nothing", {"unseen": 1}, 4, "cpu"),
+    ("bounds hold while replicas send nothing",
+     {"recommended": 1, "current": 6, "max_replicas": 4, "unseen": 5}, 4, "above max_replicas"),
     ("scale-out only as far as all agree",
      {"stabilization_up": 10.0, "agreed": 3}, 3, "cpu"),
     ("scale-out agreed by none", {"stabilization_up": 10.0, "agreed": 2}, None, "no change"),

@@ -37,9 +37,6 @@ KNOWN_MISSES = {
     **{("spikes", d): SPIKES for d in START_DELAYS},
     **{("noisy_ramp", d): NOISY_RAMP for d in (2.0, 5.0, 30.0, 60.0)},
     **{("slow_ramp", d): SLOW_RAMP for d in START_DELAYS},
-    ("startup_shift", 60.0): "7 reversals against the 6 allowed, with 54 % fewer "
-    "violation seconds: at the shifted third's 180 s start-up the load turns within "
-    "two start-ups, faster than a line through them can follow",
     ("noisy_diurnal", 5.0): "0.25 % more replica seconds than HPA (79,077 against 78,883): "
     "no decision rests on less than a full window after a start, so the trace's first 30 s "
     "hold the initial count where HPA acts on its first sample",
