@@ -186,14 +186,21 @@ def start_victoria_metrics(port: int, data: Path) -> contextlib.AbstractContextM
 
 
 def start_prometheus(
-    port: int, home: Path, targets: list[str], interval: str = "1s"
+    port: int, home: Path, targets: list[str], interval: str = "1s", remote_write: str = ""
 ) -> contextlib.AbstractContextManager[None]:
-    """Debian's Prometheus scraping `targets` (HOST:PORT) every `interval`."""
+    """Debian's Prometheus scraping `targets` (HOST:PORT) every `interval`; remote-writing
+    what it scrapes to `remote_write` (a URL) within a second, when given."""
     config = home / "prometheus.yml"
     config.write_text(
         f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}}}\n"
         "scrape_configs:\n"
         f"  - job_name: ebbflow\n    static_configs: [{{targets: {targets!r}}}]\n"
+        + (
+            f"remote_write:\n  - url: {remote_write}\n"
+            "    queue_config: {batch_send_deadline: 1s, max_samples_per_send: 500}\n"
+            if remote_write
+            else ""
+        )
     )
     argv = [
         "prometheus",

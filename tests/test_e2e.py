@@ -6,11 +6,13 @@ from outside; ebbflow runs as its own process, as an operator would run it.
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from ebbflow.model import ServiceKey
 from ebbflow.state import DecisionStore, StoredDecision
 
-from .conftest import compose_containers, free_port, start_httpd
+from .conftest import compose_containers, free_port, start_httpd, start_prometheus
 from .ebbflow_process import Ebbflow, wait_for
 
 pytestmark = pytest.mark.integration
@@ -287,3 +289,58 @@ def test_scales_on_an_http_probe_latency(
     assert "probe_duration_seconds avg" in made[0].reason and "> max 0.2" in made[0].reason
     assert made[0].inputs["probe_duration_seconds_avg"] > 0.2
     assert made[1].inputs["probe_duration_seconds_avg"] < 0.05
+
+
+def test_scales_on_a_metric_a_real_prometheus_remote_writes(
+    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
+) -> None:
+    """Debian's Prometheus scrapes an application's queue depth and remote-writes it into
+    ebbflow's receiver; a policy on that metric scales the service."""
+    depth = {"value": 30}
+
+    class Exposition(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f'queue_depth{{service="{project}/worker"}} {depth["value"]}\n'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exposition)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    receiver = free_port()
+    config = tmp_path / "ebbflow.yaml"
+    config.write_text(
+        f"inputs:\n  containers: {{}}\n  remote_write: {{listen: '127.0.0.1:{receiver}'}}\n"
+    )
+    run_container(
+        f"{project}_worker_1", "--init", "--network", "none",
+        *labelled(project, "worker", {
+            "ebbflow.scale.metric": "queue_depth",
+            "ebbflow.scale.target": "10",
+            "ebbflow.scale.max_replicas": "3",
+            "ebbflow.scale.window": "2",
+        }),
+    )  # fmt: skip
+    home = tmp_path / "prometheus"
+    home.mkdir()
+    try:
+        with start_prometheus(
+            free_port(), home, [f"127.0.0.1:{app.server_address[1]}"],
+            remote_write=f"http://127.0.0.1:{receiver}/api/v1/write",
+        ):  # fmt: skip
+            ebbflow.start("--config", str(config))
+            # 30 waiting at 10 per replica: 3 replicas
+            wait_for("3 workers", lambda: replicas(project, "worker") == 3, 90,
+                     ebbflow.assert_alive)  # fmt: skip
+            received = ebbflow.metric("ebbflow_remote_write_requests_total", outcome="ok")
+            assert received is not None and received >= 1
+    finally:
+        app.shutdown()
+    assert ebbflow.stop() == 0
+    made = decisions(ebbflow.state, project, "worker")
+    assert (made[0].from_replicas, made[0].to_replicas) == (1, 3), made
+    assert "queue_depth avg 30 > target 10" in made[0].reason

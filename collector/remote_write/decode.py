@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import cramjam
 
+DOUBLE = struct.Struct("<d")
+
 
 class BadRequestError(ValueError):
     """The body is no WriteRequest this receiver takes; the message says why."""
@@ -36,25 +38,34 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
 
 
 def fields(data: bytes) -> Iterator[tuple[int, int, bytes | int]]:
-    """(field number, wire type, payload) of a message's fields."""
-    at = 0
-    while at < len(data):
-        key, at = _varint(data, at)
+    """(field number, wire type, payload) of a message's fields. Keys and lengths under
+    128 (nearly all of them) are one byte, read without the general varint loop."""
+    at, end = 0, len(data)
+    while at < end:
+        key = data[at]
+        if key < 0x80:
+            at += 1
+        else:
+            key, at = _varint(data, at)
         number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, at = _varint(data, at)
-            yield number, wire, value
-        elif wire == 1:
-            if at + 8 > len(data):
-                raise BadRequestError("a fixed64 runs past the message")
-            yield number, wire, data[at : at + 8]
-            at += 8
-        elif wire == 2:
-            size, at = _varint(data, at)
-            if at + size > len(data):
+        if wire == 2:
+            size = data[at] if at < end else 0x80
+            if size < 0x80:
+                at += 1
+            else:
+                size, at = _varint(data, at)
+            if at + size > end:
                 raise BadRequestError("a field runs past the message")
             yield number, wire, data[at : at + size]
             at += size
+        elif wire == 0:
+            value, at = _varint(data, at)
+            yield number, wire, value
+        elif wire == 1:
+            if at + 8 > end:
+                raise BadRequestError("a fixed64 runs past the message")
+            yield number, wire, data[at : at + 8]
+            at += 8
         elif wire == 5:
             if at + 4 > len(data):
                 raise BadRequestError("a fixed32 runs past the message")
@@ -70,6 +81,23 @@ def _text(payload: bytes | int) -> str:
     return payload.decode("utf-8", errors="replace")
 
 
+def _label(data: bytes) -> tuple[str, str]:
+    """A Label: name (field 1) and value (field 2). As every encoder writes it (two short
+    strings, in order) it is sliced directly; anything else goes the general way."""
+    end = len(data)
+    if end >= 4 and data[0] == 0x0A and data[1] < 0x80:
+        name_end = 2 + data[1]
+        if name_end + 2 <= end and data[name_end] == 0x12 and data[name_end + 1] < 0x80:
+            value_end = name_end + 2 + data[name_end + 1]
+            if value_end == end:
+                return (
+                    data[2:name_end].decode("utf-8", errors="replace"),
+                    data[name_end + 2 : value_end].decode("utf-8", errors="replace"),
+                )
+    pair = {n: _text(p) for n, w, p in fields(data) if w == 2}
+    return pair.get(1, ""), pair.get(2, "")
+
+
 def _series(data: bytes) -> Series:
     labels: list[tuple[str, str]] = []
     samples: list[tuple[float, int]] = []
@@ -77,17 +105,27 @@ def _series(data: bytes) -> Series:
         if wire != 2 or not isinstance(payload, bytes):
             continue
         if number == 1:
-            pair = {n: _text(p) for n, w, p in fields(payload) if w == 2}
-            labels.append((pair.get(1, ""), pair.get(2, "")))
+            labels.append(_label(payload))
         elif number == 2:
-            value, stamp = float("nan"), 0
-            for n, w, p in fields(payload):
-                if n == 1 and w == 1 and isinstance(p, bytes):
-                    value = struct.unpack("<d", p)[0]
-                elif n == 2 and w == 0 and isinstance(p, int):
-                    stamp = p - (1 << 64) if p >= 1 << 63 else p
-            samples.append((value, stamp))
+            samples.append(_sample(payload))
     return Series(tuple(labels), tuple(samples))
+
+
+def _sample(payload: bytes) -> tuple[float, int]:
+    """A Sample: value (field 1, a double) and timestamp (field 2, a varint), sliced
+    directly as every encoder writes it; anything else goes the general way."""
+    if len(payload) >= 11 and payload[0] == 0x09 and payload[9] == 0x10:
+        stamp, end = _varint(payload, 10)
+        if end == len(payload):
+            value: float = DOUBLE.unpack_from(payload, 1)[0]
+            return value, stamp - (1 << 64) if stamp >= 1 << 63 else stamp
+    value, stamp = float("nan"), 0
+    for n, w, p in fields(payload):
+        if n == 1 and w == 1 and isinstance(p, bytes):
+            value = struct.unpack("<d", p)[0]
+        elif n == 2 and w == 0 and isinstance(p, int):
+            stamp = p - (1 << 64) if p >= 1 << 63 else p
+    return value, stamp
 
 
 def uncompressed_length(body: bytes) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import struct
 import urllib.error
 import urllib.request
 
@@ -103,3 +104,33 @@ async def test_over_http_a_write_is_on_the_bus_and_bad_ones_are_refused() -> Non
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert not math.isnan(SENT[0].value)
+
+
+def test_fields_in_another_order_or_with_long_strings_read_the_same() -> None:
+    """The fast paths (a label and a sample as encoders write them) and the general path
+    agree: a label with its value first, a 200-byte name, a sample with its timestamp
+    first and a negative one are read as they mean."""
+    long = "n" * 200
+
+    def field(number: int, wire: int, payload: bytes) -> bytes:
+        key = bytes([number << 3 | wire])
+        return key + (varint(len(payload)) + payload if wire == 2 else payload)
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append(value & 0x7F | (0x80 if value > 0x7F else 0))
+            value >>= 7
+            if not value:
+                return bytes(out)
+
+    labels = [
+        field(1, 2, field(2, 2, b"app") + field(1, 2, b"job")),  # value before name
+        field(1, 2, field(1, 2, b"__name__") + field(2, 2, long.encode())),
+    ]
+    stamp = varint((-5) & (1 << 64) - 1)
+    sample = field(2, 2, b"\x10" + stamp + b"\x09" + struct.pack("<d", 2.5))  # stamp first
+    raw = field(1, 2, b"".join(labels) + sample)
+    (series,) = decode(bytes(cramjam.snappy.compress_raw(raw)), 1 << 20, 10)
+    assert series.labels == (("job", "app"), ("__name__", long))
+    assert series.samples == ((2.5, -5),)
