@@ -93,13 +93,18 @@ def run_cluster(
         "actuators": ["swarm"],
         "lease": {"backend": "swarm", "ttl": 6},
     }))  # fmt: skip
-    agent_config = tmp_path / "agent.yaml"
-    agent_config.write_text(json.dumps({
-        "role": "agent",
-        "inputs": {"containers": {}, "node": False, "probes": False, "scrape": False},
-        "outputs": {"prometheus": {}, "remote_write": {
-            "url": f"http://127.0.0.1:{receiver}/api/v1/write", "flush_interval": 0.5}},
-    }))  # fmt: skip
+
+    def agent_config(node: str) -> Path:
+        path = tmp_path / f"agent-{node}.yaml"
+        path.write_text(json.dumps({
+            "role": "agent",
+            "inputs": {"containers": {}, "node": False, "probes": False, "scrape": False},
+            "outputs": {"prometheus": {}, "remote_write": {
+                "url": f"http://127.0.0.1:{receiver}/api/v1/write", "flush_interval": 0.5,
+                "sender": node}},
+        }))  # fmt: skip
+        return path
+
     (tmp_path / "decider").mkdir()
     decider = Ebbflow(tmp_path / "decider", tmp_path / "decider" / "state.db", free_port())
     agents = []
@@ -108,7 +113,8 @@ def run_cluster(
         for name in agents_on:
             (tmp_path / name).mkdir()
             agent = Ebbflow(tmp_path / name, tmp_path / name / "unused.db", free_port())
-            agent.start("--config", str(agent_config), env={"DOCKER_HOST": lab.node(name).host})
+            agent.start("--config", str(agent_config(name)),
+                        env={"DOCKER_HOST": lab.node(name).host})  # fmt: skip
             agents.append(agent)
         if hold:
             time.sleep(hold)
@@ -120,6 +126,10 @@ def run_cluster(
         seen = {
             name: decider.metric(name, service=SERVICE)
             for name in ("ebbflow_service_replicas_unseen", "ebbflow_service_replicas")
+        }
+        seen |= {
+            f"age {node}": decider.metric("ebbflow_remote_write_sender_age_seconds", sender=node)
+            for node in lab.NODES
         }
         assert "Traceback" not in decider.logs() + "".join(a.logs() for a in agents)
         return decider.state, seen
@@ -137,7 +147,13 @@ def test_a_service_over_three_nodes_is_scaled_on_all_three_replicas(
     # scale in on it; the two it has no samples of hold it (their load is unknown).
     partial, seen = run_cluster(tmp_path / "one", ("n3",), "--dry-run", hold=30)
     assert first_decision(partial) is None
-    assert seen == {"ebbflow_service_replicas_unseen": 2.0, "ebbflow_service_replicas": 3.0}
+    assert seen == {
+        "ebbflow_service_replicas_unseen": 2.0,
+        "ebbflow_service_replicas": 3.0,
+        "age n1": None,  # no agent: no sender
+        "age n2": None,
+        "age n3": pytest.approx(0.5, abs=2.5),  # writes every 0.5 s
+    }
     assert spec_replicas(name) == 3
 
     # An agent on every node: three ready replicas on three nodes, two of them burning.
@@ -148,6 +164,7 @@ def test_a_service_over_three_nodes_is_scaled_on_all_three_replicas(
     assert (was, inputs["ready"], inputs["ready_nodes"]) == (3, 3, 3), inputs
     assert to > was and inputs["cpu_avg"] > 50  # (100 + 100 + 0) / 3 % of the limit
     assert seen["ebbflow_service_replicas_unseen"] == 0.0
+    assert all(seen[f"age {node}"] is not None for node in lab.NODES), seen
     wait_for("the Swarm's spec scaled", lambda: spec_replicas(name) == to, 30)
     outcome = state_rows(whole, "SELECT outcome FROM decisions ORDER BY id LIMIT 1")
     assert outcome == [("ok",)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 
@@ -41,6 +42,16 @@ DROPPED = Desc(
     "counter",
 )
 HELD = Desc("ebbflow_remote_write_series", "Series the remote-write receiver holds.")
+SENDER_AGE = Desc(
+    "ebbflow_remote_write_sender_age_seconds",
+    "Seconds since each sender's last accepted write (X-Ebbflow-Sender: an ebbflow agent "
+    "names itself; others are `unnamed`).",
+    "gauge",
+    ("sender",),
+)
+SENDER_HEADER = "X-Ebbflow-Sender"
+MAX_SENDERS = 256  # senders shown; past it, new ones count as `other`
+SENDER_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class RemoteWriteInput:
@@ -58,6 +69,7 @@ class RemoteWriteInput:
         self.samples_in = 0
         self.dropped = 0
         self.bound: tuple[str, int] | None = None
+        self.senders: dict[str, float] = {}  # sender → its last accepted write
 
     def take(self, body: bytes) -> list[Sample]:
         """A request's samples, the newest of each series, kept and returned."""
@@ -95,9 +107,17 @@ class RemoteWriteInput:
             self.requests["bad_request"] += 1
             return web.Response(status=400, text=str(err)[:300])
         self.requests["ok"] += 1
+        self._heard(request.headers.get(SENDER_HEADER, ""))
         if batch:
             self.bus.publish(SampleBatch(SOURCE, self.clock(), tuple(batch), replace=False))
         return web.Response(status=204)
+
+    def _heard(self, sender: str) -> None:
+        """A bounded, checked name: a header is input from outside."""
+        name = sender if SENDER_NAME.match(sender) else ("unnamed" if not sender else "invalid")
+        if name not in self.senders and len(self.senders) >= MAX_SENDERS:
+            name = "other"
+        self.senders[name] = self.clock()
 
     def expire(self) -> None:
         cutoff = self.clock() - self.config.expire_after
@@ -136,3 +156,5 @@ class RemoteWriteInput:
         yield SAMPLES.sample(self.samples_in, now)
         yield DROPPED.sample(self.dropped, now)
         yield HELD.sample(len(self.series), now)
+        for sender, last in sorted(self.senders.items()):
+            yield SENDER_AGE.sample(max(0.0, now - last), now, sender)

@@ -18,3 +18,10 @@ class RemoteWriteConfig(DeliveryConfig):
     username: str = ""
     password: str = ""
     headers: dict[str, str] = Field(default_factory=dict)
+    sender: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]*$",
+        description="Who writes, sent as `X-Ebbflow-Sender` (an ebbflow receiver shows each "
+        "sender's last write); default: this host's name.",
+    )

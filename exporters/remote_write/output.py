@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import aiohttp
@@ -14,6 +15,7 @@ from ..pipeline import DeliveryOptions, http_error
 from .config import RemoteWriteConfig
 from .protobuf import compressed_write_request
 
+SENDER = "X-Ebbflow-Sender"  # read by ebbflow's remote-write receiver
 HEADERS = {
     "Content-Type": "application/x-protobuf",
     "Content-Encoding": "snappy",
@@ -33,7 +35,8 @@ class RemoteWriteOutput(HttpOutput):
     ) -> None:
         super().__init__(bus, options, clock, name)
         self.config = config
-        self.headers = HEADERS | config.headers
+        self.headers = HEADERS | {SENDER: config.sender or socket.gethostname()[:64]}
+        self.headers |= config.headers
         if config.bearer_token:
             self.headers["Authorization"] = f"Bearer {config.bearer_token}"
         self.auth = aiohttp.BasicAuth(config.username, config.password) if config.username else None

@@ -85,8 +85,9 @@ async def test_over_http_a_write_is_on_the_bus_and_bad_ones_are_refused() -> Non
                 await asyncio.sleep(0.01)
         url = f"http://127.0.0.1:{receiver.bound[1]}/api/v1/write"
 
-        def post(data: bytes) -> int:
-            request = urllib.request.Request(url, data=data, method="POST")
+        def post(data: bytes, sender: str | None = None) -> int:
+            headers = {"X-Ebbflow-Sender": sender} if sender is not None else {}
+            request = urllib.request.Request(url, data=data, method="POST", headers=headers)
             try:
                 with urllib.request.urlopen(request, timeout=5) as resp:
                     return int(resp.status)
@@ -100,6 +101,12 @@ async def test_over_http_a_write_is_on_the_bus_and_bad_ones_are_refused() -> Non
         assert await asyncio.to_thread(post, b"garbage") == 400
         assert await asyncio.to_thread(post, b"x" * 5000) == 413
         assert dict(receiver.requests) == {"ok": 1, "bad_request": 1, "too_large": 1}
+        # each sender's last write, by the name it gives; a hostile name is not a label
+        assert await asyncio.to_thread(post, body(SENT), "n2") == 204
+        assert await asyncio.to_thread(post, body(SENT), 'n3"} {' + "x" * 500) == 204
+        ages = {s.label("sender") for s in receiver.telemetry(receiver.clock() + 1)
+                if s.name == "ebbflow_remote_write_sender_age_seconds"}  # fmt: skip
+        assert ages == {"unnamed", "n2", "invalid"}
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
