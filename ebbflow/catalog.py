@@ -54,6 +54,13 @@ EXITED_KEPT = 64  # exited containers remembered per service
 GONE_KEPT = 4096  # removed containers whose service is remembered (their events lag behind)
 
 SERVICES = Desc("ebbflow_catalog_services", "Services the catalog knows, running or not.")
+OWNED = Desc(
+    "ebbflow_service_owned",
+    "1 when this instance may act on the service now (it holds the lease and the "
+    "service's claim), else 0: which decider owns which service.",
+    "gauge",
+    ("service",),
+)
 IN_SCOPE = Desc(
     "ebbflow_service_in_scope",
     "1 when the service lies in this instance's scope (it may act), else 0.",
@@ -419,3 +426,5 @@ class ServiceCatalog:
             yield POLICY_ERRORS.sample(len(service.policy.errors), now, name)
             yield REPLICAS.sample(service.count, now, name)
             yield IN_SCOPE.sample(1.0 if service.in_scope else 0.0, now, name)
+            if service.in_scope:
+                yield OWNED.sample(1.0 if self.ownership.owns(key) else 0.0, now, name)

@@ -125,7 +125,11 @@ def run_cluster(
             agent.assert_alive()
         seen = {
             name: decider.metric(name, service=SERVICE)
-            for name in ("ebbflow_service_replicas_unseen", "ebbflow_service_replicas")
+            for name in (
+                "ebbflow_service_replicas_unseen",
+                "ebbflow_service_replicas",
+                "ebbflow_service_owned",
+            )
         }
         seen |= {
             f"age {node}": decider.metric("ebbflow_remote_write_sender_age_seconds", sender=node)
@@ -150,6 +154,7 @@ def test_a_service_over_three_nodes_is_scaled_on_all_three_replicas(
     assert seen == {
         "ebbflow_service_replicas_unseen": 2.0,
         "ebbflow_service_replicas": 3.0,
+        "ebbflow_service_owned": 1.0,  # a dry run holds no lease: it may decide on all
         "age n1": None,  # no agent: no sender
         "age n2": None,
         "age n3": pytest.approx(0.5, abs=2.5),  # writes every 0.5 s
@@ -164,6 +169,7 @@ def test_a_service_over_three_nodes_is_scaled_on_all_three_replicas(
     assert (was, inputs["ready"], inputs["ready_nodes"]) == (3, 3, 3), inputs
     assert to > was and inputs["cpu_avg"] > 50  # (100 + 100 + 0) / 3 % of the limit
     assert seen["ebbflow_service_replicas_unseen"] == 0.0
+    assert seen["ebbflow_service_owned"] == 1.0  # the decider holds the Swarm lease
     assert all(seen[f"age {node}"] is not None for node in lab.NODES), seen
     wait_for("the Swarm's spec scaled", lambda: spec_replicas(name) == to, 30)
     outcome = state_rows(whole, "SELECT outcome FROM decisions ORDER BY id LIMIT 1")
