@@ -97,6 +97,12 @@ def build_app(
     app = App(config, ctx, store)
     app.inputs = build_plugins(ctx, "inputs", config.inputs, config.role)
     app.outputs = build_plugins(ctx, "outputs", config.outputs)
+    if config.role == "decider" and not app.inputs:
+        log.warning("role decider: no input receives samples (enable inputs.remote_write); "
+                    "nothing feeds the rules")  # fmt: skip
+    if config.role == "agent" and set(app.outputs) <= {"prometheus"}:
+        log.warning("role agent: no output pushes samples (enable outputs.remote_write or "
+                    "kafka); deciders will not see this node")  # fmt: skip
     if config.role == "agent":
         parts: list[Any] = [*app.outputs.values(), ctx.inventory, *app.inputs.values()]
         monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)

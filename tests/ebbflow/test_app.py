@@ -67,3 +67,18 @@ async def test_all_in_one_stays_the_default(tmp_path: Path) -> None:
 def test_an_unknown_role_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="role"):
         AppConfig.model_validate({"role": "leader"})
+
+
+async def test_a_role_with_nothing_to_do_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for role in ("agent", "decider"):
+        app = build_app(
+            AppConfig.model_validate(
+                {"state": str(tmp_path / "state.db"), "role": role, "inputs": {"node": {}}}
+            )
+        )
+        await app.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("role decider: no input receives samples" in w for w in warnings), warnings
+    assert any("role agent: no output pushes samples" in w for w in warnings), warnings
