@@ -41,7 +41,7 @@ from ebbflow.bus import Bus
 from ebbflow.config import LeaseConfig, ScopeConfig
 from ebbflow.docker_api import DockerHandle
 from ebbflow.docker_events import read_bounded
-from ebbflow.lease import lease_id
+from ebbflow.lease import LEADER, TRANSITIONS, lease_id
 from ebbflow.logs import describe_error
 from ebbflow.metrics import Desc
 from ebbflow.model import OwnershipChange, Sample, ServiceKey
@@ -58,18 +58,6 @@ RENEWALS = 6  # renewals per ttl: the holder rides out an outage of the store of
 # ttl × (SAFETY − 1/RENEWALS), 22 s with the default ttl of 30 s, against a raft election
 # measured at 11.6 s on the lab (from SIGTERM of the raft leader's engine to a write)
 
-LEADER = Desc(
-    "ebbflow_leader",
-    "1 while this instance holds the lease for its scope and may act; 0 on standby.",
-    "gauge",
-    ("lease",),
-)
-TRANSITIONS = Desc(
-    "ebbflow_leader_transitions_total",
-    "Times this instance became leader or lost the lease.",
-    "counter",
-    ("lease",),
-)
 EPOCH_METRIC = Desc(
     "ebbflow_lease_epoch",
     "The lease's epoch as last read (it grows by one at every change of holder).",
