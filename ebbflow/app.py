@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ebbflow.bus import Bus
-from ebbflow.catalog import ServiceCatalog
-from ebbflow.config import AppConfig, LeaseConfig, Role, RulesConfig
+from ebbflow.catalog import Ownership, ServiceCatalog
+from ebbflow.config import AppConfig, ConfigError, LeaseConfig, Role, RulesConfig
 from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
@@ -18,6 +19,7 @@ from ebbflow.health import Health, ReportsDependencies, ReportsHealth
 from ebbflow.lease import Lease
 from ebbflow.lease_swarm import SwarmLease
 from ebbflow.nodes import NodeMonitor, Nodes
+from ebbflow.partitions import PartitionOwnership
 from ebbflow.plugins import (
     Component,
     Input,
@@ -59,6 +61,7 @@ class App:
 
 def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> PluginContext:
     bus, nodes = Bus(config.bus_capacity), Nodes.from_config(config.docker)
+    sharing = config.lease.enabled and config.lease.backend == "kafka" and not config.dry_run
     return PluginContext(
         app=config,
         bus=bus,
@@ -66,6 +69,7 @@ def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> 
         clock=clock,
         health=Health(config.role),
         inventory=Inventory(nodes, bus, clock, config.docker.node_check_interval),
+        partitions=PartitionOwnership("", "") if sharing and config.role != "agent" else None,
     )
 
 
@@ -76,13 +80,25 @@ def build_plugins(
     its node, a decider receives what agents push)."""
     built = {}
     for name, options in enabled_sections(sections).items():
-        plugin = load(kind, name)
+        plugin = load(kind, plugin_name(kind, name))
         if kind == "inputs" and role != "all" and plugin.receives != (role == "decider"):
             log.info("role %s: input %s is not started (%s)", role, name,
                      "a receiver" if plugin.receives else "it collects on a node")  # fmt: skip
             continue
-        built[name] = plugin.build(ctx, options, f"{kind}.{name}")
+        part = plugin.build(replace(ctx, instance=name), options, f"{kind}.{name}")
+        part.name = name
+        built[name] = part
     return built
+
+
+def plugin_name(kind: str, section: str) -> str:
+    """The plugin a config section names: `remote_write`, or `remote_write/standby` for a
+    second instance of an output (one remote write per decider, say)."""
+    name, slash, alias = section.partition("/")
+    if slash and (kind != "outputs" or not re.fullmatch(r"[a-z0-9_-]{1,32}", alias)):
+        raise ConfigError(f"{kind}.{section}: only outputs take a second instance, as "
+                          "`name/alias` with an alias of [a-z0-9_-]{1,32}")  # fmt: skip
+    return name
 
 
 def build_app(
@@ -120,18 +136,29 @@ def build_app(
     gate = ActionGate(config.max_actions_per_minute)
     # A dry run changes nothing, so it holds no lease and never keeps the real one waiting.
     lease_config = config.lease if not config.dry_run else LeaseConfig(enabled=False)
-    lease: Lease | SwarmLease = (
-        SwarmLease(ctx.nodes.default, config.scope, lease_config, ctx.bus, clock)
-        if lease_config.backend == "swarm"
-        else Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
-    )
-    catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, lease.ownership, clock)
+    lease: Lease | SwarmLease | None = None
+    ownership: Ownership
+    if ctx.partitions is not None:
+        if "kafka" not in app.inputs:
+            raise ConfigError("lease.backend: kafka needs inputs.kafka enabled (its consumer "
+                              "group decides who owns which service)")  # fmt: skip
+        ownership = ctx.partitions
+    else:
+        lease = (
+            SwarmLease(ctx.nodes.default, config.scope, lease_config, ctx.bus, clock)
+            if lease_config.backend == "swarm"
+            else Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
+        )
+        ownership = lease.ownership
+    catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, ownership, clock)
     controls = ControlsWatch(ctx.bus, store, clock, report=lambda: ctx.health.report().as_dict())
     state = StateWatch(store)
     catalog.blockers.append(state.problem)  # nothing is done that cannot be recorded
     deciding = DecisionContext(ctx.bus, catalog, store, clock, config.dry_run, ctx.nodes)
     engine = RuleEngine(deciding, config.rules)
     runner = ActionRunner(deciding, actuators, gate)
+    if ctx.partitions is not None:
+        ctx.partitions.drains.append(runner.quiet)
     healer = Healer(deciding, runner, config.healing)
     migrator = Migrator(deciding, runner, healer, actuators)
     reconciler = Reconciler(
@@ -146,7 +173,7 @@ def build_app(
     parts = [
         *app.outputs.values(),
         ctx.inventory,
-        lease,
+        *([lease] if lease is not None else []),
         state,
         controls,
         engine,

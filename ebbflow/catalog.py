@@ -82,9 +82,9 @@ REPLICAS = Desc(
 
 
 class Ownership(Protocol):
-    """Whether this instance may act on a service now. Today the lease (one active
-    instance per scope) and a claim per service; a lease per engine or a Kafka
-    partition's owner later. Only asked about services in the scope."""
+    """Whether this instance may act on a service now. The lease (one active instance
+    per scope) and a claim per service; the Swarm lease; a Kafka partition's owner
+    (`ebbflow.partitions`). Only asked about services in the scope."""
 
     def acting(self) -> bool:
         """Whether this instance acts at all now (the leader), whatever the service."""
@@ -94,6 +94,11 @@ class Ownership(Protocol):
 
     def owner(self, service: ServiceKey) -> str:
         """Who acts on the service, as far as this instance knows ("" when nobody)."""
+        ...
+
+    def epoch(self) -> int:
+        """Changes whenever what this instance owns changes: a decision taken in another
+        epoch is not acted on."""
         ...
 
 
@@ -108,6 +113,9 @@ class Everyone:
 
     def owner(self, service: ServiceKey) -> str:
         return "this instance"
+
+    def epoch(self) -> int:
+        return 0
 
 
 @dataclass
@@ -253,6 +261,12 @@ class ServiceCatalog:
     def acting(self) -> bool:
         """Whether this instance acts at all now (it leads its scope)."""
         return self.ownership.acting()
+
+    def owner(self, key: ServiceKey) -> str:
+        return self.ownership.owner(key)
+
+    def epoch(self) -> int:
+        return self.ownership.epoch()
 
     # -- keeping it ------------------------------------------------------------------------
     def on_container(self, event: ContainerEvent) -> None:
@@ -401,6 +415,10 @@ class ServiceCatalog:
 
     def connected(self, node: str) -> bool:
         return self.engines.get(node, (0, False))[1]
+
+    def down(self, node: str) -> bool:
+        """The engine was connected and is no longer (stopped, or its link cut)."""
+        return node in self.engines and not self.engines[node][1]
 
     def on_controls(self, controls: OperatorControls) -> None:
         self.paused_names = controls.paused

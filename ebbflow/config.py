@@ -248,11 +248,12 @@ class LeaseConfig(FrozenModel):
         pattern=r"^[A-Za-z0-9_.-]*$",
         description="Instances of one scope and name exclude each other; default: the scope.",
     )
-    backend: Literal["engine", "swarm"] = Field(
+    backend: Literal["engine", "swarm", "kafka"] = Field(
         "engine",
-        description="Where the lease is kept: lock objects on the engine (one host), or a "
+        description="Where the lease is kept: lock objects on the engine (one host), a "
         "Swarm config object in the Swarm's raft store (deciders on several nodes; "
-        "ebbflow/lease_swarm.py).",
+        "ebbflow/lease_swarm.py), or none: the Kafka input's consumer group gives each "
+        "decider the services of its partitions (ebbflow/partitions.py; needs inputs.kafka).",
     )
     period: float = Field(5.0, ge=1, description="Seconds of one lease epoch (engine).")
     grace: float = Field(

@@ -336,3 +336,6 @@ class LeaseOwnership:
         if not self.lease.may_act():
             return self.lease.leader
         return self.lease.claims.holder(service) or self.lease.owner
+
+    def epoch(self) -> int:
+        return self.lease.transitions

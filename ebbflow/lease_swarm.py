@@ -287,3 +287,6 @@ class SwarmOwnership:
 
     def owner(self, service: ServiceKey) -> str:
         return self.lease.owner if self.lease.may_act() else self.lease.leader
+
+    def epoch(self) -> int:
+        return self.lease.transitions

@@ -144,6 +144,11 @@ class Decision:
     # "outage": replicas lost to an engine outage (its shutdown stops them), recorded: a
     # failure the desired count restores, never anyone's intent.
     origin: DecisionOrigin = "policy"
+    # Who decided (the audit row names it) and in which epoch of its ownership: the runner
+    # refuses a decision whose owner has lost and perhaps regained the service since
+    # (None: not tied to an epoch, as a decision resumed from the state file).
+    owner: str = ""
+    epoch: int | None = None
 
     @property
     def direction(self) -> Literal["out", "in", "none"]:

@@ -26,3 +26,7 @@ PROBE_CMD_LABELS = ("aliyun.probe.cmd", "ebbflow.health.cmd")
 PROBE_LABELS = (*PROBE_URL_LABELS, *PROBE_CMD_LABELS)
 PROBE_INITIAL_DELAY_LABELS = ("aliyun.probe.initial_delay_seconds", "ebbflow.health.initial_delay")
 PROBE_PREFIXES = ("aliyun.probe.", "ebbflow.health.")
+
+# -- who pushed a batch: an agent's outputs send it, the receiving inputs show its age ------
+# (an HTTP header for remote write, a message header for Kafka)
+SENDER_HEADER = "X-Ebbflow-Sender"

@@ -27,6 +27,7 @@ from ebbflow.model import (
     ServiceKey,
 )
 from ebbflow.nodes import Nodes
+from ebbflow.partitions import PartitionOwnership
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class PluginContext:
     clock: Callable[[], float]
     health: Health
     inventory: Inventory  # the running containers of every node, kept by the core
+    # The decider's ownership when a consumer group shares the services (`lease.backend:
+    # kafka`): the Kafka input keeps it, the catalog asks it.
+    partitions: PartitionOwnership | None = None
+    # The config section a plugin is built from: its name, or `name/alias` for a second
+    # instance of an output (`remote_write/standby`); it names the part, its metrics'
+    # `output` label and its spool.
+    instance: str = ""
 
     @property
     def docker(self) -> DockerHandle:

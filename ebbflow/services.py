@@ -53,6 +53,19 @@ def series_service(labels: Mapping[str, str]) -> ServiceKey | None:
     return service_key({k: v for k, v in exported.items() if v}, name)
 
 
+def routing_name(labels: Mapping[str, str]) -> str | None:
+    """The name a series is routed by between agents and deciders (the Kafka message key):
+    its service's name, from the container's labels or from a `service` label (`compose:
+    demo/web`, `demo/web` and `web` all give `web`); None for a series of no service. The
+    name alone, because an agent cannot always tell a bare `service="web"`'s kind or
+    project, and both ends must agree: services of one name share a partition."""
+    service = series_service(labels)
+    if service is not None:
+        return service.name
+    text = labels.get("service", "")
+    return text.rpartition(":")[2].rpartition("/")[2] or None
+
+
 def member_filters(service: ServiceKey) -> dict[str, list[str]]:
     """Docker API `filters` that select exactly the service's containers."""
     if service.kind == "compose":

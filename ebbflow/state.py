@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     dry_run INTEGER NOT NULL,
     outcome TEXT,
     detail TEXT,
-    origin TEXT NOT NULL DEFAULT 'policy'
+    origin TEXT NOT NULL DEFAULT 'policy',
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS decisions_by_service ON decisions (service, dry_run, ts);
 CREATE TABLE IF NOT EXISTS healing (
@@ -123,6 +124,7 @@ class StoredDecision:
     outcome: str | None
     detail: str | None
     origin: DecisionOrigin = "policy"
+    owner: str = ""  # who decided: this instance's id, and its partition when Kafka shares
 
 
 @dataclass(frozen=True)
@@ -333,9 +335,17 @@ class DecisionStore:
     def _upgrades(db: sqlite3.Connection) -> str:
         """Columns added since a state file was created (the file outlives versions)."""
         columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
-        if columns and "origin" not in columns:
-            return "ALTER TABLE decisions ADD COLUMN origin TEXT NOT NULL DEFAULT 'policy';\n"
-        return ""
+        added = {
+            "origin": "origin TEXT NOT NULL DEFAULT 'policy'",
+            "owner": "owner TEXT NOT NULL DEFAULT ''",
+        }
+        if not columns:
+            return ""
+        return "".join(
+            f"ALTER TABLE decisions ADD COLUMN {column};\n"
+            for name, column in added.items()
+            if name not in columns
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -350,7 +360,7 @@ class DecisionStore:
         done, detail = outcome if outcome is not None else (None, None)
         cursor = self._exec(
             "INSERT INTO decisions (ts, service, from_replicas, to_replicas, reason, inputs,"
-            " dry_run, origin, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " dry_run, origin, owner, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 decision.timestamp,
                 format_service_key(decision.service),
@@ -360,6 +370,7 @@ class DecisionStore:
                 json.dumps(dict(decision.inputs)),
                 int(decision.dry_run),
                 decision.origin,
+                decision.owner,
                 done,
                 detail,
             ),
@@ -540,6 +551,14 @@ class DecisionStore:
             row["ok"], row["dry_run"] = bool(row["ok"]), bool(row["dry_run"])
         return rows
 
+    def has_decisions(self, service: ServiceKey, dry_run: bool) -> bool:
+        """Whether this instance ever recorded a decision (of any origin) on the service."""
+        row = self._row(
+            "SELECT 1 FROM decisions WHERE service = ? AND dry_run = ? LIMIT 1",
+            (format_service_key(service), int(dry_run)),
+        )
+        return row is not None
+
     def last_decision_time(
         self, service: ServiceKey, dry_run: bool, direction: str | None = None
     ) -> float | None:
@@ -617,5 +636,16 @@ class DecisionStore:
     @staticmethod
     def _decision(r: tuple[Any, ...]) -> StoredDecision:
         return StoredDecision(
-            r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            json.loads(r[6]),
+            bool(r[7]),
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )

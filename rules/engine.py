@@ -42,6 +42,9 @@ from .gate import GateInput, Verdict, gate
 from .strategies import Recommendation, Signal, saturation_growth, strategy_for
 from .tracking import Replica, ServiceState
 
+# Seconds within which a deployment creates its replicas (compose and Swarm start them
+# together); a replica created later than that after the first was added afterwards.
+DEPLOY_SPREAD = 5.0
 log = logging.getLogger("ebbflow.rules")
 
 CONVERGE_DEADLINE = 60.0  # seconds the containers get to match an action's replica count
@@ -187,11 +190,25 @@ class RuleEngine:
             owner = self.member_of.pop(info.name, None)
             if owner is not None and owner in self.services:
                 state = self.services[owner]
+                if info.name in state.replicas and not self._scaling_in(state):
+                    # kept in case its engine turns out gone (not one ebbflow removed)
+                    state.lost[info.name] = (info.node, event.timestamp, len(state.replicas))
                 state.replicas.pop(info.name, None)
                 if not self.catalog.owns(owner):
                     state.observed["in"] = event.timestamp
-                if not state.replicas:
+                if not state.replicas and not self._down(info.node):
                     del self.services[owner]
+
+    def _scaling_in(self, state: ServiceState) -> bool:
+        """A scale-in of ours is under way or its replicas are still going."""
+        if state.key in self.in_flight:
+            return True
+        converging = state.converging
+        return converging is not None and converging[0] < len(state.replicas)
+
+    def _down(self, node: str) -> bool:
+        """The engine was connected and is no longer (stopped, or its link is cut)."""
+        return self.catalog.down(node)
 
     def _stored_startup(self, key: ServiceKey) -> LearnedStartup | None:
         try:
@@ -414,7 +431,7 @@ class RuleEngine:
                 window_gap=max(
                     (state.window_gap(r.rule, policy, now) for r in recommendations), default=0.0
                 ),
-                unseen=state.unseen(policy, now),
+                unseen=state.partly_seen(policy, now, self._down),
             )
         )
         if verdict.counted and best is not None:
@@ -430,9 +447,26 @@ class RuleEngine:
 
     def _last(self, state: ServiceState, direction: str) -> float | None:
         """The last decision in this direction: ours (the store, so a restart keeps the
-        cooldown), or the leader's as a standby saw it."""
+        cooldown), or the previous owner's as this instance saw it: replicas come and go
+        while it stands by, and a service of several replicas that it never scaled was
+        last scaled out no earlier than its newest replica's creation (what a new owner
+        of a Kafka partition finds on the engine; it never reads another's state)."""
         last = self.store.last_decision_time(state.key, self.dry_run, direction)
-        return max(last or 0.0, state.observed.get(direction, 0.0)) or None
+        seen = state.observed.get(direction, 0.0)
+        if last is None and direction == "out" and len(state.replicas) > 1:
+            seen = max(seen, self._added_later(state))
+        return max(last or 0.0, seen) or None
+
+    def _added_later(self, state: ServiceState) -> float:
+        """When the newest replica was created, if it came after the service's first ones
+        (a deployment creates its replicas together) and not by this instance's hand: the
+        previous owner's scale-out, as the engine shows it (0.0 when there is none)."""
+        created = sorted(r.info.created for r in state.replicas.values() if r.info.created)
+        if len(created) < 2 or created[-1] - created[0] <= DEPLOY_SPREAD:
+            return 0.0
+        if self.store.has_decisions(state.key, self.dry_run):
+            return 0.0
+        return created[-1]
 
     def _decide(
         self,
@@ -469,6 +503,8 @@ class RuleEngine:
             inputs=inputs,
             dry_run=self.dry_run,
             origin=origin,
+            owner=self.catalog.owner(state.key),
+            epoch=self.catalog.epoch(),
         )
         self.store.record(decision)
         self.in_flight[state.key] = now

@@ -69,7 +69,8 @@ class GateInput:
     # the service's, a reconnect): no decision rests on a window that is not full.
     window_gap: float = 0.0
     # Running replicas past their warm-up whose samples do not arrive (no agent on their
-    # node, or it is gone): a scale-in never rests on part of the service.
+    # node, or it is gone), or ready ones without a value of a metric a rule reads: a
+    # scale-in never rests on part of the service.
     unseen: int = 0
 
 
@@ -103,8 +104,8 @@ def gate(i: GateInput) -> Verdict:
     whole = _whole_service(i, desired, why)
     if whole is None:
         return hold(
-            f"{i.unseen} of {i.current} replicas send no fresh samples: "
-            "no scale-in on part of the service",
+            f"{i.unseen} of {i.current} replicas send no fresh value of what the policy "
+            "reads: no scale-in on part of the service",
             counted=True,
         )
     desired, why = whole

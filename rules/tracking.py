@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ebbflow.model import ContainerInfo, ServiceKey
@@ -25,6 +26,12 @@ STALE_AFTER = 10.0  # seconds a replica's value stays fresh, at least (or the wi
 STARTUP_SMOOTHING = 0.5
 # A window is full when it holds data over all of its span but the last few seconds: a
 # collection interval or two may pass before the first sample arrives.
+# Seconds replicas lost with their node count as unseen while it stays down: long enough
+# for Swarm to move them (13 s measured on the lab) or the migrator to replace them.
+LOSS_HELD = 120.0
+# Seconds after a replica's death within which its engine's link may still break (the
+# lab: the stream ended within a second of the last death an engine's stop caused).
+ENGINE_GONE_WITHIN = 10.0
 FRESH_SLACK = 5.0
 
 
@@ -88,6 +95,10 @@ class ServiceState:
     # change, the last reconnect to an engine. No decision rests on less than a window.
     fresh_since: float = 0.0
     first_point: dict[str, float] = field(default_factory=dict)  # rule id → since fresh
+    lacking: dict[str, int] = field(default_factory=dict)  # rule id → ready, with no value
+    # Replicas gone with their engine (it stopped them, or its link broke): name → (node,
+    # when, the replica count before). Their load is unknown until they are replaced.
+    lost: dict[str, tuple[str, float, int]] = field(default_factory=dict)
 
     def follow(self, policy: PolicyResult, now: float) -> None:
         """The service's policy changed: windows of the old one mean nothing for it."""
@@ -131,6 +142,22 @@ class ServiceState:
             if now >= replica.ready_after and replica.last_seen < stale_before
         )
 
+    def partly_seen(self, policy: Policy, now: float, down: Callable[[str], bool]) -> int:
+        """Replicas whose load a scale-in would not know: unseen; ready but without a
+        fresh value of a metric a rule reads; or gone less than LOSS_HELD ago, not yet
+        replaced (Swarm moves them, the migrator replaces them), with a node that is
+        `down` or may yet turn out so: an engine's shutdown stops its containers first,
+        and its link breaks only after their deaths are seen."""
+        lacking = max((self.lacking.get(rule.id, 0) for rule in policy.rules), default=0)
+        for name, (node, when, before) in list(self.lost.items()):
+            known_up = not down(node) and now - when > ENGINE_GONE_WITHIN
+            replaced = len(self.replicas) >= before
+            if known_up or now - when > LOSS_HELD or replaced:
+                del self.lost[name]
+                if replaced:  # what the windows hold was measured on part of the service
+                    self.refresh(now)
+        return max(self.unseen(policy, now), lacking) + len(self.lost)
+
     def observe(self, rule: MetricRule, policy: Policy, ready: list[Replica], now: float) -> bool:
         """Add this instant's value and implied replicas to a rule's windows; False when
         its data is missing or stale."""
@@ -140,9 +167,17 @@ class ServiceState:
             for r in ready
             if rule.metric in r.latest and r.latest[rule.metric][0] >= stale_before
         ]
+        # Ready replicas without a fresh value of this metric (a first collection cycle
+        # has no CPU rate yet; a replica whose app does not export it): the value covers
+        # part of the service only. As Kubernetes' HPA does, they count as idle toward a
+        # scale-out (an average over all ready replicas: never more than is known), and
+        # they hold any scale-in (partly_seen), so neither direction rests on a guess.
+        self.lacking[rule.id] = len(ready) - len(values) if values else 0
         if values:
-            value = max(values) if rule.aggregation != "avg" else sum(values) / len(values)
-            implied = len(values) * value / rule.target if rule.target else float(len(values))
+            value = max(values) if rule.aggregation != "avg" else sum(values) / len(ready)
+            implied = sum(values) / rule.target if rule.target else float(len(values))
+            if rule.aggregation != "avg" and rule.target:
+                implied = len(values) * value / rule.target
         elif (
             rule.metric in self.service_values
             and self.service_values[rule.metric][0] >= stale_before

@@ -114,6 +114,15 @@ class Migrator:
         self.take_up_faulty_nodes()
 
     def take_up_faulty_nodes(self) -> None:
+        """What a node at fault asks of the owner, now: after a standby becomes the owner
+        (a node lost with the old owner's engine went bad while it stood by, and its
+        change of health was seen then, when it could not act), or when a node recovers."""
+        for node in self.nodes.states:
+            if not self.nodes.healthy(node):
+                change = NodeHealthChange(node, False, self.nodes.fault(node), self.clock())
+                for actuator in self.actuators:
+                    if isinstance(actuator, WatchesNodes):
+                        self._spawn(self.runner.execute(NodeAction(actuator, change)))
         for node in list(self.placed):
             if not self.nodes.healthy(node):
                 self.strand(node, f"node {node} {self.nodes.fault(node)}")

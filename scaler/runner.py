@@ -92,6 +92,9 @@ class ActionRunner:
         self.steps: collections.Counter[tuple[str, str, bool]] = collections.Counter()
         self.unhealthy: set[str] = set()  # container names whose probe verdict is failing
         self._resumed = False
+        self._calls = 0  # actions calling an engine right now
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -202,8 +205,12 @@ class ActionRunner:
             if isinstance(action, NodeAction)
             else self.catalog.not_acting(action.service)
         )
+        if why_not is None and isinstance(action, ScaleAction):
+            why_not = self._stale(action.decision)
         if why_not is not None:
             return Outcome(False, f"not done: {why_not}")
+        self._calls += 1
+        self._quiet.clear()
         try:
             async with asyncio.timeout(self.action_timeout):
                 return await self._call(action, dry)
@@ -214,6 +221,23 @@ class ActionRunner:
                 else f"{type(err).__name__}: {err}"
             )
             return Outcome(False, why)
+        finally:
+            self._calls -= 1
+            if not self._calls:
+                self._quiet.set()
+
+    async def quiet(self) -> None:
+        """Returns once no action is calling an engine: after ownership is lost, what was
+        under way has finished before the next owner may start (a Kafka rebalance waits)."""
+        await self._quiet.wait()
+
+    def _stale(self, decision: Decision) -> str | None:
+        """A decision taken under an ownership this instance has lost since (perhaps to
+        regain it later): whoever owned the service in between may have acted already."""
+        now = self.catalog.epoch()
+        if decision.epoch is None or decision.epoch == now:
+            return None
+        return f"ownership changed since the decision (epoch {decision.epoch}, now {now})"
 
     async def _call(self, action: Action, dry: bool) -> Outcome:
         if isinstance(action, ScaleAction):

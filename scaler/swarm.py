@@ -82,6 +82,13 @@ class SwarmActuator:
             if replicated is None:
                 raise RuntimeError("a global service runs one task per node: it cannot be scaled")
             before = replicated.get("Replicas", 1)
+            if target < before and before != decision.from_replicas:
+                # The decision saw another count than the Swarm keeps: some replicas were
+                # not seen (a node lost, its tasks not yet moved). Never in on part of it.
+                raise RuntimeError(
+                    f"the spec has {before} replicas, the decision saw "
+                    f"{decision.from_replicas}: not scaled in on part of the service"
+                )
             replicated["Replicas"] = target
             return f"replicas {before} → {target}"
 

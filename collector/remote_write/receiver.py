@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 
@@ -22,7 +21,9 @@ from aiohttp import web
 from ebbflow.bus import Bus
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
+from ebbflow.names import SENDER_HEADER
 
+from ..held import HeldSeries, Senders
 from .config import RemoteWriteConfig
 from .decode import BadRequestError, decode
 
@@ -49,9 +50,6 @@ SENDER_AGE = Desc(
     "gauge",
     ("sender",),
 )
-SENDER_HEADER = "X-Ebbflow-Sender"
-MAX_SENDERS = 256  # senders shown; past it, new ones count as `other`
-SENDER_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class RemoteWriteInput:
@@ -63,13 +61,11 @@ class RemoteWriteInput:
         self.bus = bus
         self.config = config
         self.clock = clock
-        self.series: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
-        self.seen: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self.held = HeldSeries(config.max_series, config.expire_after, clock)
         self.requests: collections.Counter[str] = collections.Counter()
         self.samples_in = 0
-        self.dropped = 0
         self.bound: tuple[str, int] | None = None
-        self.senders: dict[str, float] = {}  # sender → its last accepted write
+        self.senders = Senders()  # sender → its last accepted write
 
     def take(self, body: bytes) -> list[Sample]:
         """A request's samples, the newest of each series, kept and returned."""
@@ -83,13 +79,9 @@ class RemoteWriteInput:
             labels = tuple(sorted((k, v) for k, v in series.labels if k != "__name__" and v))
             value, stamp = max(series.samples, key=lambda s: s[1])
             self.samples_in += len(series.samples)
-            key = (name, labels)
-            if key not in self.series and len(self.series) >= self.config.max_series:
-                self.dropped += 1
-                continue
             sample = Sample(name, value, labels, stamp / 1000 if stamp else now, "untyped")
-            self.series[key], self.seen[key] = sample, now
-            batch.append(sample)
+            if self.held.keep(sample, now):
+                batch.append(sample)
         return batch
 
     async def write(self, request: web.Request) -> web.Response:
@@ -107,25 +99,14 @@ class RemoteWriteInput:
             self.requests["bad_request"] += 1
             return web.Response(status=400, text=str(err)[:300])
         self.requests["ok"] += 1
-        self._heard(request.headers.get(SENDER_HEADER, ""))
+        self.senders.heard(request.headers.get(SENDER_HEADER, ""), self.clock())
         if batch:
             self.bus.publish(SampleBatch(SOURCE, self.clock(), tuple(batch), replace=False))
         return web.Response(status=204)
 
-    def _heard(self, sender: str) -> None:
-        """A bounded, checked name: a header is input from outside."""
-        name = sender if SENDER_NAME.match(sender) else ("unnamed" if not sender else "invalid")
-        if name not in self.senders and len(self.senders) >= MAX_SENDERS:
-            name = "other"
-        self.senders[name] = self.clock()
-
     def expire(self) -> None:
-        cutoff = self.clock() - self.config.expire_after
-        gone = [key for key, when in self.seen.items() if when < cutoff]
-        for key in gone:
-            del self.series[key], self.seen[key]
-        if gone:  # what is left, as a full batch: the expired series leave /metrics
-            self.bus.publish(SampleBatch(SOURCE, self.clock(), tuple(self.series.values()),
+        if self.held.expire():  # what is left, as a full batch: the expired series leave /metrics
+            self.bus.publish(SampleBatch(SOURCE, self.clock(), tuple(self.held.samples()),
                                          repeat=True))  # fmt: skip
 
     async def run(self) -> None:
@@ -148,13 +129,13 @@ class RemoteWriteInput:
 
     async def collect_once(self) -> list[Sample]:
         """A push input has nothing to poll: what it holds (nothing, in a fresh process)."""
-        return list(self.series.values())
+        return self.held.samples()
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         for outcome in ("ok", "bad_request", "too_large"):
             yield REQUESTS.sample(self.requests[outcome], now, outcome)
         yield SAMPLES.sample(self.samples_in, now)
-        yield DROPPED.sample(self.dropped, now)
-        yield HELD.sample(len(self.series), now)
-        for sender, last in sorted(self.senders.items()):
+        yield DROPPED.sample(self.held.dropped, now)
+        yield HELD.sample(len(self.held), now)
+        for sender, last in sorted(self.senders.last.items()):
             yield SENDER_AGE.sample(max(0.0, now - last), now, sender)

@@ -117,6 +117,8 @@ def cmd_explain(args: argparse.Namespace, config: AppConfig) -> int:
         )
         inputs = "  ".join(f"{k}={v:g}" for k, v in sorted(row.inputs.items()))
         print(f"    inputs:  {inputs}")
+        if row.owner:
+            print(f"    decided by: {row.owner}")
     if steps:
         print(f"{name}: last {len(steps)} healing step(s), newest last")
     for step in reversed(steps):

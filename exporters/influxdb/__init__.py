@@ -9,8 +9,9 @@ from .output import InfluxOutput
 
 
 def create(ctx: PluginContext, config: InfluxConfig) -> InfluxOutput:
-    options = config.delivery(ctx.app.state.parent / "spool" / "influxdb")
-    return InfluxOutput(ctx.bus, "influxdb", config, options, ctx.clock)
+    name = ctx.instance or "influxdb"
+    options = config.delivery(ctx.app.state.parent / "spool" / name.replace("/", "-"))
+    return InfluxOutput(ctx.bus, name, config, options, ctx.clock)
 
 
 plugin: Plugin[InfluxConfig, InfluxOutput] = Plugin("influxdb", InfluxConfig, create)

@@ -9,8 +9,9 @@ from .output import KafkaOutput
 
 
 def create(ctx: PluginContext, config: KafkaConfig) -> KafkaOutput:
-    options = config.delivery(ctx.app.state.parent / "spool" / "kafka")
-    return KafkaOutput(ctx.bus, "kafka", config, options, ctx.clock)
+    name = ctx.instance or "kafka"
+    options = config.delivery(ctx.app.state.parent / "spool" / name.replace("/", "-"))
+    return KafkaOutput(ctx.bus, name, config, options, ctx.clock)
 
 
 plugin: Plugin[KafkaConfig, KafkaOutput] = Plugin("kafka", KafkaConfig, create)

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from kafka import codec
 from pydantic import Field, field_validator, model_validator
 
 from ..pipeline import DeliveryConfig
 
-Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
-_CODECS = {
-    "gzip": (codec.has_gzip, "the zlib module"),
-    "snappy": (codec.has_snappy, "the python-snappy package"),
-    "lz4": (codec.has_lz4, "the lz4 package"),
-    "zstd": (codec.has_zstd, "the zstandard package"),
-}
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]  # all built into librdkafka
 
 
 class KafkaConfig(DeliveryConfig):
@@ -35,7 +28,7 @@ class KafkaConfig(DeliveryConfig):
     )
     producer_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
-        description="Passed to kafka-python's KafkaProducer as is (security_protocol, sasl_*...).",
+        description="librdkafka settings passed as is (security.protocol, sasl.*...).",
     )
 
     @field_validator("bootstrap_servers", mode="before")
@@ -43,13 +36,21 @@ class KafkaConfig(DeliveryConfig):
     def _split(cls, value: object) -> object:
         return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else value
 
-    @field_validator("compression")
+    @field_validator("producer_options")
     @classmethod
-    def _codec_installed(cls, value: Compression) -> Compression:
-        if value != "none":
-            available, needs = _CODECS[value]
-            if not available():
-                raise ValueError(f"compression {value!r} needs {needs}, which is not installed")
+    def _known_options(
+        cls, value: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        """librdkafka itself judges the names and values, at start, naming the bad one (a
+        producer with no bootstrap servers connects nowhere)."""
+        from confluent_kafka import KafkaException, Producer
+
+        try:
+            Producer({**value, "log_level": 0}).flush(0)
+        except KafkaException as err:
+            raise ValueError(err.args[0].str()) from None
+        except (ValueError, TypeError) as err:
+            raise ValueError(str(err)) from None
         return value
 
     @model_validator(mode="after")

@@ -1,16 +1,22 @@
-"""The Kafka output: one topic, messages keyed by service.
+"""The Kafka output: one topic, messages keyed by service name.
 
 Keying by service puts one service's samples in one partition, in order, which is what a
-rule engine consuming the topic (one consumer group, one owner per service) needs. A batch
-becomes one message per service (split at `max_message_bytes`), each holding that
-service's samples as line protocol or JSON lines; series of no container (node, ebbflow's
-own) are keyed `node:<host>`.
+rule engine consuming the topic (one consumer group, one owner per service) needs. The key
+is the service's name (`ebbflow.services.routing_name`): from a container's labels, or an
+app metric's `service` label, so both reach the decider that owns the service. A batch
+becomes one message per key (split at `max_message_bytes`), each holding its samples as
+line protocol or JSON lines; series of no service (node, ebbflow's own) are keyed
+`node:<host>`.
 
-kafka-python is blocking, so every call runs on one worker thread of this output's own;
-the event loop never waits on a broker. A batch that timed out keeps its messages in the
-producer: the retry waits for those and resends only the ones that failed, so a slow broker
-does not get the same samples twice. kafka-python's own logging, one line per failed
-connection attempt, is quieted; this output logs when the broker goes away and comes back.
+The producer is confluent-kafka's (librdkafka), the same client the deciders' consumer
+group uses. It places keys with Kafka's own murmur2 partitioner (the Java client's), which
+`ebbflow.partitions` computes again to know which decider owns a service. Every message
+carries `X-Ebbflow-Sender` (the agent's host) so deciders show each agent's last message.
+
+Calls run on one worker thread of this output's own; the event loop never waits on a
+broker. A batch that timed out keeps its messages in the producer's queue (librdkafka
+retries them, idempotently): the retry waits for those and produces again only the ones
+that failed, so a slow broker does not get the same samples twice.
 """
 
 from __future__ import annotations
@@ -22,22 +28,24 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError
-from kafka.producer.future import FutureRecordMetadata
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from ebbflow.bus import Bus
 from ebbflow.model import Labels, Sample
-from ebbflow.services import format_service_key, series_service
+from ebbflow.names import SENDER_HEADER
+from ebbflow.services import routing_name
 
 from ..pipeline import BufferedOutput, DeliveryOptions, SendError
 from ..serializers import FORMATS, LabelTextCache
 from .config import KafkaConfig
 
+PENDING = object()  # produced, its delivery not reported yet
+DELIVERED = object()
+
 
 def message_key(labels: Labels, host: str) -> str:
-    service = series_service(dict(labels))
-    return format_service_key(service) if service else f"node:{host}"
+    """The service's name (what deciders compute their ownership from), or `node:<host>`."""
+    return routing_name(dict(labels)) or f"node:{host}"
 
 
 class KafkaOutput(BufferedOutput):
@@ -53,12 +61,10 @@ class KafkaOutput(BufferedOutput):
         self.config = config
         self.serialize = FORMATS[config.format]
         self.host = socket.gethostname()
-        self._producer: KafkaProducer | None = None
-        # The batch last attempted and its messages' futures, kept across a retry.
-        self._attempt: tuple[list[Sample], list[FutureRecordMetadata | None]] | None = None
-        kafka_log = logging.getLogger("kafka")
-        if kafka_log.level == logging.NOTSET:
-            kafka_log.setLevel(logging.CRITICAL)
+        self._producer: Producer | None = None
+        # The batch last attempted and each message's state, kept across a retry: None
+        # (not produced yet), PENDING, DELIVERED, or the error that failed it.
+        self._attempt: tuple[list[Sample], list[object]] | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"ebbflow-{name}")
 
     def messages(self, samples: list[Sample]) -> list[tuple[bytes, bytes]]:
@@ -84,47 +90,77 @@ class KafkaOutput(BufferedOutput):
         half = len(group) // 2
         return self._chunks(group[:half]) + self._chunks(group[half:])
 
-    def _connect(self) -> KafkaProducer:
+    def _connect(self) -> Producer:
         c = self.config
         timeout_ms = int(self.options.timeout * 1000)
         settings: dict[str, Any] = {
-            "bootstrap_servers": list(c.bootstrap_servers),
-            "client_id": c.client_id,
+            **c.producer_options,
+            "bootstrap.servers": ",".join(c.bootstrap_servers),
+            "client.id": c.client_id,
             "acks": c.acks,
-            "enable_idempotence": c.idempotent,
-            "compression_type": None if c.compression == "none" else c.compression,
-            "max_request_size": c.max_message_bytes + 64 * 1024,
-            "request_timeout_ms": timeout_ms,
-            "max_block_ms": timeout_ms // 2,
-            "api_version_auto_timeout_ms": timeout_ms // 2,
-            "linger_ms": 5,
+            "enable.idempotence": c.idempotent,
+            "compression.type": c.compression,
+            "message.max.bytes": c.max_message_bytes + 64 * 1024,
+            "request.timeout.ms": timeout_ms,
+            "socket.timeout.ms": timeout_ms,
+            # Kept in the queue across the pipeline's retries while the broker is away,
+            # for at most 5 minutes (librdkafka's default), then failed and produced again.
+            "message.timeout.ms": 300_000,
+            "linger.ms": 5,
+            # Kafka's default partitioner (the Java client's): deciders compute it again.
+            "partitioner": "murmur2_random",
+            "logger": logging.getLogger("ebbflow.exporters.kafka.librdkafka"),
         }
-        return KafkaProducer(**(settings | c.producer_options))
+        return Producer(settings)
 
     def _send_blocking(self, batch: list[Sample], messages: list[tuple[bytes, bytes]]) -> None:
         if self._attempt is None or self._attempt[0] is not batch:
             self._attempt = (batch, [None] * len(messages))
-        futures = self._attempt[1]
+        states = self._attempt[1]
+
         try:
             if self._producer is None:
                 self._producer = self._connect()
-            for i, (key, value) in enumerate(messages):
-                future = futures[i]
-                if future is None or (future.is_done and future.failed()):
-                    futures[i] = self._producer.send(self.config.topic, key=key, value=value)
-            self._producer.flush(timeout=self.options.timeout * 0.8)
-            for future in futures:
-                assert future is not None
-                future.get(timeout=0)
-            self._attempt = None
-        except MessageSizeTooLargeError as err:
-            raise SendError(f"{self.config.topic}: {err}", too_large=True) from err
-        except KafkaError as err:
+            self._produce(self._producer, messages, states)
+            self._producer.flush(self.options.timeout * 0.8)
+        except BufferError as err:  # the queue is full: the broker is away
+            raise SendError(f"kafka producer queue full: {err}") from err
+        except KafkaException as err:
+            self._raise(err.args[0])
+        failed = [state for state in states if isinstance(state, KafkaError)]
+        if failed:
+            self._raise(failed[0])
+        if any(state is PENDING for state in states):
             where = ",".join(self.config.bootstrap_servers)
-            raise SendError(
-                f"kafka {where} topic {self.config.topic}: {err!r}",
-                misconfigured=not err.retriable,
-            ) from err
+            raise SendError(f"kafka {where} topic {self.config.topic}: not delivered in time")
+        self._attempt = None
+
+    def _produce(
+        self, producer: Producer, messages: list[tuple[bytes, bytes]], states: list[object]
+    ) -> None:
+        """Every message not produced yet, or failed, produced (again)."""
+
+        def delivered(i: int) -> Callable[[KafkaError | None, object], None]:
+            def report(err: KafkaError | None, _message: object) -> None:
+                states[i] = DELIVERED if err is None else err
+
+            return report
+
+        headers: list[tuple[str, str | bytes | None]] = [(SENDER_HEADER, self.host.encode())]
+        for i, (key, value) in enumerate(messages):
+            if states[i] is None or isinstance(states[i], KafkaError):
+                states[i] = PENDING
+                producer.produce(self.config.topic, value, key, headers=headers,
+                                 on_delivery=delivered(i))  # fmt: skip
+
+    def _raise(self, err: KafkaError) -> None:
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            raise SendError(f"{self.config.topic}: {err.str()}", too_large=True)
+        where = ",".join(self.config.bootstrap_servers)
+        raise SendError(
+            f"kafka {where} topic {self.config.topic}: {err.str()}",
+            misconfigured=err.fatal() or not (err.retriable() or err.code() < 0),
+        )
 
     async def send(self, samples: list[Sample]) -> None:
         messages = self.messages(samples)
@@ -134,7 +170,7 @@ class KafkaOutput(BufferedOutput):
 
     def _close(self) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=self.options.timeout)
+            self._producer.flush(self.options.timeout)
             self._producer = None
 
     async def run(self) -> None:

@@ -9,8 +9,9 @@ from .output import RemoteWriteOutput
 
 
 def create(ctx: PluginContext, config: RemoteWriteConfig) -> RemoteWriteOutput:
-    options = config.delivery(ctx.app.state.parent / "spool" / "remote_write")
-    return RemoteWriteOutput(ctx.bus, "remote_write", config, options, ctx.clock)
+    name = ctx.instance or "remote_write"
+    options = config.delivery(ctx.app.state.parent / "spool" / name.replace("/", "-"))
+    return RemoteWriteOutput(ctx.bus, name, config, options, ctx.clock)
 
 
 plugin: Plugin[RemoteWriteConfig, RemoteWriteOutput] = Plugin(

@@ -9,13 +9,13 @@ import aiohttp
 
 from ebbflow.bus import Bus
 from ebbflow.model import Sample
+from ebbflow.names import SENDER_HEADER
 
 from ..http_output import HttpOutput
 from ..pipeline import DeliveryOptions, http_error
 from .config import RemoteWriteConfig
 from .protobuf import compressed_write_request
 
-SENDER = "X-Ebbflow-Sender"  # read by ebbflow's remote-write receiver
 HEADERS = {
     "Content-Type": "application/x-protobuf",
     "Content-Encoding": "snappy",
@@ -35,7 +35,7 @@ class RemoteWriteOutput(HttpOutput):
     ) -> None:
         super().__init__(bus, options, clock, name)
         self.config = config
-        self.headers = HEADERS | {SENDER: config.sender or socket.gethostname()[:64]}
+        self.headers = HEADERS | {SENDER_HEADER: config.sender or socket.gethostname()[:64]}
         self.headers |= config.headers
         if config.bearer_token:
             self.headers["Authorization"] = f"Bearer {config.bearer_token}"

@@ -445,6 +445,8 @@ class Reconciler:
             inputs=MappingProxyType(inputs),
             dry_run=self.dry_run,
             origin=origin,
+            owner=self.catalog.owner(tracked.key),
+            epoch=self.catalog.epoch(),
         )
         self.store.record(decision)
         self.in_flight.add(tracked.key)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from ebbflow.app import App, build_app
-from ebbflow.config import AppConfig
+from ebbflow.config import AppConfig, ConfigError
 from ebbflow.lease import Lease
 from ebbflow.lease_swarm import SwarmLease
+from ebbflow.partitions import PartitionOwnership
 from ebbflow.rules.engine import RuleEngine
 from ebbflow.scaler.runner import ActionRunner
 from ebbflow.state_watch import StateWatch
@@ -53,6 +54,53 @@ async def test_a_decider_receives_decides_and_acts(tmp_path: Path) -> None:
         ]
     finally:
         await app.close()
+
+
+async def test_kafka_deciders_own_what_their_consumer_group_assigns(tmp_path: Path) -> None:
+    kafka = {"bootstrap_servers": "127.0.0.1:1", "topic": "t", "group_id": "g"}
+    app = built(tmp_path, role="decider", lease={"backend": "kafka"},
+                inputs={**INPUTS, "kafka": kafka})  # fmt: skip
+    try:
+        assert sorted(app.inputs) == ["kafka", "remote_write"]
+        assert not kinds(app) & {Lease, SwarmLease}  # the group decides, no lease is held
+        partitions = app.context.partitions
+        assert isinstance(partitions, PartitionOwnership)
+        assert app.inputs["kafka"].ownership is partitions
+        assert (partitions.group, partitions.topic) == ("g", "t")
+        runner = next(p for p in app.components if isinstance(p, ActionRunner))
+        assert partitions.drains == [runner.quiet]  # a revoke waits for actions under way
+    finally:
+        await app.close()
+    with pytest.raises(ConfigError, match=r"lease\.backend: kafka needs inputs\.kafka enabled"):
+        built(tmp_path, role="decider", lease={"backend": "kafka"})
+    agent = built(tmp_path, role="agent", lease={"backend": "kafka"})
+    try:
+        assert agent.context.partitions is None  # an agent owns nothing
+    finally:
+        await agent.close()
+
+
+async def test_an_agent_pushes_to_two_deciders_through_two_instances_of_an_output(
+    tmp_path: Path,
+) -> None:
+    outputs = {
+        "remote_write": {"url": "http://127.0.0.1:1/api/v1/write"},
+        "remote_write/standby": {"url": "http://127.0.0.1:2/api/v1/write"},
+    }
+    app = built(tmp_path, role="agent", outputs=outputs)
+    try:
+        first, second = app.outputs["remote_write"], app.outputs["remote_write/standby"]
+        assert (first.name, second.name) == ("remote_write", "remote_write/standby")
+        assert first.options.spool_dir != second.options.spool_dir  # a spool each
+        assert second.options.spool_dir.name == "remote_write-standby"
+        labels = {s.labels for s in second.telemetry(1.0) if s.name == "ebbflow_output_up"}
+        assert labels == {(("output", "remote_write/standby"),)}
+    finally:
+        await app.close()
+    with pytest.raises(ConfigError, match="only outputs take a second instance"):
+        built(tmp_path, role="agent", inputs={"node/again": {}})
+    with pytest.raises(ConfigError, match="alias of"):
+        built(tmp_path, role="agent", outputs={"remote_write/Bad Name": {}})
 
 
 async def test_all_in_one_stays_the_default(tmp_path: Path) -> None:

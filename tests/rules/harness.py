@@ -59,6 +59,7 @@ class Harness:
                 id=name,
                 name=name,
                 image="i",
+                created=self.clock(),
                 started_at=self.clock(),
                 labels=MappingProxyType(self.labels),
             )

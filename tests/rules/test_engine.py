@@ -10,7 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebbflow.config import ConfiguredPolicy, PolicySelector, RulesConfig
-from ebbflow.model import ActionResult, EngineConnection, PolicyProblem, Sample, labels_of
+from ebbflow.model import (
+    ActionResult,
+    ContainerEvent,
+    ContainerEventKind,
+    ContainerInfo,
+    EngineConnection,
+    PolicyProblem,
+    Sample,
+    labels_of,
+)
 from ebbflow.policy import MetricRule
 from ebbflow.rules.engine import CONVERGE_DEADLINE
 from ebbflow.rules.strategies.proportional import recommend_proportional
@@ -326,6 +335,99 @@ def test_restart_keeps_the_cooldown(store: DecisionStore, tmp_path: Path, clock)
         second.tick(90.0)
     assert len(second.made) == 1
     assert second.made[0].timestamp - d.timestamp >= 5
+
+
+def test_a_new_owner_takes_the_cooldown_from_the_newest_replicas_creation(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    """A decider that never scaled the service (it was another's partition) and finds
+    several replicas: the newest was a scale-out, so its cooldown holds from that creation,
+    read off the engine, not from another decider's state."""
+    labels = {**STEP, "ebbflow.scale.cooldown": "20"}
+    h = Harness(store, clock, labels)
+    h.start(1)
+    clock.advance(60)
+    h.start(1)  # created now, after the first: the previous owner's scale-out
+    created = clock()
+    for _ in range(40):
+        h.tick(90.0)
+    assert h.made and h.made[0].timestamp - created >= 20
+    deployed = Harness(DecisionStore(":memory:"), clock, labels)
+    deployed.start(2)  # a deployment's replicas, created together: no scale-out to wait for
+    started = clock()
+    for _ in range(10):
+        deployed.tick(90.0)
+    assert deployed.made and deployed.made[0].timestamp - started < 5
+
+
+def test_a_replica_without_a_value_of_the_policys_metric_holds_a_scale_in(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    """A replica's first collection cycle has no CPU rate yet (only its memory): the idle
+    others' average is the service's only in part, and never scales it in. Found on the
+    lab, where a decider scaled a service in on its two idle replicas' first samples
+    while the third burned."""
+    h = Harness(store, clock, {**STEP, "aliyun.auto_scaling.max_instances": "5"})
+    busy = h.start(3)[0]
+    idle = [n for n in h.names if n != busy]
+    for _ in range(10):
+        clock.advance(1.0)
+        h.samples(0.0, "ebbflow_container_memory_percent", [busy])
+        assert h.samples(1.0, names=idle) == []
+    state = h.engine.services[WEB]
+    policy = h.catalog.get(WEB).policy.policy  # type: ignore[union-attr]
+    assert state.partly_seen(policy, clock(), h.catalog.down) == 1  # type: ignore[arg-type]
+    for _ in range(10):  # its rate arrives (idle too): now the whole service is known
+        h.tick(1.0)
+    assert h.moves()[:1] == [(3, 2)]
+
+
+def test_replicas_without_a_value_count_as_idle_toward_a_scale_out(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    """One busy replica's rate is in, the two others' first cycles are not: their load is
+    unknown, so the average is over all three, as HPA counts them (found on the lab: a
+    decider scaled out on one busy replica of three, the idle two not yet measured)."""
+    h = Harness(store, clock, {**STEP, "aliyun.auto_scaling.max_instances": "5"})
+    busy, *rest = h.start(3)
+    for _ in range(10):
+        clock.advance(1.0)
+        h.samples(0.0, "ebbflow_container_memory_percent", rest)
+        assert h.samples(100.0, names=[busy]) == []  # 100 / 3 < max 40: nothing to do
+    made = []
+    for _ in range(8):
+        clock.advance(1.0)
+        made += h.samples(100.0, names=[busy]) + h.samples(30.0, names=rest)
+    # measured at last: (100 + 30 + 30) / 3 > 40
+    assert [(d.from_replicas, d.to_replicas) for d in made][:1] == [(3, 4)]
+
+
+def test_replicas_lost_with_their_engine_hold_a_scale_in_until_replaced(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    """An engine's shutdown stops its containers first: the replica that carried the load
+    dies with it, and the idle rest would look like the whole service. Found on the lab: a
+    Swarm service scaled in 3 → 1 while its busy task was being moved."""
+    labels = {**STEP, "aliyun.auto_scaling.max_instances": "5", "ebbflow.scale.stabilization": "0"}
+    h = Harness(store, clock, labels)
+    h.start(3)
+    h.bus.publish(EngineConnection("", True, 1, "connected", clock()))
+    for _ in range(5):
+        assert h.tick(20.0) == []  # between min and max: nothing to do
+    busy = h.names[0]
+    h.event(ContainerEvent(ContainerEventKind.DIE, ContainerInfo(id=busy, name=busy, image="i"),
+                           clock()))  # fmt: skip
+    h.names.remove(busy)
+    h.bus.publish(EngineConnection("", False, 1, "engine stopped", clock()))
+    for _ in range(20):  # two idle replicas seen: never in on them (the held recommendation
+        for made in h.tick(1.0, act=False):  # of 3 may ask the lost one back)
+            assert made.to_replicas >= 3, made.reason
+            h.engine.handle(ActionResult(made, True, "no change", clock()))
+    h.made.clear()
+    h.start(1)  # its replacement (Swarm moved it): the whole service is seen again
+    for _ in range(30):
+        h.tick(1.0)
+    assert h.moves()[:1] == [(3, 2)]
 
 
 def test_no_second_decision_while_one_is_in_flight(

@@ -34,7 +34,7 @@ CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
     ("scale-in held entirely", {"recommended": 1, "held": 4, "current": 4}, None, "no change"),
     # 8b. the whole service
     ("no scale-in while replicas send nothing", {"recommended": 1, "current": 3, "unseen": 2},
-     None, "2 of 3 replicas send no fresh samples"),
+     None, "2 of 3 replicas send no fresh value of what the policy reads"),
     ("scale-out goes on while replicas send nothing", {"unseen": 1}, 4, "cpu"),
     ("bounds hold while replicas send nothing",
      {"recommended": 1, "current": 6, "max_replicas": 4, "unseen": 5}, 4, "above max_replicas"),

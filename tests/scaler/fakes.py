@@ -71,6 +71,7 @@ class Owner:
     def __init__(self, bus: Bus, leading: bool = True) -> None:
         self.bus = bus
         self.leading = leading
+        self.epochs = 0
 
     def acting(self) -> bool:
         return self.leading
@@ -81,8 +82,12 @@ class Owner:
     def owner(self, service: ServiceKey) -> str:
         return "test" if self.leading else "another"
 
+    def epoch(self) -> int:
+        return self.epochs
+
     def lead(self, acting: bool = True) -> None:
         self.leading = acting
+        self.epochs += 1
         self.bus.publish(OwnershipChange(acting, self.owner(ServiceKey("", "")), "test", 0.0))
 
 

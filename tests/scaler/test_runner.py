@@ -10,7 +10,7 @@ from ebbflow.scaler.runner import ActionRunner
 from ebbflow.scaler.safety import ActionGate
 from ebbflow.state import DecisionStore
 
-from .fakes import RecordingActuator, context
+from .fakes import Owner, RecordingActuator, context
 
 WEB = ServiceKey("compose", "web", "shop")
 
@@ -31,6 +31,25 @@ async def test_dry_run_changes_nothing_and_records_outcome(tmp_path: Path) -> No
     result = await runner.carry_out(decision)
     assert result.ok and "dry run" in result.detail and actuator.applied == []
     assert store.recent()[0].outcome == "ok"
+
+
+async def test_a_decision_from_an_earlier_ownership_epoch_is_refused(tmp_path: Path) -> None:
+    """Ownership lost (and won back) between the decision and its turn: whoever owned the
+    service in between may have acted, so the decision is stale and the engine untouched."""
+    bus, actuator = Bus(), RecordingActuator()
+    store, owner = DecisionStore(tmp_path / "s.db"), Owner(Bus())
+    runner = ActionRunner(context(bus, store, lambda: 0.0, owner), [actuator])
+    stale = Decision(WEB, 1, 2, "r", 1.0, owner="decider-a (partition 3)", epoch=owner.epoch())
+    store.record(stale)
+    owner.lead(False)
+    owner.lead(True)
+    result = await runner.carry_out(stale)
+    assert not result.ok and actuator.applied == []
+    assert result.detail == "not done: ownership changed since the decision (epoch 0, now 2)"
+    row = store.recent()[0]
+    assert row.owner == "decider-a (partition 3)" and row.outcome == "failed"
+    fresh = Decision(WEB, 1, 2, "r", 2.0, epoch=owner.epoch())
+    assert (await runner.carry_out(fresh)).ok and len(actuator.applied) == 1
 
 
 async def test_unsupported_service_fails_cleanly(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ebbflow.docker_api import DockerHandle
+from ebbflow.model import Decision, ServiceKey
 from ebbflow.nodes import Nodes
 from ebbflow.scaler.swarm import SwarmActuator
 from tests.conftest import RUN_ID, TEST_LABEL, docker_cli, free_port
@@ -176,6 +177,26 @@ async def test_an_update_never_overwrites_one_made_in_between(swarm: str, projec
     assert calls == 2  # refused as out of sequence, read again, then done
     current = spec(name)
     assert replicas(name) == 3 and current["Labels"]["owner"] == "ops"  # type: ignore[index]
+
+
+async def test_a_scale_in_on_fewer_replicas_than_the_spec_keeps_is_refused(
+    swarm: str, project: str
+) -> None:
+    """The decision saw 2 replicas where the Swarm keeps 3 (one lost with its node, not yet
+    moved): a scale-in on part of the service is refused, the spec untouched."""
+    name = f"{project}-partial"
+    create_service(swarm, name, "--replicas", "3")
+    docker = DockerHandle()
+    actuator = SwarmActuator(Nodes([docker]), time.time)
+    key = ServiceKey("swarm", name)
+    try:
+        with pytest.raises(RuntimeError, match="the spec has 3 replicas, the decision saw 2"):
+            await actuator.apply(Decision(key, 2, 1, "idle", time.time()))
+        assert replicas(name) == 3
+        done = await actuator.apply(Decision(key, 3, 2, "idle", time.time()))
+        assert done.detail == "replicas 3 → 2" and replicas(name) == 2
+    finally:
+        await docker.close()
 
 
 async def test_dry_run_on_swarm_changes_nothing(
