@@ -1,5 +1,6 @@
-"""Chaos: five minutes of random faults from the harness against one `ebbflow run`, with its
-invariants checked throughout.
+"""Chaos: minutes of random faults from the harness against one `ebbflow run`, with its
+invariants checked throughout: three in every CI run (it must stay under 30 minutes),
+as many as `EBBFLOW_CHAOS_SECONDS` says when run by hand (300 was the old default).
 
 The faults, one at a time, each for 5-15 s with calm between: the engine's API hangs,
 resets, answers 500, truncates, slows down or pushes a 2 MB event line (the proxy); the
@@ -18,6 +19,7 @@ The invariants:
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import threading
@@ -37,7 +39,7 @@ from .harness import DockerProxy, HostileServer, rss_mib, state_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-DURATION = 300.0  # seconds of chaos
+DURATION = float(os.environ.get("EBBFLOW_CHAOS_SECONDS", "180"))  # seconds of chaos
 FIXED = f"fixed-{RUN_ID}"  # aliyun.scale=3
 SCALED = f"scaled-{RUN_ID}"  # cpu thresholds, 2..4 replicas
 MAX = {FIXED: 3, SCALED: 4}
@@ -79,7 +81,7 @@ def running(node: SecondEngine, service: str) -> int:
     return len((out or "").split())
 
 
-def test_five_minutes_of_random_faults_keep_every_invariant(
+def test_minutes_of_random_faults_keep_every_invariant(
     engine2: SecondEngine, tmp_path: Path
 ) -> None:
     seed = int(time.time())
