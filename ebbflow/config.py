@@ -11,16 +11,31 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 ENV_PREFIX = "EBBFLOW_"
 
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names where."""
+
+
+def _comma_separated(value: object) -> object:
+    return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else value
+
+
+# A list that a config file or an environment variable may also give as "a:1, b:2".
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
 
 
 class FrozenModel(BaseModel):

@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ebbflow.config import FrozenModel
+from ebbflow.config import CommaList, FrozenModel
 
 
 class KafkaInputConfig(FrozenModel):
-    bootstrap_servers: tuple[str, ...] = Field(("127.0.0.1:9092",), min_length=1)
+    bootstrap_servers: CommaList = Field(("127.0.0.1:9092",), min_length=1)
     topic: str = Field("ebbflow", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     group_id: str = Field(
         "ebbflow-deciders",
@@ -55,11 +55,6 @@ class KafkaInputConfig(FrozenModel):
         description="librdkafka settings passed as is (security.protocol, sasl.*...); the "
         "group, offsets and rebalance settings above are ebbflow's.",
     )
-
-    @field_validator("bootstrap_servers", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else value
 
     @field_validator("heartbeat_interval")
     @classmethod

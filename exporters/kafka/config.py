@@ -6,13 +6,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ebbflow.config import CommaList
+
 from ..pipeline import DeliveryConfig
 
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]  # all built into librdkafka
 
 
 class KafkaConfig(DeliveryConfig):
-    bootstrap_servers: tuple[str, ...] = Field(("127.0.0.1:9092",), min_length=1)
+    bootstrap_servers: CommaList = Field(("127.0.0.1:9092",), min_length=1)
     topic: str = Field("ebbflow", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     format: Literal["influx", "json"] = Field(
         "influx", description="influx: line protocol; json: Telegraf-style JSON lines."
@@ -30,11 +32,6 @@ class KafkaConfig(DeliveryConfig):
         default_factory=dict,
         description="librdkafka settings passed as is (security.protocol, sasl.*...).",
     )
-
-    @field_validator("bootstrap_servers", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else value
 
     @field_validator("producer_options")
     @classmethod
