@@ -22,11 +22,8 @@ import asyncio
 import hashlib
 import io
 import logging
-import os
-import socket
 import tarfile
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -39,6 +36,7 @@ from ebbflow.docker_api import DockerHandle
 from ebbflow.logs import describe_error
 from ebbflow.metrics import Desc
 from ebbflow.model import OwnershipChange, Sample, ServiceKey
+from ebbflow.names import instance_name
 
 log = logging.getLogger("ebbflow.lease")
 
@@ -94,7 +92,7 @@ class Lease:
         self.config = config
         self.clock = clock
         self.id = lease_id(scope, config.name)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = instance_name()
         self.owned: tuple[int, int] | None = None  # (first, last) epochs whose objects we own
         self.leader = ""  # who holds the current epoch, as far as we know
         self.transitions = 0

@@ -28,10 +28,7 @@ import asyncio
 import base64
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,6 +42,7 @@ from ebbflow.lease import LEADER, TRANSITIONS, lease_id
 from ebbflow.logs import describe_error
 from ebbflow.metrics import Desc
 from ebbflow.model import OwnershipChange, Sample, ServiceKey
+from ebbflow.names import instance_name
 
 log = logging.getLogger("ebbflow.lease")
 
@@ -90,7 +88,7 @@ class SwarmLease:
         self.monotonic = monotonic
         self.id = lease_id(scope, config.name)
         self.object = f"ebbflow-lease-{self.id}"
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = instance_name()
         self.deadline: float | None = None  # monotonic time until which we may act
         self.version: int | None = None  # the object's version as last read or written
         self.seen_since = 0.0  # monotonic time we first saw `version` (as a standby)

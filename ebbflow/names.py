@@ -7,6 +7,17 @@ reads it, so a rename cannot break the link between them silently.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+
+
+def instance_name() -> str:
+    """Who an instance is, in lease objects and audit rows: its host, its process, and a
+    nonce (a reused pid, or two instances in one test process, still differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 # -- metrics the containers input produces and policies scale on -------------------------
 CONTAINER_CPU_PERCENT = "ebbflow_container_cpu_percent"
 CONTAINER_MEMORY_PERCENT = "ebbflow_container_memory_percent"

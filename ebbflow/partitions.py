@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from ebbflow.model import ServiceKey
+from ebbflow.names import instance_name
 
 
 def murmur2(data: bytes) -> int:
@@ -66,6 +67,7 @@ class PartitionOwnership:
         self.owned: frozenset[int] = frozenset()
         self.epoch_number = 0
         self.member = ""  # this member's id in the group, once it joined
+        self.instance = instance_name()  # who acts, as the audit rows name it
         self.changes = 0
         # Awaited on every revoke before the rebalance may go on: the actions under way
         # finish (the app adds the runner's), so the next owner never overlaps them.
@@ -105,7 +107,8 @@ class PartitionOwnership:
             return ""
         where = f"partition {partition} of {self.topic}, generation {self.epoch_number}"
         if partition in self.owned:
-            return f"{self.member or 'this instance'} ({where})"
+            member = f"member {self.member}, " if self.member else ""
+            return f"{self.instance} ({member}{where})"
         return f"another member of group {self.group} ({where})"
 
     def epoch(self) -> int:

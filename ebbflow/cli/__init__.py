@@ -1,5 +1,5 @@
 """The `ebbflow` command: run, status, collect, policies, decisions, healing, explain,
-pause, resume, forget, replay, bench. One module per group of commands; each registers
+pause, resume, forget, replay, bench, healthcheck. One module per group of commands; each registers
 its parsers with the function that runs them (`set_defaults(func=...)`)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ebbflow.config import ConfigError
 from ebbflow.logs import setup_logging
 from ebbflow.state import StateFileError
 
-from . import audit, controls, replay, run, services
+from . import audit, controls, health, replay, run, services
 from .common import (
     EngineUnreachableError,
     NotFoundError,
@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     audit.register(sub, common)
     controls.register(sub, common)
     replay.register(sub, common)
+    health.register(sub, common)
     return top
 
 

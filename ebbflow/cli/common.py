@@ -4,12 +4,15 @@ command with a message instead of a traceback."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from ebbflow.config import AppConfig, ConfigError, load_config
 from ebbflow.model import Sample
 from ebbflow.state import DecisionStore
+
+DEFAULT_LISTEN = "127.0.0.1:9781"  # the Prometheus output's default address
 
 
 class EngineUnreachableError(RuntimeError):
@@ -22,7 +25,12 @@ class NotFoundError(RuntimeError):
 
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="YAML config file (EBBFLOW_* env overrides it)")
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=Path(os.environ["EBBFLOW_CONFIG"]) if os.environ.get("EBBFLOW_CONFIG") else None,
+        help="YAML config file (default: $EBBFLOW_CONFIG; EBBFLOW_* env overrides it)",
+    )
     common.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     return common
 

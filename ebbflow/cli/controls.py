@@ -17,9 +17,7 @@ from ebbflow.control_channel import ask
 from ebbflow.services import parse_service_key
 from ebbflow.state import DecisionStore
 
-from .common import NotFoundError, open_store, resolve_service
-
-DEFAULT_LISTEN = "127.0.0.1:9781"
+from .common import DEFAULT_LISTEN, NotFoundError, open_store, resolve_service
 
 
 def register(

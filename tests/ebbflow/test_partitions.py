@@ -3,6 +3,8 @@ murmur2 partitioner (Kafka's default) gives, checked against the real client."""
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 
 import pytest
@@ -71,7 +73,10 @@ def test_owns_only_its_assigned_partitions_and_each_change_is_an_epoch() -> None
     ownership.assign([web_at], 6, "member-1")
     assert ownership.owns(web) and ownership.epoch() == 1
     assert ownership.owns(ServiceKey("swarm", "web"))  # the same name, the same partition
-    assert ownership.owner(web).startswith("member-1 (partition")
+    assert ownership.owner(web) == (
+        f"{ownership.instance} (member member-1, partition {web_at} of ebbflow, generation 1)"
+    )
+    assert ownership.instance.startswith(f"{socket.gethostname()}:{os.getpid()}:")
     db_at = partition_for(b"db", 6)
     assert ownership.owns(db) == (db_at == web_at)
     assert ownership.acting() == (web_at == 0)  # node actions: partition 0's owner
