@@ -11,12 +11,13 @@ from typing import Any
 
 from ebbflow.bus import Bus
 from ebbflow.catalog import Ownership, ServiceCatalog
-from ebbflow.config import AppConfig, ConfigError, LeaseConfig, Role, RulesConfig
+from ebbflow.config import AppConfig, ConfigError, LeaseConfig, Role, RulesConfig, ScopeConfig
 from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
 from ebbflow.health import Health, ReportsDependencies, ReportsHealth
 from ebbflow.lease import Lease
+from ebbflow.lease_engines import EngineLeaseOwnership, EngineLeases
 from ebbflow.lease_swarm import SwarmLease
 from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.partitions import PartitionOwnership
@@ -71,6 +72,24 @@ def build_context(config: AppConfig, clock: Callable[[], float] = time.time) -> 
         inventory=Inventory(nodes, bus, clock, config.docker.node_check_interval),
         partitions=PartitionOwnership("", "") if sharing and config.role != "agent" else None,
     )
+
+
+def build_lease(
+    ctx: PluginContext, scope: ScopeConfig, config: LeaseConfig, clock: Callable[[], float]
+) -> tuple[Lease | SwarmLease | EngineLeases | None, Ownership]:
+    """Who may act on what: a Kafka group's partitions (no lease part), the Swarm's raft
+    lease, one lease per engine for plain engines on several hosts, or the one engine's."""
+    if ctx.partitions is not None:
+        return None, ctx.partitions
+    if config.backend == "swarm":
+        swarm = SwarmLease(ctx.nodes.default, scope, config, ctx.bus, clock)
+        return swarm, swarm.ownership
+    if config.enabled and ctx.nodes.several:
+        engines = EngineLeases(ctx.nodes, scope, config, clock, ctx.bus)
+        ctx.nodes.held = engines.holds  # the actuators ask it before every change on a node
+        return engines, engines.ownership
+    lease = Lease(ctx.nodes.default, scope, config, clock, ctx.bus)
+    return lease, lease.ownership
 
 
 def build_plugins(
@@ -136,21 +155,13 @@ def build_app(
     gate = ActionGate(config.max_actions_per_minute)
     # A dry run changes nothing, so it holds no lease and never keeps the real one waiting.
     lease_config = config.lease if not config.dry_run else LeaseConfig(enabled=False)
-    lease: Lease | SwarmLease | None = None
-    ownership: Ownership
-    if ctx.partitions is not None:
-        if "kafka" not in app.inputs:
-            raise ConfigError("lease.backend: kafka needs inputs.kafka enabled (its consumer "
-                              "group decides who owns which service)")  # fmt: skip
-        ownership = ctx.partitions
-    else:
-        lease = (
-            SwarmLease(ctx.nodes.default, config.scope, lease_config, ctx.bus, clock)
-            if lease_config.backend == "swarm"
-            else Lease(ctx.nodes.default, config.scope, lease_config, clock, ctx.bus)
-        )
-        ownership = lease.ownership
+    if ctx.partitions is not None and "kafka" not in app.inputs:
+        raise ConfigError("lease.backend: kafka needs inputs.kafka enabled (its consumer "
+                          "group decides who owns which service)")  # fmt: skip
+    lease, ownership = build_lease(ctx, config.scope, lease_config, clock)
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, ownership, clock)
+    if isinstance(ownership, EngineLeaseOwnership):
+        ownership.nodes_of = catalog.nodes_of
     controls = ControlsWatch(ctx.bus, store, clock, report=lambda: ctx.health.report().as_dict())
     state = StateWatch(store)
     catalog.blockers.append(state.problem)  # nothing is done that cannot be recorded

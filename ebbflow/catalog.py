@@ -186,6 +186,14 @@ class ServiceCatalog:
         bus.observe(self.on_fight, ServiceFight)
 
     # -- what is this service ------------------------------------------------------------
+    def nodes_of(self, key: ServiceKey) -> set[str]:
+        """The nodes a service's containers are on: its running replicas', else (nothing
+        runs) its exited ones'."""
+        service = self.services.get(key)
+        if service is None:
+            return set()
+        return service.nodes or {info.node for info in service.exited.values()}
+
     def get(self, key: ServiceKey) -> Service | None:
         return self.services.get(key)
 

@@ -85,6 +85,8 @@ class Lease:
         config: LeaseConfig,
         clock: Callable[[], float] = time.time,
         bus: Bus | None = None,
+        node: str = "",
+        owner: str = "",
     ) -> None:
         self.bus = bus  # where changes of leadership are announced (OwnershipChange)
         self.docker = docker
@@ -92,7 +94,11 @@ class Lease:
         self.config = config
         self.clock = clock
         self.id = lease_id(scope, config.name)
-        self.owner = instance_name()
+        # One of several, one per engine (ebbflow/lease_engines.py): named by its node in
+        # /metrics (`lease="<id>@<node>"`), /readyz and the logs.
+        self.node = node
+        self.label = f"{self.id}@{node}" if node else self.id
+        self.owner = owner or instance_name()
         self.owned: tuple[int, int] | None = None  # (first, last) epochs whose objects we own
         self.leader = ""  # who holds the current epoch, as far as we know
         self.transitions = 0
@@ -236,7 +242,7 @@ class Lease:
         self.leader = self.owner
         if was is None:
             self.transitions += 1
-            log.info("became leader for %s (lease %s)", self.scope.describe(), self.id)
+            log.info("became leader for %s (lease %s)", self.scope.describe(), self.label)
             self._announce(True, "won the lease")
 
     def _announce(self, acting: bool, reason: str) -> None:
@@ -247,10 +253,10 @@ class Lease:
         lost = self.owned is not None
         if lost:
             self.transitions += 1
-            log.warning("lost the lease to %s: no more actions from here", owner)
+            log.warning("lost the lease %s to %s: no more actions from here", self.label, owner)
             self.owned = None
         if owner != self.leader:
-            log.info("standing by for %s (lease %s)", owner, self.id)
+            log.info("standing by for %s (lease %s)", owner, self.label)
         self.leader = owner
         if lost:
             self.claims.lose_all()
@@ -302,16 +308,19 @@ class Lease:
             log.warning("could not remove this instance's lease objects (%r)", err)
 
     def dependencies(self) -> dict[str, str | None]:
-        return {"lease": self.problem} if self.config.enabled else {}
+        if not self.config.enabled:
+            return {}
+        return {f"lease {self.node}" if self.node else "lease": self.problem}
 
     @property
     def ownership(self) -> LeaseOwnership:
         return LeaseOwnership(self)
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        yield LEADER.sample(1.0 if self.may_act() else 0.0, now, self.id)
-        yield TRANSITIONS.sample(self.transitions, now, self.id)
-        yield OVERLAPS.sample(self.claims.overlaps, now)
+        yield LEADER.sample(1.0 if self.may_act() else 0.0, now, self.label)
+        yield TRANSITIONS.sample(self.transitions, now, self.label)
+        if not self.node:  # several: their owner sums them (one series)
+            yield OVERLAPS.sample(self.claims.overlaps, now)
 
 
 class LeaseOwnership:

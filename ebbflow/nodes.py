@@ -48,6 +48,10 @@ class NodeState:
         return not self.faults
 
 
+class NotHeldError(RuntimeError):
+    """An action on a node whose engine's lease this instance does not hold."""
+
+
 class Nodes:
     """Engine handles by node name, and each node's health."""
 
@@ -57,6 +61,9 @@ class Nodes:
             raise ValueError("no Docker engine configured")
         self.default = next(iter(self.handles.values()))
         self.states = {name: NodeState() for name in self.handles}
+        # Whether this instance may change anything on a node's engine now: with a lease
+        # per engine (ebbflow/lease_engines.py), only while it holds that engine's lease.
+        self.held: Callable[[str], bool] = lambda _node: True
 
     @classmethod
     def from_config(cls, config: DockerConfig) -> Nodes:
@@ -80,6 +87,16 @@ class Nodes:
 
     def healthy_nodes(self) -> list[str]:
         return [name for name, state in self.states.items() if state.healthy]
+
+    def actable_nodes(self) -> list[str]:
+        """Healthy nodes whose engine this instance may act on now."""
+        return [name for name in self.healthy_nodes() if self.held(name)]
+
+    def check_held(self, node: str) -> None:
+        """Before every call that changes something on a node: refused, naming why, when
+        another instance holds its engine's lease."""
+        if not self.held(node):
+            raise NotHeldError(f"node {node}: another instance holds its engine's lease")
 
     def fault(self, node: str) -> str:
         return "; ".join(self.states[node].faults.values()) if node in self.states else ""

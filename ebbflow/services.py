@@ -18,6 +18,10 @@ SWARM_SERVICE = "com.docker.swarm.service.name"
 SERVICE_LABEL = "ebbflow.service"
 COMPOSE_CONFIG_HASH = "com.docker.compose.config-hash"  # set by compose on what it makes
 CREATED_BY_LABEL = "ebbflow.created-by"  # set by ebbflow on the replicas it makes
+# Set by ebbflow on its copies: the configuration of the template they were made from. A
+# copy on another engine runs the same image under another image id when the image was
+# built or imported on each engine, so its own hash would read as another configuration.
+CONFIGURATION_LABEL = "ebbflow.configuration"
 
 
 def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
@@ -139,7 +143,7 @@ def guests(replicas: Sequence[T], labels: Callable[[T], Mapping[str, str]]) -> l
 
 # What makes two replicas the same version of a service; ebbflow's own marks do not count.
 CONFIGURATION_KEYS = ("Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User")
-PER_REPLICA_LABELS = (CREATED_BY_LABEL, COMPOSE_NUMBER)
+PER_REPLICA_LABELS = (CREATED_BY_LABEL, COMPOSE_NUMBER, CONFIGURATION_LABEL)
 
 
 def configuration(inspect: Mapping[str, Any]) -> str:
@@ -150,6 +154,8 @@ def configuration(inspect: Mapping[str, Any]) -> str:
     labels = config.get("Labels") or {}
     if labels.get(COMPOSE_CONFIG_HASH):
         return str(labels[COMPOSE_CONFIG_HASH])[:12]
+    if labels.get(CONFIGURATION_LABEL):  # a copy ebbflow made: its template's
+        return str(labels[CONFIGURATION_LABEL])[:12]
     relevant: dict[str, Any] = {key: config.get(key) for key in CONFIGURATION_KEYS}
     relevant["ImageId"] = inspect.get("Image", "")
     relevant["Labels"] = {k: v for k, v in labels.items() if k not in PER_REPLICA_LABELS}

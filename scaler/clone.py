@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ebbflow.model import ServiceKey
-from ebbflow.services import COMPOSE_NUMBER, CREATED_BY_LABEL
+from ebbflow.services import COMPOSE_NUMBER, CONFIGURATION_LABEL, CREATED_BY_LABEL, configuration
 
 __all__ = ["CREATED_BY_LABEL"]  # where the tests read it
 
@@ -79,6 +79,7 @@ def clone_request(
     if COMPOSE_NUMBER in labels:
         labels[COMPOSE_NUMBER] = str(number)
     labels[CREATED_BY_LABEL] = created_by
+    labels[CONFIGURATION_LABEL] = configuration(template)
     request["Labels"] = labels
     # A fixed host port cannot be shared: clones publish on an ephemeral port, like compose.
     for bindings in (host.get("PortBindings") or {}).values():

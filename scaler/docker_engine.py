@@ -154,10 +154,11 @@ class DockerEngineActuator:
         return members
 
     def placement(self, running: list[Member], exclude: str | None = None) -> str:
-        """Spread: the healthy node with the fewest running containers of the service."""
-        candidates = [n for n in self.nodes.healthy_nodes() if n != exclude]
+        """Spread: the healthy node with the fewest running containers of the service,
+        among those whose engine this instance may act on (a lease per engine)."""
+        candidates = [n for n in self.nodes.actable_nodes() if n != exclude]
         if not candidates:
-            raise RuntimeError("no healthy node to place a container on")
+            raise RuntimeError("no healthy node whose engine this instance holds to place on")
         load = collections.Counter(m.node for m in running)
         return min(candidates, key=lambda node: load[node])  # ties: the first configured
 
@@ -202,8 +203,12 @@ class DockerEngineActuator:
             ordered = sorted(
                 reversed(running), key=lambda m: (not m.sick(unhealthy), m.id not in outdated)
             )
-            doomed = ordered[: len(running) - target]
+            excess = len(running) - target
+            doomed = [m for m in ordered if self.nodes.held(m.node)][:excess]
             removed = [await self._remove(m) for m in doomed]
+            if len(doomed) < excess:  # the rest run on engines another instance holds
+                left = f"; {excess - len(doomed)} more on nodes whose lease is another's"
+                return self._result(decision, False, f"removed {', '.join(removed)}{left}", removed)
             return self._result(decision, True, f"removed {', '.join(removed)}", removed)
         return self._result(decision, True, f"already at {target} replicas")
 
@@ -219,6 +224,7 @@ class DockerEngineActuator:
             )
         started: list[tuple[str, str]] = []
         for member in stopped[: decision.to_replicas]:
+            self.nodes.check_held(member.node)
             container = await self.nodes.handle(member.node).client.containers.get(member.id)
             await container.start()
             log.info("service %s: started %s again", decision.service, member.name)
@@ -299,6 +305,7 @@ class DockerEngineActuator:
         node = container.node
         current = await self._inspect(node, container.name)
         if action == "restart" and current is not None:
+            self.nodes.check_held(node)
             handle = await self.nodes.handle(node).client.containers.get(current.id)
             if current.running:
                 self._stopping.add(current.id)
@@ -367,6 +374,7 @@ class DockerEngineActuator:
 
     async def _remove_leftover(self, container: ContainerInfo) -> str:
         """The original of a migrated container, on a node that answers again."""
+        self.nodes.check_held(container.node)
         try:
             found = await self.nodes.handle(container.node).client.containers.get(container.id)
         except aiodocker.DockerError as err:
@@ -416,6 +424,7 @@ class DockerEngineActuator:
         number: int,
         why: str,
     ) -> None:
+        self.nodes.check_held(node)
         client = self.nodes.handle(node).client
         container = await client.containers.create(clone_request(template, number, why), name=name)
         try:
@@ -435,6 +444,7 @@ class DockerEngineActuator:
         )
 
     async def _remove(self, member: Member) -> str:
+        self.nodes.check_held(member.node)
         handle = self.nodes.handle(member.node)
         container = await handle.client.containers.get(member.id)
         if member.running:

@@ -67,6 +67,7 @@ class Migrator:
         self.placed: collections.defaultdict[str, dict[str, ContainerInfo]] = (
             collections.defaultdict(dict)
         )
+        self.removing: set[str] = set()  # leftovers whose removal is under way
         self.moving: dict[str, ServiceKey] = {}  # container id → service, while it moves
         self._group: asyncio.TaskGroup | None = None
 
@@ -83,6 +84,7 @@ class Migrator:
                     self.on_node(event)
                 elif isinstance(event, OwnershipChange) and event.acting:
                     self.take_up_faulty_nodes()
+                    self.remove_leftovers()
 
     def track(self, event: ContainerEvent) -> None:
         info = event.container
@@ -108,8 +110,7 @@ class Migrator:
         if not change.healthy:
             self.strand(change.node, f"node {change.node} {change.reason}")
             return
-        for leftover in self.store.leftovers(change.node):
-            self._spawn(self._remove_leftover(leftover))
+        self.remove_leftovers(change.node)
         # Containers that found no healthy node before may find this one.
         self.take_up_faulty_nodes()
 
@@ -166,6 +167,18 @@ class Migrator:
         finally:
             self.moving.pop(info.id, None)
 
+    def remove_leftovers(self, *nodes: str) -> None:
+        """The originals of migrated containers on healthy nodes (these, or all) whose
+        engine this instance may act on: when a node answers again, and when a lease is
+        won (with a lease per engine, the node's own comes back a little after it)."""
+        for node in nodes or tuple(self.nodes.states):
+            if not self.nodes.healthy(node) or not self.nodes.held(node):
+                continue
+            for leftover in self.store.leftovers(node):
+                if leftover.container_id not in self.removing:
+                    self.removing.add(leftover.container_id)
+                    self._spawn(self._remove_leftover(leftover))
+
     async def _remove_leftover(self, leftover: Leftover) -> None:
         info = ContainerInfo(leftover.container_id, leftover.container, "", node=leftover.node)
         action = HealAction(
@@ -176,10 +189,13 @@ class Migrator:
             0,
             slot_key(leftover.service, info),
         )
-        outcome = await self.runner.execute(action)
-        if outcome.ok:
-            self.store.leftover_removed(leftover.container_id, self.clock())
-        self.healer.slots.pop(action.slot, None)
+        try:
+            outcome = await self.runner.execute(action)
+            if outcome.ok:
+                self.store.leftover_removed(leftover.container_id, self.clock())
+            self.healer.slots.pop(action.slot, None)
+        finally:
+            self.removing.discard(leftover.container_id)
 
     def _spawn(self, job: Coroutine[Any, Any, Any]) -> None:
         assert self._group is not None, "called from run()"

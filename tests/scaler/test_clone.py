@@ -7,6 +7,7 @@ from ebbflow.scaler.clone import (
     replica_name,
     replica_number,
 )
+from ebbflow.services import configuration
 
 TEMPLATE = {
     "Id": "abcdef123456" + "0" * 52,
@@ -91,3 +92,17 @@ def test_names_and_numbers() -> None:
     assert replica_number("solo", {}) is None
     assert next_free_number([1, 2, 4]) == 3
     assert next_free_number([]) == 1
+
+
+def test_a_copy_on_another_engine_has_its_templates_configuration() -> None:
+    """An image built or imported on each engine has another id on each: a copy made on
+    another engine is still of its template's configuration (no rollover loop), and a copy
+    of that copy too; a template whose image changed is another configuration."""
+    template = {**TEMPLATE, "Image": "sha256:" + "1" * 64}
+    copy = clone_request(template, 2)
+    made = {"Config": copy, "Image": "sha256:" + "2" * 64}  # as the other engine inspects it
+    assert configuration(made) == configuration(template)
+    again = {"Config": clone_request(made, 3), "Image": "sha256:" + "3" * 64}
+    assert configuration(again) == configuration(template)
+    rebuilt = {**TEMPLATE, "Image": "sha256:" + "4" * 64}
+    assert configuration(rebuilt) != configuration(template)
