@@ -56,6 +56,7 @@ class EngineLeases:
             for node, handle in nodes.handles.items()
         }
         self.crashed: dict[str, str] = {}  # node → why its lease's run failed last
+        self._ownership = EngineLeaseOwnership(self)  # one: the app sets its nodes_of
 
     def holds(self, node: str) -> bool:
         lease = self.leases.get(node)
@@ -98,7 +99,7 @@ class EngineLeases:
 
     @property
     def ownership(self) -> EngineLeaseOwnership:
-        return EngineLeaseOwnership(self)
+        return self._ownership
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         for lease in self.leases.values():
@@ -137,11 +138,17 @@ class EngineLeaseOwnership:
         if needed and all(self.leases.holds(n) for n in needed):
             return f"{self.leases.owner} (the leases of {', '.join(needed)})"
         others = [
-            f"{n}: {self.leases.leases[n].leader or 'nobody yet'}"
+            f"{n}: {self._holder(n)}"
             for n in needed
             if n in self.leases.leases and not self.leases.holds(n)
         ]
         return "; ".join(others)
+
+    def _holder(self, node: str) -> str:
+        leader = self.leases.leases[node].leader
+        if leader == self.leases.owner:  # ours until it lapsed (an engine that went away)
+            return "nobody (this instance's lease lapsed)"
+        return leader or "nobody yet"
 
     def epoch(self) -> int:
         return sum(lease.transitions for lease in self.leases.leases.values())

@@ -222,9 +222,14 @@ class DockerEngineActuator:
             return self._result(
                 decision, False, "no running replica to clone, and none stopped to start again"
             )
+        stopped = [m for m in stopped if self.nodes.held(m.node)]
+        if not stopped:
+            return self._result(
+                decision, False, "the stopped replicas are on engines another instance holds"
+            )
         started: list[tuple[str, str]] = []
         for member in stopped[: decision.to_replicas]:
-            self.nodes.check_held(member.node)
+            self.nodes.check_held(member.node)  # still, at the moment of acting
             container = await self.nodes.handle(member.node).client.containers.get(member.id)
             await container.start()
             log.info("service %s: started %s again", decision.service, member.name)
