@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 ENV_PREFIX = "EBBFLOW_"
@@ -109,9 +110,33 @@ class DockerLimits(FrozenModel):
     )
 
 
+class EngineTLS(FrozenModel):
+    """TLS to engines at tcp:// addresses, as Docker's own client does it (`--tlsverify`,
+    DOCKER_CERT_PATH): one folder with the CA, this client's certificate and its key."""
+
+    cert_path: Path = Field(description="A folder with ca.pem, cert.pem and key.pem.")
+    verify: bool = Field(
+        True,
+        description="Check the engine's certificate against ca.pem and its address (off: "
+        "encrypted, unchecked, like docker --tls without --tlsverify).",
+    )
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> EngineTLS:
+        for name in ("ca.pem", "cert.pem", "key.pem"):
+            if not (self.cert_path / name).is_file():
+                raise ValueError(f"cert_path: no {name} in {self.cert_path}")
+        return self
+
+
 class DockerConfig(FrozenModel):
     host: str | None = Field(
         None, description="Engine address; default: DOCKER_HOST, then the local socket."
+    )
+    tls: EngineTLS | None = Field(
+        None,
+        description="TLS to tcp:// engines; without it, DOCKER_TLS_VERIFY=1 and "
+        "DOCKER_CERT_PATH are honoured as by the docker CLI.",
     )
     timeout: float = Field(10.0, gt=0, description="Seconds allowed for one Docker API call.")
     nodes: dict[str, str] = Field(

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import os
+import ssl
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 
-from ebbflow.config import ConfigError, DockerLimits
+from ebbflow.config import ConfigError, DockerLimits, EngineTLS
 from ebbflow.docker_events import BodyTooLargeError, read_bounded
 from ebbflow.model import ContainerInfo
 from ebbflow.services import configuration
@@ -41,6 +42,24 @@ def engine_address(value: str, where: str) -> str:
             "a socket path, or tcp://HOST:PORT"
         )
     return value
+
+
+def tls_context(tls: EngineTLS) -> ssl.SSLContext:
+    """The client side of an engine's `--tlsverify`, from DOCKER_CERT_PATH's three files;
+    a file that does not load is a config error naming it."""
+    context = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH)
+    try:
+        context.load_verify_locations(cafile=str(tls.cert_path / "ca.pem"))
+    except (ssl.SSLError, OSError) as err:
+        raise ConfigError(f"docker.tls.cert_path: ca.pem does not load: {err}") from None
+    try:
+        context.load_cert_chain(str(tls.cert_path / "cert.pem"), str(tls.cert_path / "key.pem"))
+    except (ssl.SSLError, OSError) as err:
+        raise ConfigError(f"docker.tls.cert_path: cert.pem/key.pem do not load: {err}") from None
+    if not tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def parse_docker_time(value: str) -> float:
@@ -173,8 +192,10 @@ class DockerHandle:
         timeout: float = 10.0,
         node: str = "",
         limits: DockerLimits | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.limits = limits or DockerLimits()
+        self.tls = tls  # for tcp:// engines (docker.tls); unix sockets need none
         if host:
             self.host = engine_address(host, f"docker.nodes.{node}" if node else "docker.host")
         elif os.environ.get("DOCKER_HOST"):
@@ -212,8 +233,11 @@ class DockerHandle:
     @property
     def client(self) -> aiodocker.Docker:
         if self._client is None:
+            url, tls = self.host, None
+            if self.tls is not None and not self.local:
+                url, tls = "https://" + self.host.partition("://")[2], self.tls
             self._client = aiodocker.Docker(
-                url=self.host, timeout=aiohttp.ClientTimeout(total=self.timeout)
+                url=url, timeout=aiohttp.ClientTimeout(total=self.timeout), ssl_context=tls
             )
         return self._client
 

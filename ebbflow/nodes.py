@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ebbflow.bus import Bus
 from ebbflow.config import DockerConfig, PressureLimits
-from ebbflow.docker_api import DockerHandle
+from ebbflow.docker_api import DockerHandle, tls_context
 from ebbflow.metrics import Desc
 from ebbflow.model import ContainerInfo, NodeHealthChange, Sample, SampleBatch, labels_of
 from ebbflow.names import NODE_CPU_PERCENT, NODE_MEMORY_PERCENT
@@ -67,10 +67,11 @@ class Nodes:
 
     @classmethod
     def from_config(cls, config: DockerConfig) -> Nodes:
+        tls = tls_context(config.tls) if config.tls is not None else None
         if not config.nodes:
-            return cls([DockerHandle(config.host, config.timeout, limits=config.limits)])
+            return cls([DockerHandle(config.host, config.timeout, limits=config.limits, tls=tls)])
         return cls(
-            DockerHandle(address, config.timeout, name, config.limits)
+            DockerHandle(address, config.timeout, name, config.limits, tls)
             for name, address in config.nodes.items()
         )
 

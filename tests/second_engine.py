@@ -15,9 +15,10 @@ from tests.conftest import RUN_ID, TEST_LABEL
 
 
 class SecondEngine:
-    def __init__(self, root: Path, image: str) -> None:
+    def __init__(self, root: Path, image: str, extra: tuple[str, ...] = ()) -> None:
         self.root = root
         self.image = image
+        self.extra = extra  # more dockerd arguments: another listener, TLS
         self.socket = root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,9 +47,10 @@ class SecondEngine:
                 "--iptables=false",
                 "--storage-driver=vfs",
                 "--containerd-namespace",
-                f"ebbflow-{RUN_ID}",
+                f"ebbflow-{RUN_ID}-{self.root.name}",
                 "--containerd-plugins-namespace",
-                f"ebbflow-{RUN_ID}-plugins",
+                f"ebbflow-{RUN_ID}-{self.root.name}-plugins",
+                *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
