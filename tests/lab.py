@@ -258,15 +258,22 @@ def swarm_up() -> None:
         if n.docker("info", "--format", "{{.Swarm.LocalNodeState}}") != "active":
             n.docker("swarm", "join", "--token", token, "--advertise-addr", n.address,
                      "--listen-addr", f"{n.address}:2377", f"{first.address}:2377")  # fmt: skip
-    wait_until(
-        "three Ready managers",
-        lambda: (
-            first.docker(
-                "node", "ls", "--format", "{{.Status}} {{.ManagerStatus}}", check=False
-            ).count("Ready")
-            == 3
-        ),
-    )
+    wait_until("three Ready managers in the raft", managers_healthy)
+
+
+def managers_healthy() -> bool:
+    """Every node Ready and every manager in the raft (Leader or Reachable), as each node
+    sees it: a manager just restarted shows Ready before the raft counts it, and losing
+    another then would cost the quorum."""
+    for n in NODE_LIST:
+        out = n.docker("node", "ls", "--format", "{{.Status}} {{.ManagerStatus}}", check=False)
+        rows = [line.split() for line in out.splitlines()]
+        if len(rows) != len(NODE_LIST) or not all(
+            len(row) == 2 and row[0] == "Ready" and row[1] in ("Leader", "Reachable")
+            for row in rows
+        ):
+            return False
+    return True
 
 
 # -- the commands ----------------------------------------------------------------------------
