@@ -329,8 +329,9 @@ def test_the_acting_deciders_node_is_lost_and_actions_resume_from_another(
         assert all(outcome == "ok" and to <= 3 for was, to, outcome in moves[:-1]), made
         print(f"lease handed over {took:.1f}s after the engine stop began")
         # the bound: the engine's stop (its containers first, ~3 s), a new raft leader when
-        # the lost node led the raft (11.6 s measured), then ttl and one renewal interval
-        assert took <= 5 + 15 + 6 + 6 / 6, took
+        # the lost node led the raft (11.6 s measured alone; about 25 s in one loaded CI
+        # run, where this took 35.1 s), then ttl and one renewal interval
+        assert took <= 5 + 30 + 6 + 6 / 6, took
     finally:
         for proc in procs:
             if proc.proc is not None and proc.proc.poll() is None:
