@@ -92,6 +92,13 @@ def node(name: str) -> Node:
     return next(n for n in NODE_LIST if n.name == name)
 
 
+def spec_replicas(service: str, via: str = "n1") -> int:
+    """A Swarm service's replica count in its spec, as the manager `via` tells."""
+    spec = json.loads(node(via).docker("service", "inspect", "--format", "{{json .Spec}}",
+                                       service))  # fmt: skip
+    return int(spec["Mode"]["Replicated"]["Replicas"])
+
+
 # -- network ---------------------------------------------------------------------------------
 def network_up() -> None:
     if sh("ip", "link", "show", BRIDGE, check=False).returncode != 0:

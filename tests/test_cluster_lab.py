@@ -65,12 +65,6 @@ def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         lab.node("n1").docker("service", "rm", name, check=False)
 
 
-def spec_replicas(name: str, via: str = "n1") -> int:
-    spec = json.loads(lab.node(via).docker("service", "inspect", "--format", "{{json .Spec}}",
-                                            name))  # fmt: skip
-    return int(spec["Mode"]["Replicated"]["Replicas"])
-
-
 def first_decision(state: Path) -> tuple[int, int, dict[str, float]] | None:
     rows = state_rows(state, "SELECT from_replicas, to_replicas, inputs FROM decisions ORDER BY id")
     if not rows:
@@ -161,7 +155,7 @@ def test_a_service_over_three_nodes_is_scaled_on_all_three_replicas(
         "age n2": None,
         "age n3": pytest.approx(0.5, abs=2.5),  # writes every 0.5 s
     }
-    assert spec_replicas(name) == 3
+    assert lab.spec_replicas(name) == 3
 
     # An agent on every node: three ready replicas on three nodes, two of them burning.
     whole, seen = run_cluster(tmp_path / "all", ("n1", "n2", "n3"))
@@ -173,7 +167,7 @@ def test_a_service_over_three_nodes_is_scaled_on_all_three_replicas(
     assert seen["ebbflow_service_replicas_unseen"] == 0.0
     assert seen["ebbflow_service_owned"] == 1.0  # the decider holds the Swarm lease
     assert all(seen[f"age {node}"] is not None for node in lab.NODES), seen
-    wait_for("the Swarm's spec scaled", lambda: spec_replicas(name) == to, 30)
+    wait_for("the Swarm's spec scaled", lambda: lab.spec_replicas(name) == to, 30)
     outcome = state_rows(whole, "SELECT outcome FROM decisions ORDER BY id LIMIT 1")
     assert outcome == [("ok",)]
 
@@ -318,7 +312,8 @@ def test_the_acting_deciders_node_is_lost_and_actions_resume_from_another(
         assert all(to >= was for was, to in rows), rows  # no scale-in on missing samples
 
         (ctl / "slot-2").touch()  # two thirds busy: the second decider scales out
-        wait_for("the Swarm's spec scaled to 4", lambda: spec_replicas(name, other.name) == 4, 60,
+        wait_for("the Swarm's spec scaled to 4",
+                 lambda: lab.spec_replicas(name, other.name) == 4, 60,
                  second.assert_alive)  # fmt: skip
         made = state_rows(second.state, "SELECT from_replicas, to_replicas, outcome, inputs "
                                         "FROM decisions")  # fmt: skip

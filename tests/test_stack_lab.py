@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE = f"ebbflow:lab-{RUN_ID}"
 STACK = f"ebf{RUN_ID}"
 TOPIC = f"stack-{RUN_ID}"
+SERVICE = f"stacked-{RUN_ID}"  # the loaded Swarm service scaled through the stack
 PARTITIONS = 6
 BURN = 'while :; do if [ -f "/ctl/load" ]; then :; else sleep 0.2; fi; done'
 POLICY = {
@@ -104,12 +105,6 @@ def stack_containers() -> dict[str, str]:
     return health
 
 
-def spec_replicas(name: str) -> int:
-    spec = json.loads(lab.node("n1").docker("service", "inspect", "--format", "{{json .Spec}}",
-                                            name))  # fmt: skip
-    return int(spec["Mode"]["Replicated"]["Replicas"])
-
-
 def decisions() -> list[tuple[str, int, int, str, str]]:
     """(node, from, to, owner, outcome) of every decision in the deciders' state files,
     read from their volumes on each node."""
@@ -130,9 +125,6 @@ def decisions() -> list[tuple[str, int, int, str, str]]:
                 )
             ]
     return rows
-
-
-SERVICE = f"stacked-{RUN_ID}"
 
 
 def deploy(image: str, bootstrap: str, tmp_path: Path) -> None:
@@ -207,8 +199,8 @@ def test_ebbflow_deployed_from_its_image_scales_a_service_out_and_in(
 
         # The load: one replica at its whole half core, above the policy's 50 %.
         healthy = time.monotonic() - began
-        wait_for("a scale-out through the deployed deciders", lambda: spec_replicas(SERVICE) > 1,
-                 120)  # fmt: skip
+        wait_for("a scale-out through the deployed deciders",
+                 lambda: lab.spec_replicas(SERVICE) > 1, 120)  # fmt: skip
         scaled_out = time.monotonic() - began
         out = decisions()
         assert out, "the Swarm was scaled, but no decider's state file has the decision"
@@ -219,7 +211,7 @@ def test_ebbflow_deployed_from_its_image_scales_a_service_out_and_in(
         # No load: back to the minimum, by the same owner.
         (ctl / "load").unlink()
         unloaded = time.monotonic()
-        wait_for("a scale-in to the minimum", lambda: spec_replicas(SERVICE) == 1, 180)
+        wait_for("a scale-in to the minimum", lambda: lab.spec_replicas(SERVICE) == 1, 180)
         print(
             f"stack healthy {healthy:.0f} s after deploy; scaled out at {scaled_out:.0f} s; "
             f"back to 1 {time.monotonic() - unloaded:.0f} s after the load stopped; {out}"
