@@ -19,6 +19,7 @@ from ebbflow.health import Health, ReportsDependencies, ReportsHealth
 from ebbflow.lease import Lease
 from ebbflow.lease_engines import EngineLeaseOwnership, EngineLeases
 from ebbflow.lease_swarm import SwarmLease
+from ebbflow.names import instance_name
 from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.partitions import PartitionOwnership
 from ebbflow.plugins import (
@@ -41,6 +42,8 @@ from ebbflow.state import DecisionStore
 from ebbflow.state_watch import StateWatch
 from ebbflow.supervisor import Supervisor
 from ebbflow.telemetry import TelemetryInput
+from ebbflow.web.routes import StatusPages
+from ebbflow.web.view import StatusView
 
 log = logging.getLogger("ebbflow")
 
@@ -92,6 +95,27 @@ def build_lease(
     return lease, lease.ownership
 
 
+def with_status_page(ctx: PluginContext) -> tuple[PluginContext, StatusView]:
+    """The status page's model, and its routes for the output that serves HTTP."""
+    config = ctx.app
+    view = StatusView(ctx.bus, ctx.nodes, ctx.clock, config.role, instance_name(), ctx.health.ready)
+    return replace(ctx, web=StatusPages(view)), view
+
+
+def receivers(inputs: dict[str, Any]) -> frozenset[str]:
+    """The inputs that receive: their batches are other nodes' samples, not this one's."""
+    return frozenset(n for n in inputs if load("inputs", plugin_name("inputs", n)).receives)
+
+
+def acting_as(
+    lease: Lease | SwarmLease | EngineLeases | None, partitions: PartitionOwnership | None
+) -> str:
+    """This instance's name as its lease (or its consumer group's member) gives it."""
+    if lease is not None:
+        return lease.owner
+    return partitions.instance if partitions is not None else ""
+
+
 def build_plugins(
     ctx: PluginContext, kind: str, sections: dict[str, Any], role: Role = "all"
 ) -> dict[str, Any]:
@@ -126,11 +150,12 @@ def build_app(
     read_config: Callable[[], AppConfig] | None = None,
 ) -> App:
     """Every part, wired. `read_config` reads the config again on SIGHUP."""
-    ctx = build_context(config, clock)
+    ctx, view = with_status_page(build_context(config, clock))
     # An agent decides nothing, so it keeps no state file.
     store = DecisionStore(config.state if config.role != "agent" else ":memory:")
     app = App(config, ctx, store)
     app.inputs = build_plugins(ctx, "inputs", config.inputs, config.role)
+    view.receivers = receivers(app.inputs)
     app.outputs = build_plugins(ctx, "outputs", config.outputs)
     if config.role == "decider" and not app.inputs:
         log.warning("role decider: no input receives samples (enable inputs.remote_write); "
@@ -139,7 +164,9 @@ def build_app(
         log.warning("role agent: no output pushes samples (enable outputs.remote_write or "
                     "kafka); deciders will not see this node")  # fmt: skip
     if config.role == "agent":
-        parts: list[Any] = [*app.outputs.values(), ctx.inventory, *app.inputs.values()]
+        # The page's catalog only: an agent decides nothing, owns nothing, announces nothing.
+        view.attach(ServiceCatalog(ctx.bus, config.rules, config.scope, announce=False), None)
+        parts: list[Any] = [*app.outputs.values(), ctx.inventory, view, *app.inputs.values()]
         monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
         supervise(app, parts, [ctx.bus, ctx.health], monitor)
         if read_config is not None and app.supervisor is not None:
@@ -159,7 +186,9 @@ def build_app(
         raise ConfigError("lease.backend: kafka needs inputs.kafka enabled (its consumer "
                           "group decides who owns which service)")  # fmt: skip
     lease, ownership = build_lease(ctx, config.scope, lease_config, clock)
+    view.instance = acting_as(lease, ctx.partitions) or view.instance
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, ownership, clock)
+    view.attach(catalog, store)
     if isinstance(ownership, EngineLeaseOwnership):
         ownership.nodes_of = catalog.nodes_of
     controls = ControlsWatch(ctx.bus, store, clock, report=lambda: ctx.health.report().as_dict())
@@ -184,6 +213,7 @@ def build_app(
     parts = [
         *app.outputs.values(),
         ctx.inventory,
+        view,
         *([lease] if lease is not None else []),
         state,
         controls,

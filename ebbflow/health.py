@@ -118,6 +118,11 @@ class Health:
                 found.setdefault(part.name, problem)
         return found
 
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        """Whether every part works, and what is wrong by part (the status page's line)."""
+        report = self.report()
+        return report.ready, report.problems
+
     def report(self) -> HealthReport:
         dependencies = self.dependencies()
         problems = self.problems(dependencies)

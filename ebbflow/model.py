@@ -295,6 +295,21 @@ class HealingStep:
     next_delay: float | None = None  # the wait before the next step, if it fails again
 
 
+@dataclass(frozen=True, slots=True)
+class HealingScheduled:
+    """A recovery step the healer waits to take at `at` (its backoff), published when it is
+    planned; `at` None when it is no longer needed (the failure cleared by itself). What
+    the status page shows as healing, with the time to the next attempt."""
+
+    service: ServiceKey
+    container: str  # its name, as in HealingStep
+    action: HealingAction
+    reason: str
+    attempt: int
+    at: float | None
+    timestamp: float
+
+
 Event = (
     SampleBatch
     | ContainerEvent
@@ -306,6 +321,7 @@ Event = (
     | OperatorControls
     | HealthChange
     | HealingStep
+    | HealingScheduled
     | NodeHealthChange
     | OwnershipChange
     | EngineConnection

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig, ConfigError, FrozenModel, validate
@@ -28,6 +28,9 @@ from ebbflow.model import (
 )
 from ebbflow.nodes import Nodes
 from ebbflow.partitions import PartitionOwnership
+
+if TYPE_CHECKING:
+    from ebbflow.web.routes import StatusPages
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class PluginContext:
     # instance of an output (`remote_write/standby`); it names the part, its metrics'
     # `output` label and its spool.
     instance: str = ""
+    # The status page's routes (ebbflow/web/), for the output that serves HTTP to add.
+    web: StatusPages | None = None
 
     @property
     def docker(self) -> DockerHandle:

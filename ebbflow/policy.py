@@ -228,6 +228,25 @@ class Policy(FrozenModel):
         return any(r.metric == metric for r in self.rules)
 
 
+def policy_line(policy: Policy) -> str:
+    """The policy in one line, as `ebbflow policies` and the status page show it."""
+    if not policy.rules:
+        return f"fixed replicas={policy.initial_replicas}"
+    rules = []
+    for rule in policy.rules:
+        bounds = " ".join(
+            f"{name}={value:g}"
+            for name, value in (("target", rule.target), ("max", rule.max), ("min", rule.min))
+            if value is not None
+        )
+        rules.append(f"{rule.id}[{bounds}]")
+    return (
+        f"{' '.join(rules)} mode={policy.mode} replicas={policy.min_replicas}.."
+        f"{policy.max_replicas} cooldown(up/down)={policy.up_cooldown:g}/"
+        f"{policy.down_cooldown:g}s window={policy.window:g}s"
+    )
+
+
 @dataclass(frozen=True)
 class PolicyResult:
     """What a service's labels (and config) say: a policy, or why there is none."""

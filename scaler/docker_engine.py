@@ -176,27 +176,7 @@ class DockerEngineActuator:
         if len(running) < target and not running:
             return await self._restore(decision, members)
         if len(running) < target:
-            used = {n for m in members if (n := replica_number(m.name, m.labels))}
-            used |= self._numbers_on_failed_nodes(service)
-            created: list[tuple[str, str]] = []  # (node, name)
-            template = defining(running, lambda m: m.labels, created_at)
-            try:
-                for _ in range(target - len(running)):
-                    node = self.placement(running)
-                    name = await self._scale_out_one(service, template.inspect, node, used)
-                    running.append(Member(node, {"Name": name, "State": {"Running": True}}))
-                    created.append((node, name))
-                exited = await self._exited_at_once(created)
-            except Exception as err:  # what was made is in the record, whatever failed after
-                made = [name for _, name in created]
-                if not made:
-                    raise
-                why = describe_error(err)
-                return self._result(decision, False, f"started {', '.join(made)}; then {why}", made)
-            names = [name for _, name in created]
-            if exited:
-                return self._result(decision, False, f"started {', '.join(names)}; {exited}", names)
-            return self._result(decision, True, f"started {', '.join(names)}", names)
+            return await self._scale_out(decision, members, running)
         if len(running) > target:
             # The unhealthy first, then copies of an old configuration, then the newest.
             outdated = {m.id for m in self._outdated(running)}
@@ -211,6 +191,39 @@ class DockerEngineActuator:
                 return self._result(decision, False, f"removed {', '.join(removed)}{left}", removed)
             return self._result(decision, True, f"removed {', '.join(removed)}", removed)
         return self._result(decision, True, f"already at {target} replicas")
+
+    async def _scale_out(
+        self, decision: Decision, members: list[Member], running: list[Member]
+    ) -> ActionResult:
+        service, target = decision.service, decision.to_replicas
+        used = {n for m in members if (n := replica_number(m.name, m.labels))}
+        used |= self._numbers_on_failed_nodes(service)
+        template = defining(running, lambda m: m.labels, created_at)
+        nodes = []  # placed one by one, each new replica counted where it goes
+        for _ in range(target - len(running)):
+            nodes.append(node := self.placement(running))
+            running.append(Member(node, {"Name": "", "State": {"Running": True}}))
+        # Made together: a scale-out by N costs one replica's start, not N of them.
+        made = await asyncio.gather(
+            *(self._scale_out_one(service, template.inspect, n, used) for n in nodes),
+            return_exceptions=True,
+        )
+        created = [(n, m) for n, m in zip(nodes, made, strict=True) if isinstance(m, str)]
+        failed = [m for m in made if isinstance(m, BaseException)]
+        try:
+            if failed:
+                raise failed[0]
+            exited = await self._exited_at_once(created)
+        except Exception as err:  # what was made is in the record, whatever failed after
+            names = [name for _, name in created]
+            if not names:
+                raise
+            why = describe_error(err)
+            return self._result(decision, False, f"started {', '.join(names)}; then {why}", names)
+        names = [name for _, name in created]
+        if exited:
+            return self._result(decision, False, f"started {', '.join(names)}; {exited}", names)
+        return self._result(decision, True, f"started {', '.join(names)}", names)
 
     async def _restore(self, decision: Decision, members: list[Member]) -> ActionResult:
         """No replica runs (an engine restart, a host reboot): the stopped ones are started
@@ -406,19 +419,18 @@ class DockerEngineActuator:
         used: set[int],
         why: str = "scale-out",
     ) -> str:
-        """Create and start one clone; `used` gains its number."""
+        """Create and start one clone; `used` gains its number, taken before the engine
+        is asked, so clones made together never pick the same one."""
         while True:
             number = next_free_number(used)
+            used.add(number)
             name = replica_name(service, template["Name"].lstrip("/"), number)
             try:
                 await self._create(service, template, node, name, number, why)
-                break
+                return name
             except aiodocker.DockerError as err:
                 if err.status != 409:  # 409: the name is taken outside the service
                     raise
-                used.add(number)
-        used.add(number)
-        return name
 
     async def _create(
         self,

@@ -36,6 +36,7 @@ from ebbflow.model import (
     ContainerInfo,
     EngineConnection,
     HealingAction,
+    HealingScheduled,
     HealingStep,
     HealthChange,
     OperatorControls,
@@ -93,6 +94,8 @@ class Slot:
     steps: collections.deque[tuple[float, HealingAction]] = field(default_factory=collections.deque)
     waiting: asyncio.Task[None] | None = None
     cause: str = ""  # "probe" or "exit": what the waiting step answers
+    container: str = ""  # the name of the container the waiting step is for
+    planned: HealingAction = "restart"  # the waiting step's action
     acting: bool = False
     gave_up: bool = False
 
@@ -123,6 +126,7 @@ class Healer:
         self.catalog = ctx.catalog
         self.store = ctx.store
         self.clock = ctx.clock
+        self.bus = ctx.bus
         self.config = config
         self.dry_run = ctx.dry_run
         self.subscription = ctx.bus.subscribe(
@@ -377,6 +381,10 @@ class Healer:
             slot.waiting.cancel()
             slot.waiting = None
             self.store.clear_pending(slot.key)
+            if slot.service is not None:
+                now = self.clock()
+                self.bus.publish(HealingScheduled(slot.service, slot.container, slot.planned,
+                                                  f"{cause} cleared", 0, None, now))  # fmt: skip
 
     def healing_policy(self, info: ContainerInfo, service: ServiceKey) -> HealingPolicy | None:
         """The container's healing policy; None (logged once) when it may not be healed."""
@@ -450,9 +458,12 @@ class Healer:
         assert self._group is not None, "failed() is called from run()"
         self.store.record_pending(slot.key, failed_at, self.dry_run)
         slot.cause = cause
+        slot.container, slot.planned = info.name, step.action
         slot.waiting = self._group.create_task(
             self._later(slot, info, service, step, reason, policy)
         )
+        self.bus.publish(HealingScheduled(service, info.name, step.action, reason,
+                                          step.attempt, now + step.delay, now))  # fmt: skip
 
     async def _later(
         self,

@@ -40,10 +40,15 @@ def test_the_demo_leaves_another_labelled_project_untouched(
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "EBBFLOW_DEMO_PORT": str(free_port())},
+        env={**os.environ, "EBBFLOW_DEMO_PORT": str(port := free_port())},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "replicas=3" in done.stdout and "demo done" in done.stderr
+    # The demo prints its page's address and serves it while it runs.
+    assert f"status page: http://127.0.0.1:{port}/" in done.stderr
+    assert f"status page http://127.0.0.1:{port}/ shows compose:ebbdemo/web: 3 replicas" in (
+        done.stdout
+    )
     assert docker_cli("inspect", *names) == before  # not one field changed
     project_members = docker_cli(
         "ps", "-aq", "--filter", f"label=com.docker.compose.project={other}"

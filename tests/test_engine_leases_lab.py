@@ -170,3 +170,66 @@ def test_an_instance_acts_on_an_engine_only_while_it_holds_its_lease(
         for proc in procs:
             if proc.proc is not None and proc.proc.poll() is None:
                 proc.stop()
+
+
+def test_the_status_page_shows_every_node_its_replicas_and_an_engine_down(
+    tmp_path: Path, cleanup: None
+) -> None:
+    """The page in the lab: one column per engine, each replica in its node's column; an
+    engine stopped shows as down on the page, live."""
+    from tests.ebbflow.web.browser import (
+        COLUMNS,
+        chromium,
+        classes_of,
+        missing,
+        screenshot,
+        text_of,
+    )
+
+    if missing() is not None:
+        pytest.fail(missing())
+    config = tmp_path / "ebbflow.yaml"
+    config.write_text(json.dumps({
+        "docker": {"nodes": {n.name: n.host for n in lab.NODE_LIST}, "timeout": 3,
+                   "node_check_interval": 1, "node_failures": 2},
+        "inputs": {"containers": {}, "node": False, "probes": False, "scrape": False},
+        "actuators": ["docker"],
+        "lease": {"backend": "engine", "period": PERIOD, "grace": GRACE},
+    }))  # fmt: skip
+    proc = Ebbflow(tmp_path, tmp_path / "state.db", free_port(), LEASE)
+    placed = {}
+    for n in lab.NODE_LIST:
+        name = f"{PROJECT}-page{n.name}-1"
+        n.docker("run", "-d", "--name", name, "--network", "none",
+                 "--label", f"{TEST_LABEL}={RUN_ID}", "--label", f"ebbflow.service=page{n.name}",
+                 "--label", "aliyun.scale=1", lab.IMAGE, "sleep", "600")  # fmt: skip
+        placed[name] = n.name
+    n3 = lab.node("n3")
+    try:
+        proc.start("--config", str(config))
+        wait_for("the instance holding all three engines' leases",
+                 lambda: leading(proc) == dict.fromkeys(lab.NODES, 1.0), 60,
+                 proc.assert_alive)  # fmt: skip
+        with chromium() as driver:
+            driver.get(f"http://127.0.0.1:{proc.port}/")
+            wait_for("every replica in its node's column",
+                     lambda: driver.execute_script(COLUMNS) == placed, 15)  # fmt: skip
+            lab.engine_stop(n3)
+
+            def n3_down() -> bool:
+                head = 'th.node[data-node="n3"]'
+                text = text_of(driver, head)  # the link lost, then the checks failed
+                return "down" in classes_of(driver, head) and (
+                    "engine down" in text and "engine not answering" in text
+                )
+
+            wait_for("n3's engine down on the page", n3_down, 30, proc.assert_alive)
+            for other in ("n1", "n2"):
+                text = text_of(driver, f'th.node[data-node="{other}"]')
+                assert "engine up" in text, text
+            screenshot(driver, "status-page-lab")
+    finally:
+        proc.stop()
+        if lab.alive(n3.run / "dockerd.ours") is None:
+            lab.engine_up(n3)
+            lab.swarm_up()

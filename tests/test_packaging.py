@@ -25,3 +25,17 @@ def test_every_entry_point_names_a_listed_package() -> None:
         for target in group.values():
             module = target.split(":")[0]
             assert module in listed or module.rsplit(".", 1)[0] in listed, target
+
+
+def test_every_non_python_file_a_package_reads_is_package_data() -> None:
+    """The status page's templates and assets go into the wheel (and so into the image)."""
+    import fnmatch
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    data = config["package-data"]["ebbflow.web"]
+    folder = ROOT / "ebbflow" / "web"
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
+             if p.is_file() and p.suffix not in (".py", ".pyc")]  # fmt: skip
+    assert files
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in data), name

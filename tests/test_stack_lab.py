@@ -7,6 +7,7 @@ reached from the nodes' namespaces through tests/tcp_relay.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -107,7 +108,7 @@ def stack_containers() -> dict[str, str]:
 
 def decisions() -> list[tuple[str, int, int, str, str]]:
     """(node, from, to, owner, outcome) of every decision in the deciders' state files,
-    read from their volumes on each node."""
+    read from their volumes on each node, oldest first."""
     rows = []
     for n in lab.NODE_LIST:
         mount = n.docker("volume", "inspect", "--format", "{{.Mountpoint}}",
@@ -117,14 +118,14 @@ def decisions() -> list[tuple[str, int, int, str, str]]:
             continue
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
             rows += [
-                (n.name, *row)
-                for row in conn.execute(
-                    "SELECT from_replicas, to_replicas, owner, outcome FROM decisions "
+                (ts, n.name, *row)
+                for ts, *row in conn.execute(
+                    "SELECT ts, from_replicas, to_replicas, owner, outcome FROM decisions "
                     "WHERE service LIKE ? ORDER BY id",
                     (f"%{SERVICE}",),
                 )
             ]
-    return rows
+    return [row[1:] for row in sorted(rows)]
 
 
 def deploy(image: str, bootstrap: str, tmp_path: Path) -> None:
@@ -218,7 +219,13 @@ def test_ebbflow_deployed_from_its_image_scales_a_service_out_and_in(
         )
         out = decisions()
         assert [(f, t) for _, f, t, _, _ in out][-1][1] == 1, out
-        assert {o for _, _, _, o, _ in out} == {owner}, out  # one owner, no second decider
+        # One chain of decisions, each from where the last left the service: a second
+        # decider acting on the same need would show as a repeated step (1→2, 1→2). The
+        # owner may change between them: a consumer group that rebalances (a decider slow
+        # past the 4 s session timeout on a loaded machine) hands the partition over.
+        steps = [(f, t) for _, f, t, _, _ in out]
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(steps)), out
+        assert len({o for _, _, _, o, _ in out}) <= 2, out
         assert {outcome for *_, outcome in out} == {"ok"}, out
         assert max(t for _, _, t, _, _ in out) <= 2, out
         for name, health in stack_containers().items():

@@ -4,11 +4,14 @@ HEALTHCHECK and systemd's watchdogs: no curl or wget in the image, one request, 
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from ebbflow.config import AppConfig, ConfigError
+from ebbflow.web.config import load_web_config
 
 from .common import DEFAULT_LISTEN
 
@@ -31,20 +34,40 @@ def health_url(config: AppConfig, path: str) -> str:
     section = config.outputs.get("prometheus", False)
     if section is False:
         raise ConfigError("healthcheck: outputs.prometheus is off, so nothing serves /healthz")
-    listen = section.get("listen", DEFAULT_LISTEN) if isinstance(section, dict) else DEFAULT_LISTEN
+    options = section if isinstance(section, dict) else {}
+    listen = options.get("listen", DEFAULT_LISTEN)
     host, _, port = str(listen).rpartition(":")
     host = host.strip("[]")
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
     if port == "0":
         raise ConfigError("healthcheck: outputs.prometheus.listen is port 0 (any free port)")
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}{path}"
+    scheme = "https" if _tls(options) is not None else "http"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{path}"
+
+
+def _tls(options: dict[str, object]) -> ssl.SSLContext | None:
+    """With a web config that serves TLS: a client context for asking this machine's own
+    ebbflow on loopback (the certificate names the service, not 127.0.0.1, so it is not
+    checked; /healthz says only "ok")."""
+    web = options.get("web_config_file")
+    if not web:
+        return None
+    _config, server = load_web_config(Path(str(web)), "outputs.prometheus.web_config_file")
+    if server is None:
+        return None
+    client = ssl.create_default_context()
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    return client
 
 
 def cmd_healthcheck(args: argparse.Namespace, config: AppConfig) -> int:
     url = health_url(config, "/readyz" if args.ready else "/healthz")
+    section = config.outputs.get("prometheus")
+    context = _tls(section) if isinstance(section, dict) else None
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+        with urllib.request.urlopen(url, timeout=args.timeout, context=context) as response:
             body = response.read(4096).decode(errors="replace").strip()
     except urllib.error.HTTPError as err:
         body = err.read(512).decode(errors="replace")

@@ -19,6 +19,7 @@ from ebbflow.catalog import Service, ServiceCatalog
 from ebbflow.config import AppConfig
 from ebbflow.model import ContainerEvent, ContainerEventKind
 from ebbflow.plugins import Describe, enabled_sections, load
+from ebbflow.policy import policy_line
 from ebbflow.services import format_service_key, names_service, parse_service_key
 from ebbflow.state import DecisionStore
 
@@ -97,6 +98,7 @@ def _row(service: Service, paused: set[str], reports: list[Describe]) -> dict[st
         "at_max": policy is not None and service.count >= policy.max_replicas,
         "containers": sorted(info.name for info in replicas),
         "policy": policy.model_dump() if policy else None,
+        "policy_line": policy_line(policy) if policy else "-",
         "errors": list(service.policy.errors),
         "in_scope": service.in_scope,
         "source": service.definer.name,
@@ -124,7 +126,8 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
         rows.append(
             {
                 "service": name, "replicas": 0, "declared": None, "at_max": False,
-                "containers": [], "policy": None, "errors": [], "in_scope": True,
+                "containers": [], "policy": None, "policy_line": "-", "errors": [],
+                "in_scope": True,
                 "source": "", "summaries": [], "warnings": [],
                 "paused": any(names_service(t, parse_service_key(name)) for t in paused),
                 "retired": True,
@@ -133,27 +136,8 @@ async def _policies(config: AppConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _policy_text(policy: dict[str, Any] | None) -> str:
-    if policy is None:
-        return "-"
-    if not policy["rules"]:
-        return f"fixed replicas={policy['initial_replicas']}"
-    rules = []
-    for rule in policy["rules"]:
-        bounds = " ".join(
-            f"{k}={rule[k]:g}" for k in ("target", "max", "min") if rule[k] is not None
-        )
-        rules.append(f"{rule['id']}[{bounds}]")
-    up, down, both = policy["cooldown_up"], policy["cooldown_down"], policy["cooldown"]
-    cooldowns = f"{both if up is None else up:g}/{both if down is None else down:g}s"
-    return (
-        f"{' '.join(rules)} mode={policy['mode']} replicas={policy['min_replicas']}.."
-        f"{policy['max_replicas']} cooldown(up/down)={cooldowns} window={policy['window']:g}s"
-    )
-
-
 def _text(row: dict[str, Any]) -> str:
-    text = "INVALID: " + "; ".join(row["errors"]) if row["errors"] else _policy_text(row["policy"])
+    text = "INVALID: " + "; ".join(row["errors"]) if row["errors"] else row["policy_line"]
     if row["policy"] is not None or row["errors"]:
         text += f"  (labels of {row['source']})"
     if row["retired"]:

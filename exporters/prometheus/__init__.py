@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from ebbflow.config import FrozenModel
 from ebbflow.plugins import Plugin, PluginContext
+from ebbflow.web.config import load_web_config
 
 from .server import PrometheusOutput
 
@@ -14,7 +17,13 @@ class PrometheusConfig(FrozenModel):
     listen: str = Field(
         "127.0.0.1:9781",
         pattern=r"^.*:\d+$",
-        description="HOST:PORT to serve /metrics, /healthz and /readyz on (0: any free port).",
+        description="HOST:PORT to serve /metrics, /healthz, /readyz and the status page on "
+        "(0: any free port).",
+    )
+    web_config_file: Path | None = Field(
+        None,
+        description="TLS and basic auth for everything served here, in the format of "
+        "node_exporter's --web.config.file (exporter-toolkit's web-config.yml).",
     )
     max_label_value_length: int = Field(
         1024, ge=16, description="Longer label values are cut to this many characters."
@@ -22,7 +31,19 @@ class PrometheusConfig(FrozenModel):
 
 
 def create(ctx: PluginContext, config: PrometheusConfig) -> PrometheusOutput:
-    return PrometheusOutput(ctx.bus, config.listen, ctx.health, config.max_label_value_length)
+    web = tls = None
+    if config.web_config_file is not None:
+        where = f"outputs.{ctx.instance or 'prometheus'}.web_config_file"
+        web, tls = load_web_config(config.web_config_file, where)
+    return PrometheusOutput(
+        ctx.bus,
+        config.listen,
+        ctx.health,
+        config.max_label_value_length,
+        pages=ctx.web,
+        web=web,
+        tls=tls,
+    )
 
 
 plugin: Plugin[PrometheusConfig, PrometheusOutput] = Plugin("prometheus", PrometheusConfig, create)

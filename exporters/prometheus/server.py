@@ -7,6 +7,7 @@ import gzip
 import ipaddress
 import json
 import logging
+import ssl
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -15,6 +16,9 @@ from ebbflow.bus import Bus
 from ebbflow.health import Health
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
+from ebbflow.web.auth import BasicAuth, headers_middleware
+from ebbflow.web.config import WebConfig
+from ebbflow.web.routes import StatusPages
 
 from .exposition import CONTENT_TYPE, Exposition
 from .snapshot import Snapshot
@@ -54,8 +58,13 @@ class PrometheusOutput:
         listen: str,
         health: Health | None = None,
         max_label_value_length: int = 1024,
+        pages: StatusPages | None = None,
+        web: WebConfig | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port = split_listen(listen)
+        self.pages, self.web, self.tls = pages, web or WebConfig(), tls
+        self.auth = BasicAuth(self.web.basic_auth_users) if self.web.basic_auth_users else None
         self.health = health or Health()
         self.snapshot = Snapshot()
         self.exposition = Exposition(max_label_value_length)
@@ -92,31 +101,48 @@ class PrometheusOutput:
         )
 
     def app(self) -> web.Application:
-        app = web.Application()
+        middlewares = []
+        if self.web.http_server_config.headers:
+            middlewares.append(headers_middleware(self.web.http_server_config.headers))
+        if self.auth is not None:
+            middlewares.append(self.auth.middleware)
+        app = web.Application(middlewares=middlewares)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/", self.index)
+        if self.pages is not None:
+            self.pages.add_routes(app)  # `/`, the status page, and its API
+        else:
+            app.router.add_get("/", self.index)
         return app
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
     async def run(self) -> None:
-        runner = web.AppRunner(self.app(), access_log=None)
+        # Open status pages hold a stream each; they end on shutdown, so none waits long.
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self.port)
+            site = web.TCPSite(runner, self.host, self.port, ssl_context=self.tls)
             await site.start()
             if runner.addresses:
                 self.bound = tuple(runner.addresses[0][:2])
             log.info(
-                "serving /metrics on http://%s:%s",
+                "serving /metrics and the status page on %s://%s:%s/%s%s",
+                self.scheme,
                 self.host,
                 self.bound[1] if self.bound else self.port,
+                " (TLS)" if self.tls is not None else "",
+                " (basic auth)" if self.auth is not None else "",
             )
-            if not loopback(self.host):
+            if not loopback(self.host) and self.auth is None:
                 log.warning(
-                    "listening on %s, beyond loopback: /metrics and /readyz show every "
-                    "container's name, image and chosen labels to whoever reaches it, with no "
-                    "authentication; bind to 127.0.0.1, or put it behind a firewall or proxy",
+                    "listening on %s, beyond loopback: /metrics, /readyz and the status page "
+                    "show every container's name, image and chosen labels to whoever reaches "
+                    "it, with no authentication; bind to 127.0.0.1, or give a web config file "
+                    "(outputs.prometheus.web_config_file: TLS and basic auth)",
                     self.host or "every address",
                 )
             async for event in self.subscription:

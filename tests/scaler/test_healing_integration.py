@@ -185,7 +185,7 @@ async def test_a_service_whose_every_replica_was_removed_is_retired_until_it_sta
     names = run_replicas(run_container, f"{project}-pair", 2)
     await asyncio.sleep(1)
     docker_cli("rm", "-f", *names)
-    await asyncio.sleep(60)  # six reconcile grace periods, sixty heal backoffs
+    await asyncio.sleep(30)  # three reconcile grace periods (10 s), thirty heal backoffs
     assert docker_cli("ps", "-aq", "--filter", f"label=ebbflow.service={project}-pair") == ""
     assert healing_rows(ebbflow.state) == []
     logs = ebbflow.logs()
