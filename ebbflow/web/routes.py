@@ -125,8 +125,8 @@ class StatusPages:
         try:
             await response.prepare(request)
             await self._stream(response, page, since)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass  # the page was closed, or the server stops
+        except ConnectionResetError:
+            pass  # the page was closed (a cancellation, the server stopping, goes on up)
         finally:
             self.streams -= 1
         return response

@@ -60,6 +60,13 @@ from ebbflow.state import DecisionStore, StoredDecision
 HISTORY = 200  # decisions and healing steps kept for the page (the state file has them all)
 REASONS_KEPT = 4096  # containers whose exit, probe or healing reason is remembered
 SENDER_AGE_SUFFIX = "_sender_age_seconds"  # the receivers' per-agent ages (remote write, Kafka)
+# Longest text shown of one reason or error: they quote labels and exit messages, input
+# from outside, and every open page gets every render.
+MAX_TEXT = 400
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,10 @@ class HistoryRow:
     kind: str  # decision | healing
     text: str
     outcome: str
+
+
+def history_row(timestamp: float, service: str, kind: str, text: str, outcome: str) -> HistoryRow:
+    return HistoryRow(timestamp, service, kind, clip(text), clip(outcome))
 
 
 @dataclass(frozen=True)
@@ -215,7 +226,7 @@ class StatusView:
         if store is None:
             return
         rows = [
-            HistoryRow(
+            history_row(
                 d.timestamp,
                 d.service,
                 "decision",
@@ -225,7 +236,7 @@ class StatusView:
             for d in store.recent(HISTORY)
         ]
         rows += [
-            HistoryRow(
+            history_row(
                 s["ts"],
                 s["service"],
                 "healing",
@@ -257,7 +268,7 @@ class StatusView:
     def _on_container(self, event: ContainerEvent) -> None:
         info = event.container
         if event.kind is ContainerEventKind.DIE:
-            self._of(info.id).exit = event.detail or "exited"
+            self._of(info.id).exit = clip(event.detail or "exited")
         elif event.kind is ContainerEventKind.START:
             seen = self._of(info.id)
             seen.exit, seen.probe, seen.probed = "", "", False
@@ -274,7 +285,7 @@ class StatusView:
     def _on_health(self, event: HealthChange) -> None:
         seen = self._of(event.container.id)
         seen.probed = True
-        seen.probe = "" if event.healthy else f"{event.reason}: {event.detail}".strip(": ")
+        seen.probe = "" if event.healthy else clip(f"{event.reason}: {event.detail}".strip(": "))
         self._bump()
 
     def _on_plan(self, plan: HealingScheduled) -> None:
@@ -287,7 +298,7 @@ class StatusView:
         self.plans.pop(step.container, None)
         _keep(self.steps, step.container, step)
         self.history.append(
-            HistoryRow(
+            history_row(
                 step.timestamp,
                 format_service_key(step.service),
                 "healing",
@@ -300,7 +311,7 @@ class StatusView:
 
     def _on_decision(self, decision: Decision) -> None:
         self.history.append(
-            HistoryRow(
+            history_row(
                 decision.timestamp,
                 format_service_key(decision.service),
                 "decision",
@@ -319,7 +330,7 @@ class StatusView:
         for i in range(len(self.history) - 1, -1, -1):  # its pending row, newest first
             row = self.history[i]
             if row.kind == "decision" and row.service == name and row.timestamp == d.timestamp:
-                self.history[i] = HistoryRow(row.timestamp, name, row.kind, row.text, outcome)
+                self.history[i] = history_row(row.timestamp, name, row.kind, row.text, outcome)
                 break
         self._bump()
 
@@ -427,7 +438,7 @@ class StatusView:
         return ServiceView(
             name=format_service_key(key),
             policy=policy_line(policy) if policy is not None else "",
-            errors=service.policy.errors,
+            errors=tuple(clip(e) for e in service.policy.errors),
             current=service.count,
             desired=desired,
             min_replicas=policy.min_replicas if policy and policy.rules else None,
