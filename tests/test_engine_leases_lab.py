@@ -79,6 +79,19 @@ def decisions(proc: Ebbflow) -> list[tuple[str, int, int, str, str]]:
     return [(str(s).rsplit("/", 1)[-1], int(f), int(t), str(o), str(w)) for s, f, t, o, w in rows]
 
 
+def engines_config(folder: Path) -> Path:
+    """ebbflow over the lab's three engines, a lease per engine."""
+    config = folder / "ebbflow.yaml"
+    config.write_text(json.dumps({
+        "docker": {"nodes": {n.name: n.host for n in lab.NODE_LIST}, "timeout": 3,
+                   "node_check_interval": 1, "node_failures": 2},
+        "inputs": {"containers": {}, "node": False, "probes": False, "scrape": False},
+        "actuators": ["docker"],
+        "lease": {"backend": "engine", "period": PERIOD, "grace": GRACE},
+    }))  # fmt: skip
+    return config
+
+
 @pytest.fixture
 def cleanup() -> Iterator[None]:
     try:
@@ -97,14 +110,7 @@ def cleanup() -> Iterator[None]:
 def test_an_instance_acts_on_an_engine_only_while_it_holds_its_lease(
     tmp_path: Path, cleanup: None
 ) -> None:
-    config = tmp_path / "ebbflow.yaml"
-    config.write_text(json.dumps({
-        "docker": {"nodes": {n.name: n.host for n in lab.NODE_LIST}, "timeout": 3,
-                   "node_check_interval": 1, "node_failures": 2},
-        "inputs": {"containers": {}, "node": False, "probes": False, "scrape": False},
-        "actuators": ["docker"],
-        "lease": {"backend": "engine", "period": PERIOD, "grace": GRACE},
-    }))  # fmt: skip
+    config = engines_config(tmp_path)
     procs: list[Ebbflow] = []
 
     def instance(tag: str) -> Ebbflow:
@@ -188,14 +194,7 @@ def test_the_status_page_shows_every_node_its_replicas_and_an_engine_down(
 
     if missing() is not None:
         pytest.fail(missing())
-    config = tmp_path / "ebbflow.yaml"
-    config.write_text(json.dumps({
-        "docker": {"nodes": {n.name: n.host for n in lab.NODE_LIST}, "timeout": 3,
-                   "node_check_interval": 1, "node_failures": 2},
-        "inputs": {"containers": {}, "node": False, "probes": False, "scrape": False},
-        "actuators": ["docker"],
-        "lease": {"backend": "engine", "period": PERIOD, "grace": GRACE},
-    }))  # fmt: skip
+    config = engines_config(tmp_path)
     proc = Ebbflow(tmp_path, tmp_path / "state.db", free_port(), LEASE)
     placed = {}
     for n in lab.NODE_LIST:
