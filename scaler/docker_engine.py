@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiodocker
+from aiodocker.containers import DockerContainer
 from pydantic import Field
 
 from ebbflow.config import FrozenModel
@@ -199,17 +200,24 @@ class DockerEngineActuator:
         used = {n for m in members if (n := replica_number(m.name, m.labels))}
         used |= self._numbers_on_failed_nodes(service)
         template = defining(running, lambda m: m.labels, created_at)
-        nodes = []  # placed one by one, each new replica counted where it goes
-        for _ in range(target - len(running)):
-            nodes.append(node := self.placement(running))
-            running.append(Member(node, {"Name": "", "State": {"Running": True}}))
-        # Made together: a scale-out by N costs one replica's start, not N of them.
-        made = await asyncio.gather(
-            *(self._scale_out_one(service, template.inspect, n, used) for n in nodes),
+        made: list[tuple[str, str, DockerContainer]] = []  # (node, name, container)
+        failed: list[BaseException] = []
+        try:  # made one by one, in number order: "newest" keeps meaning the last made
+            for _ in range(target - len(running)):
+                node = self.placement(running)  # each new replica counted where it goes
+                running.append(Member(node, {"Name": "", "State": {"Running": True}}))
+                name, container = await self._make_numbered(service, template.inspect, node, used)
+                made.append((node, name, container))
+        except Exception as err:  # what was made is started and recorded all the same
+            failed.append(err)
+        # ... and started together: a scale-out by N costs about one start, not N.
+        results = await asyncio.gather(
+            *(self._start(service, template.inspect, n, name, "scale-out", c)
+              for n, name, c in made),
             return_exceptions=True,
-        )
-        created = [(n, m) for n, m in zip(nodes, made, strict=True) if isinstance(m, str)]
-        failed = [m for m in made if isinstance(m, BaseException)]
+        )  # fmt: skip
+        created = [(n, name) for (n, name, _), r in zip(made, results, strict=True) if r is None]
+        failed = [r for r in results if isinstance(r, BaseException)] + failed
         try:
             if failed:
                 raise failed[0]
@@ -419,15 +427,26 @@ class DockerEngineActuator:
         used: set[int],
         why: str = "scale-out",
     ) -> str:
-        """Create and start one clone; `used` gains its number, taken before the engine
-        is asked, so clones made together never pick the same one."""
+        """Make and start one clone; `used` gains its number."""
+        name, container = await self._make_numbered(service, template, node, used, why)
+        await self._start(service, template, node, name, why, container)
+        return name
+
+    async def _make_numbered(
+        self,
+        service: ServiceKey,
+        template: dict[str, Any],
+        node: str,
+        used: set[int],
+        why: str = "scale-out",
+    ) -> tuple[str, DockerContainer]:
+        """Make (not start) one clone under the next free number; `used` gains it."""
         while True:
             number = next_free_number(used)
             used.add(number)
             name = replica_name(service, template["Name"].lstrip("/"), number)
             try:
-                await self._create(service, template, node, name, number, why)
-                return name
+                return name, await self._make(template, node, name, number, why)
             except aiodocker.DockerError as err:
                 if err.status != 409:  # 409: the name is taken outside the service
                     raise
@@ -441,9 +460,26 @@ class DockerEngineActuator:
         number: int,
         why: str,
     ) -> None:
+        container = await self._make(template, node, name, number, why)
+        await self._start(service, template, node, name, why, container)
+
+    async def _make(
+        self, template: dict[str, Any], node: str, name: str, number: int, why: str
+    ) -> DockerContainer:
         self.nodes.check_held(node)
         client = self.nodes.handle(node).client
-        container = await client.containers.create(clone_request(template, number, why), name=name)
+        return await client.containers.create(clone_request(template, number, why), name=name)
+
+    async def _start(
+        self,
+        service: ServiceKey,
+        template: dict[str, Any],
+        node: str,
+        name: str,
+        why: str,
+        container: DockerContainer,
+    ) -> None:
+        client = self.nodes.handle(node).client
         try:
             for network, endpoint in extra_networks(template).items():
                 net = await client.networks.get(network)

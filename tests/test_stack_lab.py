@@ -94,6 +94,20 @@ def stack_tasks(service: str) -> list[tuple[str, str]]:
     return sorted((line.split()[0], line.split()[1]) for line in out.splitlines())
 
 
+def task_history() -> str:
+    """Every task of the stack, its state and error, and the images on each node: what a
+    stack that does not come up says about why."""
+    out = [lab.node("n1").docker(
+        "service", "ps", "--no-trunc", f"{STACK}_agent", f"{STACK}_decider",
+        "--format", "{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
+        check=False,
+    )]  # fmt: skip
+    for n in lab.NODE_LIST:
+        images = n.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False)
+        out.append(f"{n.name} images: {' '.join(images.split())}")
+    return "\n".join(out)
+
+
 def stack_containers() -> dict[str, str]:
     """Container name → health, for the stack's containers on every node."""
     health = {}
@@ -191,10 +205,14 @@ def test_ebbflow_deployed_from_its_image_scales_a_service_out_and_in(
         deploy(image, kafka, tmp_path)
         # Three agents, one per node; two deciders on two managers; all healthy by their
         # image's HEALTHCHECK (ebbflow healthcheck on the config's own address).
-        wait_for("an agent on each node and two deciders",
-                 lambda: [n for n, s in stack_tasks("agent") if s == "Running"] == list(lab.NODES)
-                 and len({n for n, s in stack_tasks("decider") if s == "Running"}) == 2,
-                 180)  # fmt: skip
+        try:
+            wait_for("an agent on each node and two deciders",
+                     lambda: [n for n, s in stack_tasks("agent") if s == "Running"]
+                     == list(lab.NODES)
+                     and len({n for n, s in stack_tasks("decider") if s == "Running"}) == 2,
+                     180)  # fmt: skip
+        except AssertionError as err:  # say why: each task's state and error, each node's images
+            raise AssertionError(f"{err}\n{task_history()}") from None
         wait_for("every ebbflow container healthy",
                  lambda: list(stack_containers().values()).count("healthy") == 5, 120)  # fmt: skip
 
