@@ -28,6 +28,14 @@ log = logging.getLogger("ebbflow.exporters.prometheus")
 
 SCRAPES = Desc("ebbflow_prometheus_scrapes_total", "Scrapes of the /metrics endpoint.", "counter")
 SERIES = Desc("ebbflow_prometheus_series", "Series held for the /metrics endpoint.")
+PAGE_STREAMS = Desc(
+    "ebbflow_status_page_streams", "Status pages open now, each holding a live update stream."
+)
+AUTH_REJECTED = Desc(
+    "ebbflow_http_auth_rejected_total",
+    "Requests refused for missing or wrong basic auth credentials (the web config's).",
+    "counter",
+)
 
 
 def loopback(host: str) -> bool:
@@ -154,3 +162,7 @@ class PrometheusOutput:
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield SCRAPES.sample(self.scrapes, now)
         yield SERIES.sample(self.snapshot.series_count(), now)
+        if self.pages is not None:
+            yield PAGE_STREAMS.sample(self.pages.streams, now)
+        if self.auth is not None:
+            yield AUTH_REJECTED.sample(self.auth.rejected, now)

@@ -101,6 +101,9 @@ async def test_basic_auth_guards_every_path_but_healthz(tmp_path: Path) -> None:
             assert await asyncio.to_thread(get, base + path, ("alice", "s3cret")) == 200, path
         assert await asyncio.to_thread(get, base + "/healthz") == 200  # liveness only
         assert output.auth is not None and output.auth.rejected == 3 * len(PATHS)
+        counted = {s.name: s.value for s in output.telemetry(0.0)}
+        assert counted["ebbflow_http_auth_rejected_total"] == 3 * len(PATHS)
+        assert counted["ebbflow_status_page_streams"] == 0
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
