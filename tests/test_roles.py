@@ -60,7 +60,7 @@ def test_a_decider_scales_on_what_its_agent_pushes_and_never_on_missing_data(
 
         agent.kill()  # its samples stop, and the load goes: only missing data remains
         (flag / "burn").unlink()
-        time.sleep(20)  # window 3 s, cooldown 5 s: real idle samples would scale in by now
+        time.sleep(12)  # window 3 s, cooldown 5 s: real idle samples would scale in by now
         assert len(decisions(state, project)) == 2 and replicas(project) == 3
 
         agent.start("--role", "agent", "--config", str(agent_config))

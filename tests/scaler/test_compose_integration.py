@@ -85,7 +85,7 @@ def test_compose_down_retires_the_service_and_up_brings_it_back(
     )
     run(compose, "down", "-t", "1")
     assert compose_containers(project, "web") == []
-    time.sleep(20)  # ten reconcile grace periods
+    time.sleep(10)  # five reconcile grace periods
     assert compose_containers(project, "web") == []
     logs = ebbflow.logs()
     assert logs.count(f"service {project}/web retired") == 1, logs

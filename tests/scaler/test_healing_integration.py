@@ -159,7 +159,7 @@ async def test_a_killed_replica_is_restarted_one_removed_by_hand_is_a_manual_sca
     assert docker_cli("inspect", "--format", "{{.Id}}", first) == killed_id  # restarted in place
     docker_cli("rm", "-f", second)  # the operator's own hand: intent, not failure
     await until(lambda: "a manual scale-in, desired count now 1" in ebbflow.logs(), 10)
-    await asyncio.sleep(15)  # past the reconcile grace (10 s) and the heal backoff (1 s)
+    await asyncio.sleep(12)  # past the reconcile grace (10 s) and the heal backoff (1 s)
     assert docker_cli("ps", "-aq", "--filter", f"name=^{second}$") == ""  # not brought back
     assert state_of(first)["Running"] is True
     assert [
@@ -261,7 +261,7 @@ async def test_a_service_with_an_invalid_policy_is_left_alone_when_it_dies(
     )  # fmt: skip
     await until(lambda: ebbflow.metric("ebbflow_policy_valid", service=f"{project}-bad") == 0.0, 20)
     docker_cli("kill", name)
-    await asyncio.sleep(15)  # past the heal backoff and the reconcile grace
+    await asyncio.sleep(12)  # past the heal backoff and the reconcile grace
     assert state_of(name)["Running"] is False
     assert docker_cli("ps", "-aq", "--filter", f"label=ebbflow.service={project}-bad").split() == [
         docker_cli("inspect", "--format", "{{.Id}}", name)[:12]
@@ -327,7 +327,7 @@ async def test_a_paused_service_is_left_alone_until_resumed(
     # the gauge follows within one telemetry cycle of the log line
     await until(lambda: ebbflow.metric("ebbflow_service_paused", service=service) == 1.0, 10)
     docker_cli("kill", first)
-    await asyncio.sleep(15)  # past the heal backoff (1 s) and the reconcile grace (10 s)
+    await asyncio.sleep(12)  # past the heal backoff (1 s) and the reconcile grace (10 s)
     assert state_of(first)["Running"] is False
     assert f"container {first}: exited with code 137; not healed: its service is paused" in (
         ebbflow.logs()
