@@ -291,7 +291,10 @@ class DockerEngineActuator:
         used = {n for m in members if (n := replica_number(m.name, m.labels))}
         used |= self._numbers_on_failed_nodes(decision.service)
         node = self.placement([m for m in running if m.id != old.id])
-        name = await self._scale_out_one(decision.service, template.inspect, node, used, "rollover")
+        name, made = await self._make_numbered(
+            decision.service, template.inspect, node, used, "rollover"
+        )
+        await self._start(decision.service, template.inspect, node, name, "rollover", made)
         try:
             if exited := await self._exited_at_once([(node, name)]):
                 return self._result(decision, False, f"kept {old.name}: {exited}", [name])
@@ -418,19 +421,6 @@ class DockerEngineActuator:
                 return None
             raise
         return Member(node, found._container)
-
-    async def _scale_out_one(
-        self,
-        service: ServiceKey,
-        template: dict[str, Any],
-        node: str,
-        used: set[int],
-        why: str = "scale-out",
-    ) -> str:
-        """Make and start one clone; `used` gains its number."""
-        name, container = await self._make_numbered(service, template, node, used, why)
-        await self._start(service, template, node, name, why, container)
-        return name
 
     async def _make_numbered(
         self,

@@ -31,6 +31,11 @@ def register(
 
 def health_url(config: AppConfig, path: str) -> str:
     """Where this config's Prometheus output serves; a wildcard address is asked on loopback."""
+    return health_target(config, path)[0]
+
+
+def health_target(config: AppConfig, path: str) -> tuple[str, ssl.SSLContext | None]:
+    """The URL to ask, and the TLS context to ask it with (None: plain http)."""
     section = config.outputs.get("prometheus", False)
     if section is False:
         raise ConfigError("healthcheck: outputs.prometheus is off, so nothing serves /healthz")
@@ -42,8 +47,9 @@ def health_url(config: AppConfig, path: str) -> str:
         host = "127.0.0.1"
     if port == "0":
         raise ConfigError("healthcheck: outputs.prometheus.listen is port 0 (any free port)")
-    scheme = "https" if _tls(options) is not None else "http"
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{path}"
+    context = _tls(options)
+    scheme = "https" if context is not None else "http"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{path}", context
 
 
 def _tls(options: dict[str, object]) -> ssl.SSLContext | None:
@@ -63,9 +69,7 @@ def _tls(options: dict[str, object]) -> ssl.SSLContext | None:
 
 
 def cmd_healthcheck(args: argparse.Namespace, config: AppConfig) -> int:
-    url = health_url(config, "/readyz" if args.ready else "/healthz")
-    section = config.outputs.get("prometheus")
-    context = _tls(section) if isinstance(section, dict) else None
+    url, context = health_target(config, "/readyz" if args.ready else "/healthz")
     try:
         with urllib.request.urlopen(url, timeout=args.timeout, context=context) as response:
             body = response.read(4096).decode(errors="replace").strip()

@@ -14,6 +14,7 @@ Paths are relative to the file's own folder, as the toolkit reads them.
 from __future__ import annotations
 
 import ssl
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -185,8 +186,6 @@ def _file(base: Path, name: str, where: str) -> Path:
 
 def _inline(config: TLSServerConfig, base: Path) -> list[Path]:
     """Inline PEM (`cert`, `key`) to files for the ssl module, removed right after."""
-    import tempfile
-
     made = []
     for text in (config.cert, config.key):
         if not text:

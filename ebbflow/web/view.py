@@ -184,7 +184,7 @@ class StatusView:
         instance: str = "",
         health: Callable[[], tuple[bool, dict[str, str]]] = lambda: (True, {}),
     ) -> None:
-        self.bus, self.nodes, self.clock, self.role = bus, nodes, clock, role
+        self.nodes, self.clock, self.role = nodes, clock, role
         self.instance = instance or socket.gethostname()
         self.health = health
         self.catalog: ServiceCatalog | None = None  # set by the app (a decider's, or an agent's)
