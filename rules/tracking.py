@@ -71,6 +71,12 @@ class Replica:
             self.ready_since = now
         return self.ready_since is not None
 
+    def silent(self, now: float) -> bool:
+        """Would be ready, but not one sample about it has arrived."""
+        return (
+            not self.sampled and now >= self.ready_after and (self.probe_ok or not self.needs_probe)
+        )
+
 
 @dataclass
 class ServiceState:
@@ -173,8 +179,15 @@ class ServiceState:
         # scale-out (an average over all ready replicas: never more than is known), and
         # they hold any scale-in (partly_seen), so neither direction rests on a guess.
         self.lacking[rule.id] = len(ready) - len(values) if values else 0
+        # So do replicas past their warm-up that sent nothing yet (their agent's first push
+        # is still on its way, or they have no agent): running, not ready only for want of
+        # a sample, so `ready` leaves them out; `unseen` holds a scale-in for them. Not
+        # those our last scale-out made: they are capacity on its way (learn_startup's
+        # rule), and counting them idle would pay a start-up twice.
+        silent = sum(1 for r in self.replicas.values() if r.silent(now) and not self.ours(r))
         if values:
-            value = max(values) if rule.aggregation != "avg" else sum(values) / len(ready)
+            known = len(ready) + silent
+            value = max(values) if rule.aggregation != "avg" else sum(values) / known
             implied = sum(values) / rule.target if rule.target else float(len(values))
             if rule.aggregation != "avg" and rule.target:
                 implied = len(values) * value / rule.target
@@ -196,13 +209,19 @@ class ServiceState:
             self.saturated_at[rule.id] = now  # for a while, not one noisy point
         return True
 
+    def ours(self, replica: Replica) -> bool:
+        """Made by our last scale-out (started after it)."""
+        decided = self.last_scale_out
+        started = replica.info.started_at
+        return decided is not None and not (started and started < decided)
+
     def learn_startup(self, replica: Replica, now: float) -> bool:
         """A replica made by our last scale-out just became ready: how long that took.
         True when a start-up was learned."""
-        decided = self.last_scale_out
-        started = replica.info.started_at
-        if decided is None or (started and started < decided):
+        if not self.ours(replica):
             return False
+        decided = self.last_scale_out
+        assert decided is not None
         took = now - decided
         before = self.startup
         smoothed = (

@@ -289,7 +289,9 @@ def test_the_acting_deciders_node_is_lost_and_actions_resume_from_another(
                  and first.metric("ebbflow_service_replicas", service=name) == 3.0,
                  60, first.assert_alive)  # fmt: skip
         time.sleep(8)  # a third of the capacity busy: nothing to do
-        assert state_rows(first.state, "SELECT id FROM decisions") == []
+        made = state_rows(first.state, "SELECT from_replicas, to_replicas, origin, reason, "
+                                       "outcome, inputs FROM decisions")  # fmt: skip
+        assert made == [], made
         assert second.metric("ebbflow_leader") == 0.0
 
         began = time.monotonic()

@@ -7,10 +7,12 @@
   corrupted; unmounted at the end.
 - `HostileServer`: an HTTP server on loopback answering with a huge body, an endless body,
   100k series, a 1 byte/s drip, or invalid UTF-8; it counts what it was asked.
+- `HostileProcess`: one such server in a process of its own, for a target whose request
+  times are measured: the servers in this process, writing hundreds of MiB, hold its GIL.
 - `rss_mib`: a process's resident memory.
 
-Each runs in this process, on loopback or in the test's own directory, and is stopped by
-the test that made it.
+Each runs in this process (but `HostileProcess`), on loopback or in the test's own
+directory, and is stopped by the test that made it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import http.client
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -211,7 +214,7 @@ HOSTILE = ("huge", "endless", "series", "drip", "invalid_utf8", "good")
 class HostileServer:
     """An app endpoint on 127.0.0.1:`port` that answers as `kind` says."""
 
-    def __init__(self, port: int, kind: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, kind: str, host: str = "127.0.0.1", echo: bool = False) -> None:
         assert kind in HOSTILE, kind
         self.kind = kind
         self.requests = 0
@@ -225,6 +228,8 @@ class HostileServer:
             def do_GET(self) -> None:
                 outer.requests += 1
                 outer.times.append(time.monotonic())
+                if echo:
+                    print(outer.times[-1], flush=True)
                 with contextlib.suppress(OSError):
                     outer.answer(self)
 
@@ -275,6 +280,32 @@ class HostileServer:
         self.server.server_close()
 
 
+class HostileProcess:
+    """A `HostileServer` in a process of its own; `times` (CLOCK_MONOTONIC, the same in
+    every process) are known after `close`."""
+
+    def __init__(self, port: int, kind: str) -> None:
+        self.times: list[float] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.harness", kind, str(port)],
+            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the {kind} server on port {port} did not start")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            out, _ = self.proc.communicate(timeout=10)
+            self.times = [float(line) for line in out.split()]
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -307,3 +338,7 @@ def create_container(name: str, image: str, labels: dict[str, str], cmd: list[st
     if answer.status != 201:
         raise RuntimeError(f"create {name}: {answer.status} {data[:300]!r}")
     return str(json.loads(data)["Id"])
+
+
+if __name__ == "__main__":  # python -m tests.faults.harness KIND PORT: see HostileProcess
+    HostileServer(int(sys.argv[2]), sys.argv[1], echo=True).thread.join()

@@ -402,6 +402,29 @@ def test_replicas_without_a_value_count_as_idle_toward_a_scale_out(
     assert [(d.from_replicas, d.to_replicas) for d in made][:1] == [(3, 4)]
 
 
+def test_replicas_that_sent_nothing_yet_count_as_idle_toward_a_scale_out(
+    store: DecisionStore, clock: VirtualClock
+) -> None:
+    """Past their warm-up, two replicas have no sample at all (their agents' first pushes
+    are on their way): not ready, yet running. The busy one alone is not the service's
+    average (found in CI: a decider scaled a third-busy service out on one busy replica
+    and one idle, the third not yet heard from)."""
+    h = Harness(store, clock, {**STEP, "aliyun.auto_scaling.max_instances": "5"})
+    busy, quiet, silent = h.start(3)
+    for _ in range(10):
+        clock.advance(1.0)
+        assert h.samples(100.0, names=[busy]) + h.samples(0.0, names=[quiet]) == []
+    state = h.engine.services[WEB]
+    policy = h.catalog.get(WEB).policy.policy  # type: ignore[union-attr]
+    assert state.averages == {policy.rules[0].id: pytest.approx(100 / 3)}
+    assert state.unseen(policy, clock()) == 1  # and a scale-in waits for it
+    made = []
+    for _ in range(8):  # heard from, and busy too: (100 + 0 + 100) / 3 > max 40
+        clock.advance(1.0)
+        made += h.samples(100.0, names=[busy, silent]) + h.samples(0.0, names=[quiet])
+    assert [(d.from_replicas, d.to_replicas) for d in made][:1] == [(3, 4)]
+
+
 def test_replicas_lost_with_their_engine_hold_a_scale_in_until_replaced(
     store: DecisionStore, clock: VirtualClock
 ) -> None:
@@ -616,9 +639,10 @@ def test_a_state_file_that_refuses_the_startup_is_counted_and_shown_until_it_wor
     h.start(1)
 
     def learn(seconds: float) -> None:
-        (d,) = h.tick(90.0, names=h.names[:1], act=False)
+        before = list(h.names)
+        (d,) = h.tick(90.0, names=before, act=False)
         h.finish(d)
-        h.tick(60.0, names=h.names[:1], seconds=seconds, act=False)
+        h.tick(60.0, names=before, seconds=seconds, act=False)
         h.tick(60.0, names=h.names, seconds=0, act=False)  # the new ones' first samples
 
     learn(4)
