@@ -31,6 +31,7 @@ from ebbflow.plugins import (
     enabled_sections,
     load,
 )
+from ebbflow.process_telemetry import ProcessTelemetry
 from ebbflow.reload import Reloader
 from ebbflow.rules.engine import RuleEngine
 from ebbflow.scaler.healing import Healer
@@ -254,6 +255,7 @@ def supervise(
     # The node monitor reports every node's health even when it has nothing to watch.
     watched = parts if monitor in parts else [*parts, monitor]
     reporters += [p for p in watched if isinstance(p, ReportsTelemetry)]
+    reporters.append(ProcessTelemetry())
     telemetry = TelemetryInput(ctx.bus, reporters, config.interval, ctx.clock)
     app.components = [*parts, telemetry]
     app.supervisor = supervisor = Supervisor(app.components, config.supervision)

@@ -160,7 +160,7 @@ class ContainerInput(PollingInput):
         samples = self.samples(reading, labels, now)
         samples.append(LAST_SEEN.labelled(now, now, labels.pairs))
         if info.network_mode != "host" and info.pid > 0:
-            samples.extend(self._network(info, labels, now))
+            samples.extend(self._network(info.pid, labels, now))
         samples.extend(self._filesystem(info.id, labels, now))
         return samples
 
@@ -256,6 +256,8 @@ class ContainerInput(PollingInput):
             Sample("machine_memory_bytes", float(self.node_memory), (), now, "gauge",
                    "Amount of memory installed on the machine."),
         ]  # fmt: skip
+        # the host's interfaces: those of pid 1's network namespace, as cAdvisor's root row
+        samples.extend(self._network(1, self._root_labels, now))
         try:
             stats = self.reader.read(self._root_files)
         except (OSError, ValueError, KeyError):
@@ -267,10 +269,10 @@ class ContainerInput(PollingInput):
             if s.name.startswith("container_")
         ]
 
-    def _network(self, info: ContainerInfo, labels: SeriesLabels, now: float) -> Iterable[Sample]:
+    def _network(self, pid: int, labels: SeriesLabels, now: float) -> Iterable[Sample]:
         try:
-            interfaces: list[NetStats] = read_net_dev(net_dev_path(self.proc_root, info.pid))
-        except OSError:
+            interfaces: list[NetStats] = read_net_dev(net_dev_path(self.proc_root, pid))
+        except (OSError, ValueError, IndexError):
             return
         for iface in interfaces:
             pairs = labels.with_({"interface": iface.interface})

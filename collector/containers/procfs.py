@@ -96,13 +96,18 @@ def net_dev_path(proc_root: Path, pid: int) -> str:
     return f"{proc_root}/{pid}/net/dev"
 
 
+# cAdvisor's isIgnoredDevice (container/libcontainer/handler.go): loopback, and the host
+# ends of container links and bridges, which would count container traffic twice.
+IGNORED_INTERFACES = ("lo", "veth", "docker", "nerdctl")
+
+
 def read_net_dev(path: str) -> list[NetStats]:
-    """Interfaces of a network namespace (`net_dev_path`), loopback left out."""
+    """Interfaces of a network namespace (`net_dev_path`), as cAdvisor lists them."""
     stats = []
     for line in _read(path).splitlines()[2:]:
         iface, _, rest = line.partition(":")
         iface = iface.strip()
-        if iface == "lo" or not rest:
+        if iface.lower().startswith(IGNORED_INTERFACES) or not rest:
             continue
         f = [int(x) for x in rest.split()]
         stats.append(NetStats(iface, f[0], f[1], f[2], f[3], f[8], f[9], f[10], f[11]))

@@ -9,7 +9,9 @@ from .config import NodeConfig
 
 
 def create(ctx: PluginContext, config: NodeConfig) -> NodeInput:
-    return NodeInput(ctx.bus, config, config.interval or ctx.app.interval, ctx.clock)
+    # An agent's series are re-exported by its decider beside other nodes': they say whose.
+    labelled = config.name is not None or ctx.app.role == "agent"
+    return NodeInput(ctx.bus, config, config.interval or ctx.app.interval, ctx.clock, labelled)
 
 
 plugin: Plugin[NodeConfig, NodeInput] = Plugin("node", NodeConfig, create)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -18,44 +17,43 @@ from ebbflow.model import MetricKind, Sample, labels_of
 from ebbflow.names import NODE_CPU_PERCENT, NODE_MEMORY_PERCENT
 
 from ..base import PollingInput
-from .collectors import COLLECTORS
+from .collectors import ALWAYS, COLLECTORS
 from .config import NodeConfig
-from .meminfo import read_meminfo
-from .metrics import FILESYSTEM, FILESYSTEM_COUNTS
 from .source import Paths
 
 log = logging.getLogger("ebbflow.collector.node")
-
-DEVICE_ERROR = "node_filesystem_device_error"
-DEVICE_ERROR_HELP = "Whether an error occurred while getting statistics for the given device."
-
-
-def filesystem_fields(st: os.statvfs_result) -> list[tuple[str, float, str]]:
-    """node_exporter's values: sizes in f_bsize units, read-only from the mount flags."""
-    fields = [(name, getattr(st, f) * st.f_bsize, h) for f, (name, h) in FILESYSTEM.items()]
-    fields += [(name, getattr(st, f), h) for f, (name, h) in FILESYSTEM_COUNTS.items()]
-    readonly = 1.0 if st.f_flag & os.ST_RDONLY else 0.0
-    fields.append(("node_filesystem_readonly", readonly, "Filesystem read-only status."))
-    return fields
 
 
 class NodeInput(PollingInput):
     name = "node"
 
     def __init__(
-        self, bus: Bus, config: NodeConfig, interval: float, clock: Callable[[], float]
+        self,
+        bus: Bus,
+        config: NodeConfig,
+        interval: float,
+        clock: Callable[[], float],
+        labelled: bool | None = None,
     ) -> None:
+        """`labelled`: a `node` label on every series (default: when a name is configured)."""
         super().__init__(bus, interval, config.timeout, clock)
         self.config = config
         self.node = config.name or socket.gethostname()
+        labelled = config.name is not None if labelled is None else labelled
+        self.node_labels = labels_of({"node": self.node}) if labelled else ()
         self._last_cpu: tuple[float, float] | None = None  # (busy, total) seconds
         self.paths = Paths(
             config.proc_root,
             config.sys_root,
             config.etc_root,
             config.run_root,
-            {"ignored_devices": config.ignored_devices},
+            {
+                "ignored_devices": config.ignored_devices,
+                "mount_points_exclude": config.mount_points_exclude,
+                "fs_types_exclude": config.fs_types_exclude,
+            },
         )
+        self.collectors = tuple(dict.fromkeys((*ALWAYS, *config.collectors)))
         self.failing: set[str] = set()
 
     def _sample(
@@ -68,18 +66,14 @@ class NodeInput(PollingInput):
         help_text: str = "",
         labels: dict[str, str] | None = None,
     ) -> None:
-        pairs = labels_of({"node": self.node, **(labels or {})})
+        pairs = labels_of({**dict(self.node_labels), **labels}) if labels else self.node_labels
         out.append(Sample(name, float(value), pairs, now, kind, help_text))
 
     def read(self) -> list[Sample]:
         now = self.clock()
         out: list[Sample] = []
-        for minutes, value in zip((1, 5, 15), os.getloadavg(), strict=True):
-            self._sample(
-                out, f"node_load{minutes}", value, now, help_text=f"{minutes}m load average."
-            )
-        for name, value, help_text in read_meminfo(self.config.proc_root / "meminfo"):
-            self._sample(out, name, value, now, help_text=help_text)
+        for name in self.collectors:
+            self._collect(name, out, now)
         memory = psutil.virtual_memory()
         self._sample(
             out,
@@ -88,9 +82,6 @@ class NodeInput(PollingInput):
             now,
             help_text="Memory in use (total less available), percent.",
         )
-        self._filesystems(out, now)
-        for name in self.config.collectors:
-            self._collect(name, out, now)
         self._cpu_percent(out, now)
         return out
 
@@ -135,22 +126,6 @@ class NodeInput(PollingInput):
                 help_text="CPU busy over the last cycle, percent of all cores.",
             )
         self._last_cpu = (busy_total, all_total)
-
-    def _filesystems(self, out: list[Sample], now: float) -> None:
-        seen: set[str] = set()
-        for part in psutil.disk_partitions(all=False):
-            if part.fstype in self.config.ignored_fstypes or part.mountpoint in seen:
-                continue
-            seen.add(part.mountpoint)
-            labels = {"device": part.device, "mountpoint": part.mountpoint, "fstype": part.fstype}
-            try:
-                st = os.statvfs(part.mountpoint)
-            except OSError:
-                self._sample(out, DEVICE_ERROR, 1, now, help_text=DEVICE_ERROR_HELP, labels=labels)
-                continue
-            self._sample(out, DEVICE_ERROR, 0, now, help_text=DEVICE_ERROR_HELP, labels=labels)
-            for name, value, help_text in filesystem_fields(st):
-                self._sample(out, name, value, now, help_text=help_text, labels=labels)
 
     async def fetch(self) -> list[Sample]:
         return await asyncio.to_thread(self.read)

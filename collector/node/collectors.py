@@ -3,11 +3,30 @@
 
 from __future__ import annotations
 
-from . import diskstats, netclass, netdev, netstat, procnet, sockstat, stat, system, timex, vmstat
+from . import (
+    diskstats,
+    filesystem,
+    meminfo,
+    netclass,
+    netdev,
+    netstat,
+    procnet,
+    sockstat,
+    stat,
+    system,
+    timex,
+    vmstat,
+)
 from .source import Collector
 
+# Run whatever `collectors` says: ebbflow's node health reads the CPU and memory.
+ALWAYS = ("cpu", "meminfo", "loadavg", "filesystem")
 COLLECTORS: dict[str, Collector] = {
-    "stat": stat.collect,  # and cpu
+    "cpu": stat.cpu,
+    "meminfo": meminfo.collect,
+    "loadavg": meminfo.loadavg,
+    "filesystem": filesystem.collect,
+    "stat": stat.collect,
     "vmstat": vmstat.collect,
     "netstat": netstat.collect,
     "sockstat": sockstat.collect,

@@ -1,4 +1,5 @@
-"""Every `/proc/meminfo` field, as node_exporter's meminfo collector names it.
+"""Every `/proc/meminfo` field, as node_exporter's meminfo collector names it; and its
+loadavg collector.
 
 Read from the file, not psutil's derived fields: psutil's `cached` adds SReclaimable, which
 node_exporter's `node_memory_Cached_bytes` does not.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from .source import Paths, Row
 
 MEMINFO = Path("/proc/meminfo")
 PARENTHESES = re.compile(r"\((.*)\)")
@@ -36,3 +39,20 @@ def parse_meminfo(text: str) -> list[tuple[str, float, str]]:
 
 def read_meminfo(path: Path = MEMINFO) -> list[tuple[str, float, str]]:
     return parse_meminfo(path.read_text())
+
+
+def collect(paths: Paths) -> list[Row]:
+    """node_exporter's meminfo collector."""
+    return [
+        Row(name, value, "gauge", help_text)
+        for name, value, help_text in read_meminfo(paths.proc / "meminfo")
+    ]
+
+
+def loadavg(paths: Paths) -> list[Row]:
+    """node_exporter's loadavg collector: /proc/loadavg's first three fields."""
+    fields = (paths.proc / "loadavg").read_text().split()
+    return [
+        Row(f"node_load{minutes}", float(value), "gauge", f"{minutes}m load average.")
+        for minutes, value in zip((1, 5, 15), fields[:3], strict=True)
+    ]

@@ -1,4 +1,6 @@
-"""node_exporter's netdev collector: every /proc/net/dev column, and rx_nohandler."""
+"""node_exporter's netdev collector: every /proc/net/dev column, and rx_nohandler, of every
+interface but loopback (node_exporter 1.5 reads them over rtnetlink and leaves loopback
+out; its netclass collector lists it)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from .source import Paths, Row, read_int
 
 RECEIVE = ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast")
 TRANSMIT = ("bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed")
+IFF_LOOPBACK = 0x8  # <linux/if.h>
 
 
 def collect(paths: Paths) -> list[Row]:
@@ -14,7 +17,9 @@ def collect(paths: Paths) -> list[Row]:
     for line in (paths.proc / "net" / "dev").read_text().splitlines()[2:]:
         device, _, numbers = line.partition(":")
         device = device.strip()
-        if device in ignored:
+        flags = read_int(paths.sys / "class" / "net" / device / "flags")
+        loopback = device == "lo" if flags is None else bool(flags & IFF_LOOPBACK)
+        if device in ignored or loopback:
             continue
         values = numbers.split()
         labels = {"device": device}

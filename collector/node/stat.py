@@ -1,4 +1,4 @@
-"""node_exporter's cpu and stat collectors: /proc/stat."""
+"""node_exporter's cpu and stat collectors: /proc/stat, each on its own."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ CPU_HELP = "Seconds the CPUs spent in each mode."
 GUEST_HELP = "Seconds the CPUs spent in guests (VMs) for each mode."
 
 
-def collect(paths: Paths) -> list[Row]:
+def cpu(paths: Paths) -> list[Row]:
+    """node_exporter's cpu collector: seconds per CPU and mode, and guest seconds."""
     rows = []
     for line in (paths.proc / "stat").read_text().splitlines():
         key, *values = line.split()
@@ -40,7 +41,16 @@ def collect(paths: Paths) -> list[Row]:
                 rows.append(
                     Row("node_cpu_guest_seconds_total", value, "counter", GUEST_HELP, labels)
                 )
-        elif key in STAT and values:
+    return rows
+
+
+def collect(paths: Paths) -> list[Row]:
+    """node_exporter's stat collector: boot time, context switches, interrupts, forks,
+    processes running and blocked."""
+    rows = []
+    for line in (paths.proc / "stat").read_text().splitlines():
+        key, *values = line.split()
+        if key in STAT and values:
             name, kind, help_text = STAT[key]
             rows.append(Row(name, float(values[0]), kind, help_text))  # type: ignore[arg-type]
     return rows

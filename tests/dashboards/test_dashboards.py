@@ -259,3 +259,20 @@ def test_prometheus_scrapes_ebbflow_and_every_panel_query_returns_data(scene: Sc
     failing = {s["metric"]["name"] for s in scene.query("probe_success == 0")}
     assert failing == {f"{scene.project}-sick-1"}
     assert all("reason" not in s["metric"] for s in scene.query("probe_success"))
+
+
+def test_the_exporter_process_and_host_panels_people_have_find_ebbflow(scene: Scene) -> None:
+    """The queries of the usual "exporter process" and "node network" panels, as Prometheus
+    answers them: the process_* series, the build info, the host's network totals under
+    cAdvisor's id="/", and node series with node_exporter's labels (no `node` of ours)."""
+    for expr in ('rate(process_cpu_seconds_total{job="ebbflow"}[1m])',
+                 'process_resident_memory_bytes{job="ebbflow"}',
+                 'process_open_fds{job="ebbflow"} / process_max_fds{job="ebbflow"}',
+                 'time() - process_start_time_seconds{job="ebbflow"}',
+                 'rate(container_network_receive_bytes_total{id="/"}[1m])'):  # fmt: skip
+        assert scene.query(expr), expr
+    (build,) = scene.query("ebbflow_build_info")
+    assert {"version", "revision", "pythonversion"} <= set(build["metric"])
+    assert build["metric"]["revision"] != "unknown"  # a checkout: its HEAD
+    (load,) = scene.query('node_load1{job="ebbflow"}')
+    assert set(load["metric"]) == {"__name__", "instance", "job"}

@@ -203,3 +203,40 @@ def du_layer(container_id: str) -> int:
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     return int(out.splitlines()[-1].split()[0])
+
+
+def net_dev(pid: int) -> dict[str, list[int]]:
+    lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    return {
+        iface.strip(): [int(x) for x in rest.split()]
+        for iface, _, rest in (line.partition(":") for line in lines)
+    }
+
+
+async def test_the_hosts_network_is_cadvisors_root_row() -> None:
+    """container_network_*{id="/"}: the root namespace's interfaces, as cAdvisor lists
+    them (no lo, veth or docker bridges), each between /proc/net/dev read just before and
+    just after (within 1 %: traffic moves between the reads)."""
+    async with local_collector() as (collector, _):
+        before = net_dev(1)
+        samples = collector.read_root(time.time())
+        after = net_dev(1)
+    got = {
+        (s.name, s.label("interface")): s.value
+        for s in samples
+        if s.name.startswith("container_network_") and s.label("id") == "/"
+    }
+    interfaces = {iface for _, iface in got}
+    expected = {i for i in before if not i.lower().startswith(("lo", "veth", "docker"))}
+    assert interfaces == expected and interfaces, (interfaces, sorted(before))
+    for (name, iface), value in got.items():
+        column = {"container_network_receive_bytes_total": 0,
+                  "container_network_receive_packets_total": 1,
+                  "container_network_receive_errors_total": 2,
+                  "container_network_receive_packets_dropped_total": 3,
+                  "container_network_transmit_bytes_total": 8,
+                  "container_network_transmit_packets_total": 9,
+                  "container_network_transmit_errors_total": 10,
+                  "container_network_transmit_packets_dropped_total": 11}[name]  # fmt: skip
+        low, high = before[iface][column], after[iface][column]
+        assert low * 0.99 <= value <= high * 1.01 + 1, (name, iface, low, value, high)
