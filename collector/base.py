@@ -100,6 +100,10 @@ class PollingInput(abc.ABC):
             self.available = True
         return samples
 
+    def publish(self, samples: list[Sample]) -> None:
+        """A cycle's samples, as one full batch: they replace the input's last ones."""
+        self.bus.publish(SampleBatch(self.name, self.clock(), tuple(samples)))
+
     async def collect_once(self) -> list[Sample]:
         await self.prepare()
         samples = await self.cycle()
@@ -122,7 +126,7 @@ class PollingInput(abc.ABC):
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
             samples = await self.cycle()
             if samples is not None:
-                self.bus.publish(SampleBatch(self.name, self.clock(), tuple(samples)))
+                self.publish(samples)
             next_tick += self.interval * (1 + random.uniform(-self.jitter, self.jitter))
             if next_tick < loop.time():  # a slow cycle: skip ahead instead of bursting
                 next_tick = loop.time() + self.interval

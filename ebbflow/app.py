@@ -165,18 +165,7 @@ def build_app(
         log.warning("role agent: no output pushes samples (enable outputs.remote_write or "
                     "kafka); deciders will not see this node")  # fmt: skip
     if config.role == "agent":
-        # The page's catalog only: an agent decides nothing, owns nothing, announces nothing.
-        view.attach(ServiceCatalog(ctx.bus, config.rules, config.scope, announce=False), None)
-        parts: list[Any] = [*app.outputs.values(), ctx.inventory, view, *app.inputs.values()]
-        monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
-        supervise(app, parts, [ctx.bus, ctx.health], monitor)
-        if read_config is not None and app.supervisor is not None:
-            app.supervisor.on_hangup = Reloader(
-                config,
-                read_config,
-                {"log_level": lambda level: logging.getLogger().setLevel(str(level).upper())},
-            )
-        return app
+        return build_agent(app, view, clock, read_config)
     actuators = [
         load("actuators", name).build(ctx, {}, f"actuators.{name}") for name in config.actuators
     ]
@@ -190,6 +179,7 @@ def build_app(
     view.instance = acting_as(lease, ctx.partitions) or view.instance
     catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, ownership, clock)
     view.attach(catalog, store)
+    ctx.attention.attach(catalog.reads)
     if isinstance(ownership, EngineLeaseOwnership):
         ownership.nodes_of = catalog.nodes_of
     controls = ControlsWatch(ctx.bus, store, clock, report=lambda: ctx.health.report().as_dict())
@@ -239,6 +229,30 @@ def build_app(
                 "reconcile": lambda reconcile: setattr(reconciler, "config", reconcile),
                 "max_actions_per_minute": lambda n: setattr(gate, "max_per_minute", n),
             },
+        )
+    return app
+
+
+def build_agent(
+    app: App,
+    view: StatusView,
+    clock: Callable[[], float],
+    read_config: Callable[[], AppConfig] | None,
+) -> App:
+    """An agent's parts: its inputs and outputs, no decision side."""
+    ctx, config = app.context, app.config
+    # The page's catalog only: an agent decides nothing, owns nothing, announces nothing.
+    catalog = ServiceCatalog(ctx.bus, config.rules, config.scope, announce=False)
+    view.attach(catalog, None)
+    ctx.attention.attach(catalog.reads)  # what its policies read is read every cycle
+    parts: list[Any] = [*app.outputs.values(), ctx.inventory, view, *app.inputs.values()]
+    monitor = NodeMonitor(ctx.bus, ctx.nodes, config.docker, clock)
+    supervise(app, parts, [ctx.bus, ctx.health], monitor)
+    if read_config is not None and app.supervisor is not None:
+        app.supervisor.on_hangup = Reloader(
+            config,
+            read_config,
+            {"log_level": lambda level: logging.getLogger().setLevel(str(level).upper())},
         )
     return app
 

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from ebbflow.bus import Bus
 from ebbflow.config import RulesConfig, ScopeConfig
+from ebbflow.healing_policy import is_managed
 from ebbflow.metrics import Desc
 from ebbflow.model import (
     ContainerEvent,
@@ -135,6 +136,15 @@ class Service:
         return len(self.replicas)
 
     @property
+    def managed(self) -> bool:
+        """Something here may act on it: a scaling policy (labels or config), or a probe
+        or healing label on one of its containers. Only such a service is ever claimed:
+        a thousand plain containers cost no lock object and no engine call."""
+        return self.policy.declared or any(
+            is_managed(info.labels) for info in (*self.replicas.values(), *self.exited.values())
+        )
+
+    @property
     def nodes(self) -> set[str]:
         return {info.node for info in self.replicas.values()}
 
@@ -204,6 +214,13 @@ class ServiceCatalog:
         """The service of a container, running, exited, or removed lately."""
         return self.member_of.get(container_id) or self.gone.get(container_id)
 
+    def reads(self, container_id: str) -> bool:
+        """A policy reads this container's series: its service has one (valid or not: a
+        fixed label may make it valid at any time, and then it needs its windows full)."""
+        key = self.service_of(container_id)
+        service = self.services.get(key) if key is not None else None
+        return service is not None and service.policy.declared
+
     def service_named(self, text: str) -> ServiceKey | None:
         """The running service a sample's `service` label names: `project/name` or `name`."""
         for key, service in self.services.items():
@@ -248,6 +265,8 @@ class ServiceCatalog:
         service = self.services.get(key)
         if service is not None and not service.in_scope:
             return "out of scope: monitored, never acted on"
+        if service is not None and not service.managed:
+            return "nothing to act on: no policy, probe or healing label"
         if self.paused(key):
             return "paused by the operator"
         if not self.ownership.owns(key):
@@ -262,7 +281,7 @@ class ServiceCatalog:
         """Ownership alone (a standby keeps its windows but decides nothing). A service
         outside the scope is no one's here: ownership is never even asked about it."""
         service = self.services.get(key)
-        if service is not None and not service.in_scope:
+        if service is not None and (not service.in_scope or not service.managed):
             return False
         return self.ownership.owns(key)
 
@@ -300,7 +319,7 @@ class ServiceCatalog:
         self.gone.pop(info.id, None)
         self.by_name[info.name] = info.id
         self._redefine(service)
-        if service.in_scope:
+        if service.in_scope and service.managed:
             self.ownership.owns(key)  # asked now, so it is claimed before it needs acting on
 
     def _ended(self, info: ContainerInfo, removed: bool) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from ebbflow.attention import Attention
 from ebbflow.bus import Bus
 from ebbflow.config import AppConfig, ConfigError, FrozenModel, validate
 from ebbflow.discovery import Inventory
@@ -52,6 +53,8 @@ class PluginContext:
     instance: str = ""
     # The status page's routes (ebbflow/web/), for the output that serves HTTP to add.
     web: StatusPages | None = None
+    # Which containers a policy reads (the catalog answers, once built): read every cycle.
+    attention: Attention = field(default_factory=Attention)
 
     @property
     def docker(self) -> DockerHandle:

@@ -151,8 +151,8 @@ class RuleEngine:
         return None
 
     def handle(self, event: object) -> list[Decision]:
-        if isinstance(event, SampleBatch):
-            return self.on_samples(event.samples)
+        if isinstance(event, SampleBatch):  # a repeat holds nothing new (model.py)
+            return [] if event.repeat else self.on_samples(event.samples)
         if isinstance(event, ContainerEvent):
             self.on_container(event)
         elif isinstance(event, ActionResult):

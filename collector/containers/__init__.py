@@ -6,10 +6,11 @@ from ebbflow.plugins import Plugin, PluginContext
 
 from .collector import ContainerInput, HostRoots
 from .config import ContainersConfig
+from .housekeeping import Housekeeping
 
 
 def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
-    return ContainerInput(
+    collector = ContainerInput(
         bus=ctx.bus,
         inventory=ctx.inventory,
         interval=config.interval or ctx.app.interval,
@@ -18,6 +19,10 @@ def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
         roots=HostRoots(config.cgroup_root, config.proc_root),
         extra_labels=ctx.app.container_labels,
     )
+    collector.housekeeping = Housekeeping(
+        config.max_interval, config.every_cycle_labels, ctx.attention.closely
+    )
+    return collector
 
 
 plugin: Plugin[ContainersConfig, ContainerInput] = Plugin("containers", ContainersConfig, create)

@@ -9,7 +9,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -17,7 +17,7 @@ import psutil
 from ebbflow.bus import Bus
 from ebbflow.discovery import Inventory
 from ebbflow.metrics import Desc
-from ebbflow.model import ContainerInfo, Labels, Sample, labels_of
+from ebbflow.model import ContainerInfo, Labels, Sample, SampleBatch, labels_of
 
 from ..base import PollingInput
 from ..identity import container_labels
@@ -33,6 +33,7 @@ from .cgroups import (
     task_states,
 )
 from .fsusage import WritableLayers
+from .housekeeping import Housekeeping, Schedule
 from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading, labelled_series
 
 LOAD_WINDOW = 10.0  # seconds: container_cpu_load_average_10s
@@ -41,6 +42,18 @@ TASKS_TTL = 10.0  # seconds between counts of a container's threads by state
 log = logging.getLogger("ebbflow.collector.containers")
 
 LAST_SEEN = Desc("container_last_seen", "Last time a container was seen by the exporter")
+IDLE = Desc(
+    "ebbflow_containers_idle",
+    "Containers read less often than every cycle: unchanged since their last reads "
+    "(dynamic housekeeping).",
+)
+# The series whose change puts a container back to every cycle (cAdvisor's StatsEq compares
+# its CPU, memory, network and filesystem stats).
+CHANGES = frozenset({
+    "container_cpu_usage_seconds_total", "container_memory_usage_bytes",
+    "container_fs_reads_bytes_total", "container_fs_writes_bytes_total",
+    "container_network_receive_bytes_total", "container_network_transmit_bytes_total",
+})  # fmt: skip
 READ_ERRORS = Desc(
     "ebbflow_containers_read_errors_total",
     "Container cgroup reads that failed (container gone).",
@@ -84,6 +97,8 @@ class Watched:
     load: tuple[float, float] | None = None  # (when, 10 s load average)
     periods: tuple[int, int] | None = None  # (CFS periods, throttled) at the last read
     tasks: tuple[float, dict[str, int]] | None = None  # (when, threads by state)
+    schedule: Schedule = field(default_factory=Schedule)  # when it is read next
+    samples: list[Sample] = field(default_factory=list)  # its last read's, standing between
 
 
 class ContainerInput(PollingInput):
@@ -100,6 +115,8 @@ class ContainerInput(PollingInput):
         extra_labels: tuple[str, ...] = (),
     ) -> None:
         super().__init__(bus, interval, timeout, clock)
+        self.housekeeping = Housekeeping()  # every container every cycle; create() sets it
+        self._retire = True  # a full batch is due: the first, or a container went
         roots = roots or HostRoots()
         self.inventory = inventory
         self.extra_labels = extra_labels
@@ -114,6 +131,7 @@ class ContainerInput(PollingInput):
         self.proc_root = roots.proc
         self.node_memory = psutil.virtual_memory().total
         self.watched: dict[str, Watched] = {}  # by container id
+        self._root_samples: list[Sample] = []
         self.read_errors = 0
 
     def watched_of(self, info: ContainerInfo) -> Watched:
@@ -280,6 +298,8 @@ class ContainerInput(PollingInput):
                 yield Sample(name, extract(iface), pairs, now, "counter", help_text)
 
     def read_all(self, containers: list[ContainerInfo]) -> list[Sample]:
+        """This cycle's readings: the containers due (all of them without dynamic
+        housekeeping) and the host's root. The others' last samples stand (`standing`)."""
         now = self.clock()
         samples: list[Sample] = []
         if self.layers is not None:
@@ -288,19 +308,53 @@ class ContainerInput(PollingInput):
                 self._fs_limit = self.layers.limit()
             except OSError:
                 self._fs_limit = None
+        dynamic = self.housekeeping.dynamic
         for info in containers:
+            watched = self.watched.get(info.id)
+            if dynamic and not self.housekeeping.due(
+                info, watched.schedule if watched else None, now
+            ):
+                continue
             try:
-                samples.extend(self.read_container(info, now))
+                fresh = self.read_container(info, now)
             except (OSError, ValueError, KeyError):
                 # Gone between the listing and the read: the die event follows shortly.
                 self.read_errors += 1
                 self._forget(info.id)
+                self._retire = True
+                continue
+            samples.extend(fresh)
+            if dynamic:
+                watched = self.watched[info.id]
+                watched.samples = fresh
+                self.housekeeping.next(watched.schedule, signature(fresh), self.interval, now)
         live = {info.id for info in containers}
         for gone in set(self.watched) - live:
             self._forget(gone)
+            self._retire = True
         if self.inventory.local:  # this machine's own root cgroup
-            samples.extend(self.read_root(now))
+            self._root_samples = self.read_root(now)
+            samples.extend(self._root_samples)
         return samples
+
+    def standing(self) -> list[Sample]:
+        """Every container's last samples and the root's: the whole set /metrics shows."""
+        kept = [s for watched in self.watched.values() for s in watched.samples]
+        return kept + self._root_samples
+
+    def publish(self, samples: list[Sample]) -> None:
+        """With dynamic housekeeping a cycle reads only some containers: its samples update
+        theirs (a partial batch). When a container went, the whole standing set follows as
+        a full batch marked `repeat` (nothing new in it), so its series go from /metrics
+        at once, as they do when every container is read."""
+        if not self.housekeeping.dynamic:
+            super().publish(samples)
+            return
+        now = self.clock()
+        self.bus.publish(SampleBatch(self.name, now, tuple(samples), replace=False))
+        if self._retire:
+            self._retire = False
+            self.bus.publish(SampleBatch(self.name, now, tuple(self.standing()), repeat=True))
 
     @property
     def up(self) -> bool:
@@ -324,3 +378,12 @@ class ContainerInput(PollingInput):
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)
         yield READ_ERRORS.sample(self.read_errors, now)
+        idle = sum(
+            1 for w in self.watched.values() if self.housekeeping.idle(w.schedule, self.interval)
+        )
+        yield IDLE.sample(idle, now)
+
+
+def signature(samples: list[Sample]) -> tuple[float, ...]:
+    """What says a container changed: its CPU, memory, I/O and network counters."""
+    return tuple(s.value for s in samples if s.name in CHANGES)

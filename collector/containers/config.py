@@ -12,5 +12,19 @@ from ebbflow.config import FrozenModel
 class ContainersConfig(FrozenModel):
     interval: float | None = Field(None, gt=0, description="Seconds; default: the app interval.")
     timeout: float = Field(5.0, gt=0, description="Seconds allowed for one cycle.")
+    max_interval: float = Field(
+        15.0,
+        ge=0,
+        description="Dynamic housekeeping, as cAdvisor's: a container whose CPU, memory, I/O "
+        "and network have not changed since its last read is read again after twice as long, "
+        "up to this many seconds (cAdvisor's max_housekeeping_interval, 60 s there); one that "
+        "changed, one a policy reads and a new one are read every cycle. 0: every container "
+        "every cycle.",
+    )
+    every_cycle_labels: tuple[str, ...] = Field(
+        (),
+        description="Label keys whose containers are read every cycle whatever their stats do "
+        "(e.g. the ones a 1 s dashboard shows).",
+    )
     cgroup_root: Path = Path("/sys/fs/cgroup")
     proc_root: Path = Path("/proc")

@@ -471,6 +471,8 @@ class StatusView:
             return "none here (an agent decides nothing)"
         if not service.in_scope:
             return "nobody (out of scope: monitored only)"
+        if not service.managed:
+            return "nobody (nothing to act on: monitored only)"
         if self.catalog.owns(service.key):
             return f"this instance ({self.instance})"
         return self.catalog.owner(service.key) or "nobody yet"

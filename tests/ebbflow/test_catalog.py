@@ -28,11 +28,13 @@ COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "
 class Owner:
     def __init__(self) -> None:
         self.leading = True
+        self.asked: list[ServiceKey] = []
 
     def acting(self) -> bool:
         return self.leading
 
     def owns(self, service: ServiceKey) -> bool:
+        self.asked.append(service)  # a claim would be made for it
         return self.leading
 
     def owner(self, service: ServiceKey) -> str:
@@ -114,7 +116,7 @@ def test_may_act_names_why_not_scope_pause_fight_and_owner() -> None:
     start(bus, info("a", {**COMPOSE, "team": "b"}))
     assert catalog.not_acting(WEB) == "out of scope: monitored, never acted on"
     bus, catalog, owner, _ = world(ScopeConfig(labels={"team": "a"}))
-    start(bus, info("a", {**COMPOSE, "team": "a"}))
+    start(bus, info("a", {**COMPOSE, "team": "a", "ebbflow.heal.action": "restart"}))
     assert catalog.may_act(WEB)
     bus.publish(OperatorControls(frozenset({"web"}), frozenset(), 1.0))
     assert catalog.not_acting(WEB) == "paused by the operator"
@@ -126,6 +128,18 @@ def test_may_act_names_why_not_scope_pause_fight_and_owner() -> None:
     owner.leading = False
     assert catalog.not_acting(WEB) == "not the owner: host-2:4242 acts on it"
     assert not catalog.owns(WEB)
+
+
+def test_a_service_nothing_may_act_on_is_never_claimed() -> None:
+    """Plain containers (no policy, probe or healing label) are monitored only: ownership
+    is never asked about them, so no claim object is made on the engine for each (found
+    with 1,000 plain containers: 1,000 claims, and their engine calls every tick)."""
+    bus, catalog, owner, _ = world()
+    start(bus, info("a", COMPOSE))
+    assert owner.asked == [] and not catalog.owns(WEB) and owner.asked == []
+    assert catalog.not_acting(WEB) == "nothing to act on: no policy, probe or healing label"
+    start(bus, info("b", {**COMPOSE, "ebbflow.health.url": "http://:8080/"}, created=1.0))
+    assert owner.asked == [WEB] and catalog.may_act(WEB)  # a probe: now it is claimed
 
 
 def test_a_service_found_exited_at_start_is_known_for_a_restore() -> None:
