@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,14 +98,31 @@ def engine() -> Iterator[str]:
 def run_container(engine: str) -> Iterator[object]:
     """Start a labelled test container: run_container(name, *docker_run_args, cmd=[...])."""
 
+    starting = threading.Semaphore(1000)  # one slot per `docker run` under way
+
     def start(name: str, *args: str, cmd: tuple[str, ...] = ("sleep", "600")) -> str:
-        return docker_cli(
-            "run", "-d", "--name", name, "--label", f"{TEST_LABEL}={RUN_ID}", *args, engine, *cmd
-        )
+        with slot(starting):
+            return docker_cli(
+                "run", "-d", "--name", name, "--label", f"{TEST_LABEL}={RUN_ID}",
+                *args, engine, *cmd,
+            )  # fmt: skip
 
     yield start
+    # A test that failed while a worker thread still ran `docker run` (asyncio.to_thread)
+    # would leave that container behind: wait for every start to return first.
+    for _ in range(1000):
+        starting.acquire(timeout=120)
     # Clones made by the scaler inherit the test label, so this removes them too.
     remove_test_containers()
+
+
+@contextlib.contextmanager
+def slot(semaphore: threading.Semaphore) -> Iterator[None]:
+    semaphore.acquire()
+    try:
+        yield
+    finally:
+        semaphore.release()
 
 
 def remove_test_containers() -> None:

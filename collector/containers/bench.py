@@ -41,20 +41,47 @@ def _raw_read(path: str) -> None:
         os.close(fd)
 
 
-def _bare_read(collector: ContainerInput, containers: list[ContainerInfo]) -> None:
-    """Every file a steady-state cycle reads, read and nothing else: the cgroup files and the
-    network namespace's dev file (threads are counted by state every 10 s, not per cycle)."""
+def cycle_files(collector: ContainerInput, containers: list[ContainerInfo]) -> list[str]:
+    """Every file a steady-state cycle reads: the cgroup files and the network namespace's
+    dev file (threads are counted by state every 10 s, not per cycle)."""
+    paths = []
     for info in containers:
-        for path in collector.reader.files(collector.watched_of(info).files):
-            _raw_read(path)
+        paths += collector.reader.files(collector.watched_of(info).files)
         if info.network_mode != "host":
-            _raw_read(net_dev_path(collector.proc_root, info.pid))
+            paths.append(net_dev_path(collector.proc_root, info.pid))
+    return paths
+
+
+def _bare_read(collector: ContainerInput, containers: list[ContainerInfo]) -> None:
+    """Every file a cycle reads, read and nothing else (`cycle_files`)."""
+    for path in cycle_files(collector, containers):
+        _raw_read(path)
+
+
+async def local_cycle_files() -> list[str]:
+    """The files of a cycle over the running containers of the local engine (for
+    benchmarks/cfloor.c, the C floor)."""
+    from ebbflow.discovery import Inventory
+    from ebbflow.docker_api import DockerHandle
+    from ebbflow.nodes import Nodes
+
+    docker = DockerHandle()
+    try:
+        containers = await docker.running_containers()
+        bus = Bus()
+        collector = ContainerInput(
+            bus, Inventory(Nodes([docker]), bus, time.time), 1.0, 60.0, time.time
+        )
+        return cycle_files(collector, containers)
+    finally:
+        await docker.close()
 
 
 async def bench_collect(ctx: PluginContext, cycles: int = 20) -> dict[str, Any]:
     containers = await ctx.docker.running_containers()
     if not containers:
         raise RuntimeError("no running containers to measure")
+    # every container read every cycle (no dynamic housekeeping): the whole cycle's cost
     collector = ContainerInput(Bus(), ctx.inventory, 1.0, 60.0, time.time)
     collector.read_all(containers)  # locate every cgroup once, as a running collector has
     timings: dict[str, list[float]] = {"collector": [], "bare_read": [], "stats_api": []}

@@ -179,13 +179,16 @@ class ContainerInput(PollingInput):
         samples.append(LAST_SEEN.labelled(now, now, labels.pairs))
         if info.network_mode != "host" and info.pid > 0:
             samples.extend(self._network(info.pid, labels, now))
-        samples.extend(self._filesystem(info.id, labels, now))
+        idle = self.housekeeping.idle(watched.schedule, self.interval)
+        samples.extend(self._filesystem(info.id, labels, now, idle))
         return samples
 
-    def _filesystem(self, container_id: str, labels: SeriesLabels, now: float) -> list[Sample]:
+    def _filesystem(
+        self, container_id: str, labels: SeriesLabels, now: float, idle: bool
+    ) -> list[Sample]:
         if self.layers is None or self._fs_limit is None:
             return []
-        usage = self.layers.usage(container_id)
+        usage = self.layers.usage(container_id, idle)
         if usage is None:
             return []
         pairs = labels.with_({"device": self.layers.device})

@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 
 FS_TTL = 60.0
+# An idle container (dynamic housekeeping: its CPU unchanged since its last reads) runs no
+# process that could write, so its layer keeps its size: walked again only this seldom.
+FS_IDLE_TTL = 600.0
 WALKS_PER_CYCLE = 10
 # storage driver → the writable layer's directory below Docker's root, by mount id
 LAYER_DIRS = {
@@ -84,13 +87,13 @@ class WritableLayers:
     def start_cycle(self) -> None:
         self._walks = 0
 
-    def usage(self, container_id: str) -> int | None:
+    def usage(self, container_id: str, idle: bool = False) -> int | None:
         """The last walked size (walking again when due and this cycle allows), or None
         while it was never walked or the driver keeps no directory for it."""
         if self.layout is None:
             return None
         cached = self._sizes.get(container_id)
-        due = cached is None or time.monotonic() - cached[0] >= FS_TTL
+        due = cached is None or time.monotonic() - cached[0] >= (FS_IDLE_TTL if idle else FS_TTL)
         if due and self._walks < WALKS_PER_CYCLE:
             self._walks += 1
             size = self._walk(container_id)
