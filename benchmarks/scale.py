@@ -160,8 +160,10 @@ def floors(cfloor: Path, cycles: int) -> dict[str, float]:
     """The Python cycle and bare read (ebbflow bench collect), and the two C floors."""
     out = subprocess.run(
         [PYTHON, "-m", "ebbflow", "bench", "collect", "--cycles", str(cycles), "--json"],
-        capture_output=True, text=True, check=True, timeout=1800, cwd=tempfile.gettempdir(),
+        capture_output=True, text=True, timeout=1800, cwd=tempfile.gettempdir(),
     )  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(f"ebbflow bench collect failed:\n{out.stderr[-3000:]}")
     collect = json.loads(out.stdout)
     listing = subprocess.run(
         [PYTHON, "-c", "import asyncio; from ebbflow.collector.containers.bench import "

@@ -13,13 +13,15 @@ class ContainersConfig(FrozenModel):
     interval: float | None = Field(None, gt=0, description="Seconds; default: the app interval.")
     timeout: float = Field(5.0, gt=0, description="Seconds allowed for one cycle.")
     max_interval: float = Field(
-        15.0,
+        8.0,
         ge=0,
         description="Dynamic housekeeping, as cAdvisor's: a container whose CPU, memory, I/O "
         "and network have not changed since its last read is read again after twice as long, "
         "up to this many seconds (cAdvisor's max_housekeeping_interval, 60 s there); one that "
         "changed, one a policy reads and a new one are read every cycle. 0: every container "
-        "every cycle.",
+        "every cycle. The default stays under the 10 s a replica's value is fresh for the "
+        "rules, so a decider whose policies its agents do not know (a config policy) never "
+        "reads an idle replica as unseen.",
     )
     every_cycle_labels: tuple[str, ...] = Field(
         (),
