@@ -120,6 +120,13 @@ class Run:
             body = response.read()
         return body, time.perf_counter() - started
 
+    def cycle_ms(self) -> float:
+        """`ebbflow_input_cycle_duration_seconds{input="containers"}`: its last cycle."""
+        needle = b'ebbflow_input_cycle_duration_seconds{input="containers"} '
+        body = self.metrics()[0]
+        start = body.index(needle) + len(needle)
+        return 1000 * float(body[start : body.index(b"\n", start)])
+
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -184,23 +191,32 @@ def floors(cfloor: Path, cycles: int) -> dict[str, float]:
     return result
 
 
-def overhead(variants: dict[str, str | None], windows: int, seconds: float) -> dict[str, object]:
+def overhead(
+    variants: dict[str, str | None], windows: int, seconds: float, containers: int
+) -> dict[str, object]:
     runs = {name: Run(path) for name, path in variants.items()}
     try:
         for run in runs.values():
             run.wait_ready()
-        time.sleep(10)  # past start-up and the first walks: the steady state
+        # Past start-up: the first walk of every writable layer (10 a cycle, so 100 s for
+        # 1,000 containers) is a start-up cost, not the steady state.
+        time.sleep(10 + containers / 10)
         measured: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
         for _ in range(windows):  # interleaved: drift on a noisy machine hits each alike
             for name, run in runs.items():
                 measured[name].append(run.window(seconds))
         result: dict[str, object] = {}
         for name, run in runs.items():
+            cycles = []  # the containers input's own last cycle, after the windows
+            for _ in range(10):
+                cycles.append(run.cycle_ms())
+                time.sleep(1.0)
             plain = [run.metrics() for _ in range(5)]
             packed = [run.metrics(gzipped=True) for _ in range(5)]
             result[name] = {
                 "cpu_percent": statistics.median(w["cpu_percent"] for w in measured[name]),
                 "cpu_windows": [round(w["cpu_percent"], 2) for w in measured[name]],
+                "steady_cycle_ms": statistics.median(cycles),
                 "peak_rss_mb": max(w["peak_rss_mb"] for w in measured[name]),
                 "metrics_mb": len(plain[0][0]) / 1e6,
                 "metrics_ms": 1000 * statistics.median(t for _, t in plain),
@@ -247,7 +263,7 @@ def profile(seconds: float) -> dict[str, list[tuple[str, float]]]:
     raw = run.workdir / "profile.txt"
     try:
         run.wait_ready()
-        time.sleep(15)
+        time.sleep(10 + len(bench_containers()) / 10)  # past the first walks (overhead())
         subprocess.run([str(spy), "record", "-p", str(run.proc.pid), "-d", str(int(seconds)),
                         "-r", "100", "-f", "raw", "-o", str(raw), "--nonblocking"],
                        capture_output=True, check=True, timeout=seconds + 60)  # fmt: skip
@@ -308,7 +324,7 @@ def main() -> None:
             running = len(docker("ps", "-q").split())
             print(f"{size} bench containers ({running} running)", file=sys.stderr, flush=True)
             row: dict[str, object] = {"running": running, **floors(cfloor, args.cycles)}
-            row.update(overhead(variants, args.windows, args.window))
+            row.update(overhead(variants, args.windows, args.window, size))
             if size == max(sizes):
                 row["appears_s"] = appearance()
                 if args.profile:

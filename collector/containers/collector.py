@@ -144,6 +144,7 @@ class ContainerInput(PollingInput):
             watched = self.watched[info.id] = Watched(files, SeriesLabels(labels))
         elif watched.labels.base != labels:
             watched.labels = SeriesLabels(labels)
+            self._retire = True  # its series under the old labels go from /metrics at once
         return watched
 
     def _forget(self, container_id: str) -> None:

@@ -130,3 +130,17 @@ def test_schedule_doubles_to_the_cap_and_resets() -> None:
         h.next(s, signature, 1.0, 0.0)
         intervals.append(s.interval)
     assert intervals == [1.0, 2.0, 4.0, 5.0, 5.0, 1.0, 2.0, 4.0]
+
+
+def test_a_renamed_container_leaves_no_series_under_its_old_name(
+    tree: CgroupV1,
+    clock,
+) -> None:
+    collector, _, batches = cycles(tree, clock, Housekeeping(8.0), [INFO], 3)
+    renamed = dataclasses.replace(INFO, name="shop_web_renamed")
+    collector.publish(collector.read_all([renamed]))
+    snapshot = Snapshot()
+    for batch in batches:
+        snapshot.update(batch)
+    names = {s.label("name") for series in snapshot.sources() for s in series.values()}
+    assert names - {""} == {"shop_web_renamed"}
