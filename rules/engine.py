@@ -261,6 +261,9 @@ class RuleEngine:
     def _replica_sample(
         self, key: ServiceKey, name: str, sample: Sample, touched: set[ServiceKey]
     ) -> None:
+        service = self.catalog.get(key)
+        if service is None or service.policy.policy is None:
+            return  # no policy reads it (one that comes later starts from its next samples)
         state = self.services[key]
         replica = state.replicas[name]
         replica.sampled = True
