@@ -379,6 +379,9 @@ class ContainerInput(PollingInput):
         return await asyncio.to_thread(self.read_all, containers)
 
     async def collect_once(self) -> list[Sample]:
+        """Every container, read twice (for the CPU rate): a one-off reading is whole, so
+        no container waits for its turn (dynamic housekeeping is for a running input)."""
+        self.housekeeping = Housekeeping()
         await self.inventory.sync()
         await self.prepare()
         await self.fetch()  # baseline for the CPU rate
