@@ -220,7 +220,11 @@ def test_the_acting_deciders_node_is_lost_and_actions_resume_from_another(
     ctl = tmp_path / "ctl"
     ctl.mkdir()
     name = f"loss-{RUN_ID}"
-    policy = {**POLICY, "ebbflow.scale.cooldown": "5", "ebbflow.scale.window": "3"}
+    # min 5 (not POLICY's 10): a third busy is 33 %, but while five ebbflow processes start
+    # on the two cores the busy loop got a quarter of its limit over one 3 s window (CI:
+    # 9 %, a scale-in); missing samples read as idle would still be 0 % and caught
+    policy = {**POLICY, "ebbflow.scale.cooldown": "5", "ebbflow.scale.window": "3",
+              "ebbflow.scale.min": "5"}  # fmt: skip
     labels = [arg for k, v in policy.items() for arg in ("--label", f"{k}={v}")]
     burn = 'while :; do if [ -f "/ctl/slot-$SLOT" ]; then :; else sleep 0.2; fi; done'
     lab.node("n2").docker(
