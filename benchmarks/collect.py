@@ -103,6 +103,8 @@ def overhead(window: float) -> dict[str, float]:
         f"interval: 1\ninputs:\n  containers: {{}}\n  node: false\n  probes: false\n"
         f"  scrape: false\noutputs:\n  prometheus:\n"
         f"    listen: 127.0.0.1:{port}\nstate: {workdir}/state.db\n"
+        # acts on nothing but this run's containers (the engine may hold others)
+        f"scope:\n  labels:\n    ebbflow.bench: {RUN}\n"
     )
     proc = subprocess.Popen(
         [ebbflow_bin(), "run", "--config", str(config)],

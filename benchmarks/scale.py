@@ -16,7 +16,8 @@ Run: .venv/bin/python benchmarks/scale.py [--sizes 100,500,1000] [--windows 3]
 Needs a Docker engine with ebbflow/busybox:latest (scripts/test sets both up), gcc, and
 for --profile py-spy (pip-installed into the venv on demand). The containers it starts
 carry `ebbflow.bench=<run>` and are removed at the end; with --reuse, running containers
-labelled `ebbflow.bench` from an earlier run are used (and removed) too.
+labelled `ebbflow.bench` from an earlier run are measured (and removed) too. Every
+`ebbflow run` it starts is scoped to `ebbflow.bench=<run>`: it acts on nothing else.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class Run:
             f"interval: 1\ninputs:\n  containers: {{}}\n  node: false\n  probes: false\n"
             f"  scrape: false\noutputs:\n  prometheus:\n    listen: 127.0.0.1:{self.port}\n"
             f"state: {self.workdir}/state.db\n"
+            # acts on nothing but this run's containers (the engine may hold others)
+            f"scope:\n  labels:\n    ebbflow.bench: {RUN}\n"
         )
         env = dict(os.environ)
         if pythonpath:
