@@ -168,7 +168,8 @@ class ContainerInput(PollingInput):
             cpu_percent = 100.0 * (stats.cpu_seconds - watched.cpu[1]) / elapsed / cores
         watched.cpu = (now, stats.cpu_seconds)
         mem_limit = stats.memory_limit_bytes or info.memory_limit_bytes or self.node_memory
-        tasks = self._tasks_of(watched, now)
+        idle = self.housekeeping.idle(watched.schedule, self.interval)
+        tasks = self._tasks_of(watched, now, idle)
         reading = Reading(
             stats,
             cpu_percent,
@@ -184,7 +185,6 @@ class ContainerInput(PollingInput):
         samples.append(LAST_SEEN.labelled(now, now, labels.pairs))
         if info.network_mode != "host" and info.pid > 0:
             samples.extend(self._network(info.pid, labels, now))
-        idle = self.housekeeping.idle(watched.schedule, self.interval)
         samples.extend(self._filesystem(info.id, labels, now, idle))
         return samples
 
@@ -236,10 +236,9 @@ class ContainerInput(PollingInput):
         ]
         return samples
 
-    def _tasks_of(self, watched: Watched, now: float) -> dict[str, int]:
-        """Threads by state, re-counted every TASKS_TTL: one read per thread, and a JVM has
-        hundreds of them."""
-        idle = self.housekeeping.idle(watched.schedule, self.interval)
+    def _tasks_of(self, watched: Watched, now: float, idle: bool) -> dict[str, int]:
+        """Threads by state, re-counted every TASKS_TTL (TASKS_IDLE_TTL when idle): one read
+        per thread, and a JVM has hundreds of them."""
         ttl = TASKS_IDLE_TTL if idle else TASKS_TTL
         if watched.tasks is not None and now - watched.tasks[0] < ttl:
             return watched.tasks[1]

@@ -40,7 +40,8 @@ class NodeInput(PollingInput):
         self.config = config
         self.node = config.name or socket.gethostname()
         labelled = config.name is not None if labelled is None else labelled
-        self.node_labels = labels_of({"node": self.node}) if labelled else ()
+        self._node_label = {"node": self.node} if labelled else {}
+        self.node_labels = labels_of(self._node_label)
         self._last_cpu: tuple[float, float] | None = None  # (busy, total) seconds
         self.paths = Paths(
             config.proc_root,
@@ -66,7 +67,7 @@ class NodeInput(PollingInput):
         help_text: str = "",
         labels: dict[str, str] | None = None,
     ) -> None:
-        pairs = labels_of({**dict(self.node_labels), **labels}) if labels else self.node_labels
+        pairs = labels_of({**self._node_label, **labels}) if labels else self.node_labels
         out.append(Sample(name, float(value), pairs, now, kind, help_text))
 
     def read(self) -> list[Sample]:

@@ -24,7 +24,7 @@ ALWAYS = ("cpu", "meminfo", "loadavg", "filesystem")
 COLLECTORS: dict[str, Collector] = {
     "cpu": stat.cpu,
     "meminfo": meminfo.collect,
-    "loadavg": meminfo.loadavg,
+    "loadavg": system.loadavg,
     "filesystem": filesystem.collect,
     "stat": stat.collect,
     "vmstat": vmstat.collect,

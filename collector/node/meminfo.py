@@ -1,5 +1,4 @@
-"""Every `/proc/meminfo` field, as node_exporter's meminfo collector names it; and its
-loadavg collector.
+"""Every `/proc/meminfo` field, as node_exporter's meminfo collector names it.
 
 Read from the file, not psutil's derived fields: psutil's `cached` adds SReclaimable, which
 node_exporter's `node_memory_Cached_bytes` does not.
@@ -46,13 +45,4 @@ def collect(paths: Paths) -> list[Row]:
     return [
         Row(name, value, "gauge", help_text)
         for name, value, help_text in read_meminfo(paths.proc / "meminfo")
-    ]
-
-
-def loadavg(paths: Paths) -> list[Row]:
-    """node_exporter's loadavg collector: /proc/loadavg's first three fields."""
-    fields = (paths.proc / "loadavg").read_text().split()
-    return [
-        Row(f"node_load{minutes}", float(value), "gauge", f"{minutes}m load average.")
-        for minutes, value in zip((1, 5, 15), fields[:3], strict=True)
     ]

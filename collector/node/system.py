@@ -1,4 +1,4 @@
-"""node_exporter's small collectors: uname, os, time, selinux, entropy, filefd."""
+"""node_exporter's small collectors: uname, os, time, selinux, entropy, filefd, loadavg."""
 
 from __future__ import annotations
 
@@ -116,3 +116,12 @@ def filefd(paths: Paths) -> list[Row]:
             "File descriptor statistics: allocated."),
         Row("node_filefd_maximum", float(maximum), "gauge", "File descriptor statistics: maximum."),
     ]  # fmt: skip
+
+
+def loadavg(paths: Paths) -> list[Row]:
+    """node_exporter's loadavg collector: /proc/loadavg's first three fields."""
+    fields = (paths.proc / "loadavg").read_text().split()
+    return [
+        Row(f"node_load{minutes}", float(value), "gauge", f"{minutes}m load average.")
+        for minutes, value in zip((1, 5, 15), fields[:3], strict=True)
+    ]

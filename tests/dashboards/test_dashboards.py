@@ -261,6 +261,7 @@ def test_prometheus_scrapes_ebbflow_and_every_panel_query_returns_data(scene: Sc
     assert all("reason" not in s["metric"] for s in scene.query("probe_success"))
 
 
+@pytest.mark.integration
 def test_the_exporter_process_and_host_panels_people_have_find_ebbflow(scene: Scene) -> None:
     """The queries of the usual "exporter process" and "node network" panels, as Prometheus
     answers them: the process_* series, the build info, the host's network totals under
