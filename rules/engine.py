@@ -403,6 +403,7 @@ class RuleEngine:
                 for r in missing
             ]
         best = max(recommendations, key=lambda r: r.replicas) if recommendations else None
+        recurring = state.rhythm_need(now)
         in_flight = best is not None and self._action_under_way(state.key, now)
         verdict = gate(
             GateInput(
@@ -418,7 +419,10 @@ class RuleEngine:
                 held=self._aggregate(state, now - policy.stabilization_window, "max"),
                 agreed=self._aggregate(state, now - policy.stabilization_up, "min"),
                 stabilization_up=policy.stabilization_up,
-                keep=max((r.keep for r in recommendations), default=0),
+                keep=max(
+                    [r.keep for r in recommendations] + [state.rhythm_keep(recurring, current)]
+                ),
+                recurring=recurring,
                 min_replicas=policy.min_replicas,
                 max_replicas=policy.max_replicas,
                 max_up=policy.max_up,

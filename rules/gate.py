@@ -9,7 +9,8 @@ act, in this order:
 4. converging (an action succeeded and the containers are still catching up);
 5. stabilisation: scale-in to the highest recommendation of the stabilisation window
    (and never on missing data, never below the recent peak's `keep`); scale-out only as
-   far as every recommendation of `stabilization_up` agrees;
+   far as every recommendation of `stabilization_up` agrees, and, while the load's peaks
+   recur (rhythm.py), no further than what the highest of them needs at the target;
 6. bounds: min..max replicas always hold;
 7. limits: max_up/max_down per decision (by default as HPA: double or add 4);
 8. no change;
@@ -53,6 +54,9 @@ class GateInput:
     agreed: int | None = None
     stabilization_up: float = 0.0
     keep: int = 0  # replicas a scale-in must keep (the recent peak's)
+    # Replicas the highest of the load's recurring peaks needs at the target (rhythm.py);
+    # 0 without a rhythm, or while saturated (the load may be past any peak seen).
+    recurring: int = 0
     min_replicas: int = 1
     max_replicas: int = 10
     max_up: int | None = None
@@ -93,7 +97,7 @@ def hold(why: str, counted: bool = False) -> Verdict:
 
 
 def gate(i: GateInput) -> Verdict:
-    blocked = _blocked(i)
+    blocked = _blocked(i) or _provided_for(i)
     if blocked is not None:
         return blocked
     assert i.recommended is not None
@@ -142,13 +146,29 @@ def _blocked(i: GateInput) -> Verdict | None:
     return None
 
 
+def _provided_for(i: GateInput) -> Verdict | None:
+    """Stage 5, first: no scale-out while the replicas already serve the highest of the
+    load's recurring peaks at the target."""
+    if i.recurring and i.recommended is not None and i.recommended > i.current >= i.recurring:
+        return hold(
+            f"the load's recurring peaks are provided for: {i.current} replicas serve the "
+            f"highest of them at the target ({i.recurring} needed)",
+            counted=True,
+        )
+    return None
+
+
 def _stabilised(i: GateInput, desired: int) -> int | None:
     """Stage 5; None when a scale-in would rest on missing data."""
     if desired < i.current:
         if i.missing:
             return None
         held = desired if i.held is None else max(i.held, desired)
-        return max(desired, held or desired, i.keep)
+        # ... never past the current count: what a scale-in keeps is a hold, not a
+        # scale-out (the window's highest may be one the gate did not let through)
+        return min(i.current, max(desired, held or desired, i.keep))
+    if desired > i.current and i.recurring:
+        desired = min(desired, max(i.current, i.recurring))
     if desired > i.current and i.stabilization_up > 0:
         # Out only as far as every recommendation of the last moments agrees: one
         # noisy point is not a rise.

@@ -50,7 +50,7 @@ class HPA:
         return max(total, math.ceil(new_ratio * total))
 
     def observe(
-        self, t: float, cpu_percent: float | None, ready: int, total: int
+        self, t: float, cpu_percent: float | None, ready: int, total: int, demand: float
     ) -> list[tuple[int, str]]:
         if cpu_percent is not None:
             self.samples.append((t, cpu_percent))

@@ -8,13 +8,22 @@ Each second is accounted with the replicas it began with, then the autoscaler se
 The start delay may change over the trace (a function of the decision's time).
 
 `EngineAutoscaler` is ebbflow's real RuleEngine — the live code path — fed container
-events and CPU samples on a virtual clock; any other autoscaler with `observe` (the HPA
-reference in hpa.py) runs under the same model.
+events and CPU samples on a virtual clock; any other autoscaler with `observe` (the
+references in references.py: HPA, KPA, Nomad's target-value, AWS target tracking) runs
+under the same model.
+
+What a run is scored on (`Summary`): violation seconds (demand above the ready replicas),
+unserved core seconds, replica seconds (every replica, starting ones too: they are paid
+for), actions, reversals (a move against the previous one's direction), slack as Google's
+Autopilot defines it, (provisioned − used) / provisioned over the run, and the reaction
+time to each upward step of the trace: seconds from the step to the first replica made
+after it being ready.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,16 +48,18 @@ from ebbflow.policy import CPU_METRIC, Policy, parse_policy
 from ebbflow.state import DecisionStore
 
 from .engine import RuleEngine
-from .hpa import HPA
 
 SERVICE = {"com.docker.compose.project": "replay", "com.docker.compose.service": "svc"}
 
 
 class Autoscaler(Protocol):
     def observe(
-        self, t: float, cpu_percent: float | None, ready: int, total: int
+        self, t: float, cpu_percent: float | None, ready: int, total: int, demand: float
     ) -> list[tuple[int, str]]:
-        """Decisions taken at second `t`, as (replicas wanted, reason)."""
+        """Decisions taken at second `t`, as (replicas wanted, reason). `cpu_percent` is
+        what a replica shows (None with none ready); `demand`, in cores, is what only a
+        request-level metric sees past 100 % (KPA's concurrency counts queued requests):
+        the CPU-based autoscalers do not read it."""
         ...
 
 
@@ -59,6 +70,22 @@ class Summary:
     replica_seconds: int = 0
     actions: int = 0
     reversals: int = 0
+    used_core_seconds: float = 0.0  # demand served: min(demand, ready) per second
+    reactions: list[float | None] = field(default_factory=list)  # per step; None: no new replica
+
+    @property
+    def slack(self) -> float:
+        """(provisioned − used) / provisioned, as Autopilot (EuroSys'20) reports it."""
+        if not self.replica_seconds:
+            return 0.0
+        return 1 - self.used_core_seconds / self.replica_seconds
+
+    @property
+    def reaction(self) -> float | None:
+        """The slowest reaction to a step (None without steps, or when one never came)."""
+        if not self.reactions or None in self.reactions:
+            return None
+        return max(r for r in self.reactions if r is not None)
 
 
 @dataclass
@@ -69,6 +96,8 @@ class ReplayResult:
     def as_dict(self) -> dict[str, object]:
         summary = asdict(self.summary)
         summary["unserved_core_seconds"] = round(self.summary.unserved_core_seconds, 3)
+        summary["used_core_seconds"] = round(self.summary.used_core_seconds, 3)
+        summary["slack"] = round(self.summary.slack, 4)
         return {"decisions": self.decisions, "summary": summary}
 
 
@@ -114,25 +143,38 @@ def simulate(
     scaler: Autoscaler,
     initial: int,
     start_delay: StartDelay = 5.0,
+    steps: Sequence[float] = (),
 ) -> ReplayResult:
+    """Run `scaler` over `trace`; `steps` are the times of the trace's upward steps, whose
+    reaction times the summary gives."""
     delay_at = start_delay if callable(start_delay) else lambda _t: float(start_delay)
     result = ReplayResult()
-    ready_at: list[float] = [float("-inf")] * initial  # creation order; newest last
+    # (decided, ready at) per replica, in creation order: newest last
+    replicas: list[tuple[float, float]] = [(-math.inf, -math.inf)] * initial
     last_direction = 0
+    reactions: dict[float, float] = {}
     for t, demand in trace:
-        ready = sum(1 for r in ready_at if r <= t)
-        total = len(ready_at)
+        ready = sum(1 for _, at in replicas if at <= t)
+        total = len(replicas)
         s = result.summary
         s.violation_seconds += demand > ready
         s.unserved_core_seconds += max(0.0, demand - ready)
+        s.used_core_seconds += min(demand, ready)
         s.replica_seconds += total
+        for step in steps:
+            if (
+                step <= t
+                and step not in reactions
+                and any(decided >= step and at <= t for decided, at in replicas)
+            ):
+                reactions[step] = t - step
         cpu = min(100.0, 100.0 * demand / ready) if ready else None
-        for wanted, reason in scaler.observe(t, cpu, ready, total):
-            before = len(ready_at)
+        for wanted, reason in scaler.observe(t, cpu, ready, total, demand):
+            before = len(replicas)
             if wanted > before:
-                ready_at += [t + delay_at(t)] * (wanted - before)
+                replicas += [(t, t + delay_at(t))] * (wanted - before)
             else:
-                del ready_at[wanted:]
+                del replicas[wanted:]
             if wanted == before:
                 continue
             direction = 1 if wanted > before else -1
@@ -140,6 +182,7 @@ def simulate(
             s.reversals += last_direction not in (0, direction)
             last_direction = direction
             result.decisions.append({"t": t, "from": before, "to": wanted, "reason": reason})
+    result.summary.reactions = [reactions.get(step) for step in steps]
     return result
 
 
@@ -182,7 +225,7 @@ class EngineAutoscaler:
         self.engine.on_container(event)
 
     def observe(
-        self, t: float, cpu_percent: float | None, ready: int, total: int
+        self, t: float, cpu_percent: float | None, ready: int, total: int, demand: float
     ) -> list[tuple[int, str]]:
         self.clock.now = t
         while len(self.names) < total:  # the initial replicas
@@ -224,48 +267,3 @@ def replay(
 ) -> ReplayResult:
     policy = policy_of(labels, defaults)
     return simulate(trace, EngineAutoscaler(labels, defaults), initial_count(policy), start_delay)
-
-
-def hpa_reference(
-    trace: Sequence[tuple[float, float]],
-    labels: Mapping[str, str],
-    start_delay: StartDelay = 5.0,
-    defaults: RulesConfig | None = None,
-) -> tuple[ReplayResult | None, str]:
-    """What Kubernetes' HPA (hpa.py) would have done with the same CPU target, bounds and
-    start, under the same model; None, with why, when the policy has no CPU target."""
-    policy = policy_of(labels, defaults)
-    target = next((r.target for r in policy.rules if r.metric == CPU_METRIC and r.target), None)
-    if target is None:
-        return None, "no HPA reference: the policy has no CPU target (HPA scales on one)"
-    hpa = HPA(target=target, min_replicas=policy.min_replicas, max_replicas=policy.max_replicas)
-    about = (
-        f"HPA reference: target {target:g}% CPU, replicas {hpa.min_replicas}..{hpa.max_replicas},"
-        f" {hpa.sync:g} s sync, tolerance {hpa.tolerance:g}, {hpa.stabilization:g} s"
-        " scale-down stabilisation"
-    )
-    return simulate(trace, hpa, initial_count(policy), start_delay), about
-
-
-VIOLATIONS_KEPT = 0.7  # of HPA's violation seconds, at most
-REVERSAL_PERIOD = 600  # seconds: one reversal per period is allowed, or HPA's count
-GOALS = (
-    f"≥ {(1 - VIOLATIONS_KEPT) * 100:.0f} % fewer violation seconds than HPA, no more "
-    f"replica seconds, no more reversals than HPA's or 1 per {REVERSAL_PERIOD // 60} minutes"
-)
-
-
-def goals_missed(ebbflow: Summary, hpa: Summary, duration: float) -> list[str]:
-    """What ebbflow's run missed of GOALS against HPA's on the same trace and start delay."""
-    missed = []
-    if ebbflow.violation_seconds > VIOLATIONS_KEPT * hpa.violation_seconds:
-        missed.append(
-            f"violation seconds {ebbflow.violation_seconds} > "
-            f"{VIOLATIONS_KEPT * 100:.0f} % of HPA's {hpa.violation_seconds}"
-        )
-    if ebbflow.replica_seconds > hpa.replica_seconds:
-        missed.append(f"replica seconds {ebbflow.replica_seconds} > HPA's {hpa.replica_seconds}")
-    allowed = max(hpa.reversals, int(duration // REVERSAL_PERIOD))
-    if ebbflow.reversals > allowed:
-        missed.append(f"reversals {ebbflow.reversals} > {allowed}")
-    return missed

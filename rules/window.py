@@ -26,7 +26,9 @@ class RingWindow:
     """The newest `capacity` (time, value) points of one series.
 
     When full, the oldest point is overwritten; queries take the points newer than a
-    given time, so the window's span is set by the caller, not by the capacity.
+    given time, so the window's span is set by the caller, not by the capacity. Times
+    never go back (a point older than the newest is taken at the newest's time: a clock
+    stepped back moves nothing), so a query is a binary search.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -35,8 +37,10 @@ class RingWindow:
         self._v: npt.NDArray[np.float64] = np.empty(capacity)
         self._next = 0
         self._count = 0
+        self._newest = -np.inf
 
     def add(self, t: float, value: float) -> None:
+        self._newest = t = max(t, self._newest)
         self._t[self._next] = t
         self._v[self._next] = value
         self._next = (self._next + 1) % self.capacity
@@ -50,10 +54,11 @@ class RingWindow:
         if self._count < self.capacity:
             times, values = self._t[: self._count], self._v[: self._count]
         else:
-            order = np.r_[self._next : self.capacity, 0 : self._next]
-            times, values = self._t[order], self._v[order]
-        keep = times >= t0
-        return times[keep], values[keep]
+            split = self._next
+            times = np.concatenate((self._t[split:], self._t[:split]))
+            values = np.concatenate((self._v[split:], self._v[:split]))
+        first = int(np.searchsorted(times, t0, side="left"))  # points come in time order
+        return times[first:], values[first:]
 
     def aggregate(self, t0: float, how: Aggregation) -> float | None:
         _, values = self.since(t0)

@@ -344,3 +344,71 @@ def test_scales_on_a_metric_a_real_prometheus_remote_writes(
     made = decisions(ebbflow.state, project, "worker")
     assert (made[0].from_replicas, made[0].to_replicas) == (1, 3), made
     assert "queue_depth avg 30 > target 10" in made[0].reason
+
+
+SPIKE_EVERY = 90  # seconds between spike starts
+SPIKE_FOR = 20
+SPIKES = 4
+
+
+@pytest.mark.beside  # 6 minutes, nearly all of it waiting: beside the other tests in CI
+def test_recurring_spikes_find_their_capacity_already_in_place(
+    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
+) -> None:
+    """A spiky load pushed over UDP: a queue of 20 (2 replicas at the target of 10) that
+    spikes to 60 (6 replicas) for 20 s every 90 s, on a service whose replicas take 10 s
+    to start. ebbflow follows the first spikes; once they recur it keeps what they need,
+    so from the third on each finds its capacity running when it starts, and it turns
+    back fewer times than there are spikes (rules/rhythm.py)."""
+    udp_port = free_port()
+    config = tmp_path / "ebbflow.yaml"
+    config.write_text(f"inputs:\n  containers: {{}}\n  udp:\n    listen: 127.0.0.1:{udp_port}\n")
+    run_container(
+        f"{project}_worker_1",
+        "--init",
+        "--network",
+        "none",
+        *labelled(
+            project,
+            "worker",
+            {
+                "ebbflow.scale.metric": "queue_depth",
+                "ebbflow.scale.target": "10",
+                "ebbflow.scale.max_replicas": "8",
+                "ebbflow.scale.warmup": "10",  # a replica serves 10 s after its start
+                "ebbflow.scale.startup": "10",
+            },
+        ),
+    )
+    ebbflow.start("--config", str(config))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    base = 40.0  # seconds of base load before the first spike: a full window and more
+    starts = [base + SPIKE_EVERY * n for n in range(SPIKES)]
+    at_start: list[tuple[float, int]] = []  # (when, replicas running) as each spike starts
+    began = time.monotonic()
+    try:
+        # one datagram and one look at the replicas a second, for a bounded time
+        for second in range(int(starts[-1] + SPIKE_FOR + 5)):
+            ebbflow.assert_alive()
+            spiking = any(s <= second < s + SPIKE_FOR for s in starts)
+            if second in starts:
+                at_start.append((time.time(), replicas(project, "worker")))
+            line = f"queue,service={project}/worker depth={60 if spiking else 20}i"
+            sender.sendto(line.encode(), ("127.0.0.1", udp_port))
+            time.sleep(max(0.0, began + second + 1 - time.monotonic()))
+    finally:
+        sender.close()
+    assert ebbflow.stop() == 0
+    made = decisions(ebbflow.state, project, "worker")
+    moves = [(round(d.timestamp - made[0].timestamp), d.from_replicas, d.to_replicas) for d in made]
+    # from the third spike on, the 6 replicas it needs are running when it starts, and
+    # were ordered a start-up (10 s) or more before: none is ordered for it
+    assert all(count >= 6 for _, count in at_start[2:]), (at_start, moves)
+    for when, _ in at_start[2:]:
+        late = [d for d in made if when - 10 <= d.timestamp <= when + SPIKE_FOR]
+        assert not [d for d in late if d.to_replicas > d.from_replicas], (when, moves)
+    directions = [1 if d.to_replicas > d.from_replicas else -1 for d in made]
+    reversals = sum(1 for a, b in itertools.pairwise(directions) if a != b)
+    assert reversals < SPIKES, (reversals, moves)
+    assert all(d.outcome == "ok" for d in made), [d.detail for d in made]
+    assert "Traceback" not in ebbflow.logs()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from ebbflow.rules.hpa import HPA
-from ebbflow.rules.replay import hpa_reference, load_labels, load_trace, replay, simulate
+from ebbflow.rules.references import REFERENCES, run_references
+from ebbflow.rules.replay import load_labels, load_trace, replay, simulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "replay"))
 
-from compare import EBBFLOW_LABELS, run_one, warm_start
+from compare import EBBFLOW_LABELS, NAMES, run_one, warm_start
 from traces import TRACES, write_csv
 
 
@@ -33,7 +33,7 @@ class Scripted:
         self.plan = plan
         self.seen: list[tuple[float, float | None, int, int]] = []
 
-    def observe(self, t, cpu_percent, ready, total):
+    def observe(self, t, cpu_percent, ready, total, demand):
         self.seen.append((t, cpu_percent, ready, total))
         return [(self.plan[int(t)], "scripted")] if int(t) in self.plan else []
 
@@ -112,13 +112,12 @@ def test_replay_command_json(tmp_path: Path) -> None:
     out = ebbflow_replay(tmp_path, trace, "--labels", labels, "--start-delay", "3", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert set(result) == {"decisions", "summary", "hpa", "hpa_about", "goals_missed"}
-    # the HPA reference under the same model, start and target
-    hpa = simulate(load_trace(trace), HPA(target=70, max_replicas=10), 1, 3.0).summary
-    assert result["hpa"] == {
-        **vars(hpa),
-        "unserved_core_seconds": round(hpa.unserved_core_seconds, 3),
-    }
+    assert set(result) == {"decisions", "summary", "references", "references_about", "goals_missed"}
+    # each reference under the same model, start and target
+    assert list(result["references"]) == ["hpa", "kpa", "nomad", "aws"]
+    for name, make in REFERENCES.items():
+        summary = simulate(load_trace(trace), make(70.0, 1, 10), 1, 3.0).as_dict()["summary"]
+        assert result["references"][name] == summary, name
     assert isinstance(result["goals_missed"], list)
     assert set(result["summary"]) == {
         "violation_seconds",
@@ -126,15 +125,18 @@ def test_replay_command_json(tmp_path: Path) -> None:
         "replica_seconds",
         "actions",
         "reversals",
+        "used_core_seconds",
+        "reactions",
+        "slack",
     }
     assert {"t", "from", "to", "reason"} == set(result["decisions"][0])
     bad = ebbflow_replay(tmp_path, trace, "--labels", tmp_path / "missing")
     assert bad.returncode == 2 and "missing" in bad.stderr
 
 
-def test_replay_command_reports_the_benchmarks_hpa_reference(tmp_path: Path) -> None:
+def test_replay_command_reports_the_benchmarks_references(tmp_path: Path) -> None:
     """A user's own trace gets the comparison the benchmark table makes: run on one of its
-    traces, `ebbflow replay` prints the same two summaries as benchmarks/replay."""
+    traces, `ebbflow replay` prints the same five summaries as benchmarks/replay."""
     trace = TRACES["flash_crowd"]()
     path = tmp_path / "flash.csv"
     write_csv(trace, path)
@@ -147,19 +149,22 @@ def test_replay_command_reports_the_benchmarks_hpa_reference(tmp_path: Path) -> 
     assert out.returncode == 0, out.stderr
     row = run_one("flash_crowd", 30.0)
     lines = out.stdout.splitlines()
-    for name, summary in (("ebbflow", row.ebbflow), ("hpa", row.hpa)):
-        line = next(x for x in lines if x.startswith(f"{name}:"))
+    for name, summary in row.summaries().items():
+        line = next(x for x in lines if x.startswith(f"{name} "))
         assert f"violation_seconds={summary.violation_seconds} " in line
         assert f"replica_seconds={summary.replica_seconds} " in line
-        assert line.endswith(f"reversals={summary.reversals}")
-    assert "HPA reference: target 70% CPU, replicas 1..20" in out.stdout
-    assert lines[-1].endswith("met")
+        assert f"reversals={summary.reversals} " in line
+        assert line.endswith(f"slack={summary.slack:.3f}")
+    assert [line.split()[0] for line in lines[-7:-2]] == list(NAMES)
+    assert "references at target 70% CPU, replicas 1..20" in out.stdout
+    verdict = "met" if not row.missed else "missed: " + "; ".join(row.missed)
+    assert lines[-1].endswith(verdict)
 
 
-def test_no_hpa_reference_without_a_cpu_target() -> None:
+def test_no_references_without_a_cpu_target() -> None:
     labels = {"aliyun.auto_scaling.max_cpu": "70", "aliyun.auto_scaling.min_cpu": "20"}
-    result, why = hpa_reference([(0, 1.0)], labels)
-    assert result is None and "no CPU target" in why
+    references = run_references([(0, 1.0)], labels)
+    assert references.runs == {} and "no CPU target" in references.about
 
 
 def test_start_delay_may_change_over_the_trace() -> None:
@@ -168,3 +173,19 @@ def test_start_delay_may_change_over_the_trace() -> None:
     result = simulate(trace, Scripted({0: 2, 6: 1, 10: 2}), 1, lambda t: 2.0 if t < 5 else 4.0)
     # 1 ready until t=2 (2 s), 1 again from t=7 (scaled in at 6) until 10 + 4 = 14
     assert result.summary.violation_seconds == 2 + 7
+
+
+def test_slack_and_reaction_time() -> None:
+    """Slack is Autopilot's (provisioned − used) / provisioned over the run; the reaction
+    to a step is the time from it to the first replica decided after it being ready."""
+    trace = [(t, 1.0 if t < 10 else 3.0) for t in range(40)]
+    # 2 replicas; at t = 12 the scaler asks for 4, ready 5 s later (t = 17)
+    result = simulate(trace, Scripted({12: 4}), 2, 5.0, steps=(10, 30))
+    s = result.summary
+    assert s.replica_seconds == 13 * 2 + 27 * 4  # a second counts what it began with
+    # used: 1 core for 10 s, then 2 (all that is ready) until 17, then 3
+    assert s.used_core_seconds == 10 * 1 + 7 * 2 + 23 * 3
+    assert s.slack == pytest.approx(1 - 93 / 134)
+    # the step at 10 s: reacted to at t = 17; none came after the one at 30 s
+    assert s.reactions == [7.0, None] and s.reaction is None
+    assert simulate(trace, Scripted({12: 4}), 2, 5.0, steps=(10,)).summary.reaction == 7.0

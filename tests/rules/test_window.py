@@ -59,3 +59,14 @@ def test_saturation_growth_follows_the_startup() -> None:
     assert saturation_growth(15) == 2.0
     assert saturation_growth(30) == 2.5
     assert saturation_growth(45) == saturation_growth(600) == 3.0
+
+
+def test_a_clock_stepped_back_keeps_the_window_in_time_order() -> None:
+    from ebbflow.rules.window import RingWindow
+
+    window = RingWindow(capacity=4)
+    for t, v in [(10.0, 1.0), (11.0, 2.0), (5.0, 3.0), (12.0, 4.0), (13.0, 5.0)]:
+        window.add(t, v)
+    times, values = window.since(11.0)
+    assert times.tolist() == [11.0, 11.0, 12.0, 13.0]  # the stepped-back point at 11
+    assert values.tolist() == [2.0, 3.0, 4.0, 5.0]
