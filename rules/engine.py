@@ -496,6 +496,9 @@ class RuleEngine:
             "startup": round(state.horizon(policy), 3),
             "startup_learned": int(state.startup is not None),
         }
+        recurring = state.rhythm_need(now)
+        if recurring:  # the load's peaks recur: what the highest of them needs is held
+            inputs["recurring_peaks_need"] = recurring
         for r in recommendations:
             if r.value is not None:
                 inputs[f"{r.rule.id}_{r.rule.aggregation}"] = round(r.value, 4)

@@ -147,6 +147,13 @@ def test_goals_against_the_references(trace: str, start_delay: float) -> None:
         f"{row.key} now misses {row.missed}: if that is the change you meant, regenerate "
         "tests/rules/reference_goals.json (compare.py --codes) and the README's table"
     )
+    # never behind HPA or AWS on both axes at once, wherever it misses a goal
+    for name in ("hpa", "aws"):
+        ref = row.references[name]
+        assert not (
+            row.ebbflow.violation_seconds > ref.violation_seconds
+            and row.ebbflow.replica_seconds > ref.replica_seconds
+        ), (name, row.missed)
     if codes:
         reasons: dict[str, list[str]] = {}  # why → the goals it explains, in order
         for code in codes:

@@ -84,6 +84,13 @@ def test_saturated_points_count_as_a_peak_whatever_they_show() -> None:
     assert [start for start, _ in rhythm.peaks] == [70, 160, 250, 340]
 
 
+LABELS = {
+    "ebbflow.scale.target": "70",
+    "ebbflow.scale.max_replicas": "12",
+    "ebbflow.scale.initial_replicas": "3",
+}
+
+
 def spiky_trace(spikes_at: list[int], seconds: int) -> list[tuple[float, float]]:
     """2 cores, 6 for 20 s at each of `spikes_at`: the live test's shape, in cores."""
     return [(t, 6.0 if any(s <= t < s + 20 for s in spikes_at) else 2.0) for t in range(seconds)]
@@ -103,9 +110,7 @@ def test_the_engine_keeps_capacity_from_one_recurring_spike_to_the_next() -> Non
     from ebbflow.rules.replay import replay
 
     starts = [60, 150, 240, 330]
-    labels = {"ebbflow.scale.target": "70", "ebbflow.scale.max_replicas": "12",
-              "ebbflow.scale.initial_replicas": "3"}  # fmt: skip
-    result = replay(spiky_trace(starts, 420), labels, start_delay=10.0)
+    result = replay(spiky_trace(starts, 420), LABELS, start_delay=10.0)
     moves = [(d["t"], d["from"], d["to"]) for d in result.decisions]
     needed = 8  # 6 cores at a recurring peak's 1/0.9 of the target (78 %)
     for start in starts[2:]:
@@ -113,12 +118,20 @@ def test_the_engine_keeps_capacity_from_one_recurring_spike_to_the_next() -> Non
     # after the second spike nothing goes below what the spikes need (a trim to it may be)
     assert all(int(str(to)) >= needed for t, _, to in moves if float(str(t)) > starts[1]), moves
     assert result.summary.reversals < len(starts), moves
+    during = [d for d in result.decisions if float(str(d["t"])) > starts[1] + 20]
+    assert during, moves
 
 
-def test_the_engine_gives_back_what_a_single_spike_took() -> None:
-    from ebbflow.rules.replay import replay
+def test_a_decision_during_a_rhythm_says_what_its_peaks_need() -> None:
+    """Trimmed to what the peaks need while they recur, given back once they stop: the
+    first decision carries the need in its inputs, the second none."""
+    from ebbflow.rules.replay import EngineAutoscaler, simulate
 
-    labels = {"ebbflow.scale.target": "70", "ebbflow.scale.max_replicas": "12",
-              "ebbflow.scale.initial_replicas": "3"}  # fmt: skip
-    result = replay(spiky_trace([60], 600), labels, start_delay=10.0)
-    assert replicas_at(result.decisions, 3, 599) == 3, result.decisions
+    scaler = EngineAutoscaler(LABELS)
+    starts = [60, 150, 240, 330]
+    simulate(spiky_trace(starts, 500), scaler, 3, 10.0)
+    after = [d for d in reversed(scaler.engine.store.recent()) if d.timestamp > starts[1] + 20]
+    assert [d.inputs.get("recurring_peaks_need") for d in after] == [8, None], [
+        (d.timestamp, d.reason) for d in after
+    ]
+    assert after[1].timestamp > starts[-1] + RECUR_SLACK * 90  # the rhythm's end
