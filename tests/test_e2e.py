@@ -186,31 +186,37 @@ def labelled(project: str, service: str, labels: dict[str, str]) -> list[str]:
     return [arg for k, v in {**compose, **labels}.items() for arg in ("--label", f"{k}={v}")]
 
 
-def test_scales_on_an_app_metric_pushed_over_udp(
-    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
-) -> None:
-    """An application pushes its queue depth as line protocol; ebbflow scales its service."""
+def start_udp_worker(
+    run_container: Callable[..., str], project: str, ebbflow: Ebbflow, labels: dict[str, str]
+) -> int:
+    """The service `worker` of `project` with `labels`, and an `ebbflow run` reading its
+    containers and a UDP listener; the listener's port."""
     udp_port = free_port()
-    config = tmp_path / "ebbflow.yaml"
+    config = ebbflow.workdir / "ebbflow.yaml"
     config.write_text(f"inputs:\n  containers: {{}}\n  udp:\n    listen: 127.0.0.1:{udp_port}\n")
     run_container(
-        f"{project}_worker_1",
-        "--init",
-        "--network",
-        "none",
-        *labelled(
-            project,
-            "worker",
-            {
-                "ebbflow.scale.metric": "queue_depth",
-                "ebbflow.scale.target": "10",
-                "ebbflow.scale.max_replicas": "3",
-                "ebbflow.scale.window": "2",
-                "ebbflow.scale.stabilization": "3",
-            },
-        ),
+        f"{project}_worker_1", "--init", "--network", "none", *labelled(project, "worker", labels)
     )
     ebbflow.start("--config", str(config))
+    return udp_port
+
+
+def test_scales_on_an_app_metric_pushed_over_udp(
+    run_container: Callable[..., str], project: str, ebbflow: Ebbflow
+) -> None:
+    """An application pushes its queue depth as line protocol; ebbflow scales its service."""
+    udp_port = start_udp_worker(
+        run_container,
+        project,
+        ebbflow,
+        {
+            "ebbflow.scale.metric": "queue_depth",
+            "ebbflow.scale.target": "10",
+            "ebbflow.scale.max_replicas": "3",
+            "ebbflow.scale.window": "2",
+            "ebbflow.scale.stabilization": "3",
+        },
+    )
     depth = {"value": 30}
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
@@ -353,34 +359,25 @@ SPIKES = 4
 
 @pytest.mark.beside  # 6 minutes, nearly all of it waiting: beside the other tests in CI
 def test_recurring_spikes_find_their_capacity_already_in_place(
-    run_container: Callable[..., str], project: str, tmp_path: Path, ebbflow: Ebbflow
+    run_container: Callable[..., str], project: str, ebbflow: Ebbflow
 ) -> None:
     """A spiky load pushed over UDP: a queue of 20 (2 replicas at the target of 10) that
     spikes to 60 (6 replicas) for 20 s every 90 s, on a service whose replicas take 10 s
     to start. ebbflow follows the first spikes; once they recur it keeps what they need,
     so from the third on each finds its capacity running when it starts, and it turns
     back fewer times than there are spikes (rules/rhythm.py)."""
-    udp_port = free_port()
-    config = tmp_path / "ebbflow.yaml"
-    config.write_text(f"inputs:\n  containers: {{}}\n  udp:\n    listen: 127.0.0.1:{udp_port}\n")
-    run_container(
-        f"{project}_worker_1",
-        "--init",
-        "--network",
-        "none",
-        *labelled(
-            project,
-            "worker",
-            {
-                "ebbflow.scale.metric": "queue_depth",
-                "ebbflow.scale.target": "10",
-                "ebbflow.scale.max_replicas": "8",
-                "ebbflow.scale.warmup": "10",  # a replica serves 10 s after its start
-                "ebbflow.scale.startup": "10",
-            },
-        ),
+    udp_port = start_udp_worker(
+        run_container,
+        project,
+        ebbflow,
+        {
+            "ebbflow.scale.metric": "queue_depth",
+            "ebbflow.scale.target": "10",
+            "ebbflow.scale.max_replicas": "8",
+            "ebbflow.scale.warmup": "10",  # a replica serves 10 s after its start
+            "ebbflow.scale.startup": "10",
+        },
     )
-    ebbflow.start("--config", str(config))
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     base = 40.0  # seconds of base load before the first spike: a full window and more
     starts = [base + SPIKE_EVERY * n for n in range(SPIKES)]

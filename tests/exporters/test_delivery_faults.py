@@ -87,6 +87,7 @@ def started(ebbflow: Ebbflow, config: Path) -> None:
     )
 
 
+@pytest.mark.beside  # 40 s, nearly all of it waiting out the outage
 def test_a_server_down_for_30s_gets_every_sample_once(tmp_path: Path, ebbflow: Ebbflow) -> None:
     udp_port, vm_port, data = free_port(), free_port(), tmp_path / "vm"
     url = f"http://127.0.0.1:{vm_port}"

@@ -4,7 +4,6 @@ container's labels, endpoint or events cost only their own bound, never every in
 from __future__ import annotations
 
 import itertools
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,14 +119,18 @@ def test_hostile_scrape_targets_cost_their_bound_and_delay_no_one_else(
             for limit in ("body_size", "sample")
         }
         assert (exceeded["body_size"] or 0) >= 20 and (exceeded["sample"] or 0) >= 20
+        closed = time.monotonic()
         good_server.close()
         good = good_server.times
         recent = [t for t in good if t >= began + 5]
         gaps = [b - a for a, b in itertools.pairwise(recent)]
         # the good target kept its 1 s interval (jitter ±10 %), whatever the others did: no
-        # scrape of it skipped (a 2 s gap), on average 1 s apart
+        # scrape of it skipped (a 2 s gap), and one a second over the window. Counted over
+        # the window's own length, not from the first answer to the last: the server's
+        # process, on two busy cores, may answer a request late and the next on time.
         assert len(recent) >= 22 and max(gaps) < 2.0, gaps
-        assert 0.9 <= statistics.mean(gaps) <= 1.15, gaps
+        rate = len(recent) / (closed - (began + 5))
+        assert 0.85 <= rate <= 1.15, (rate, gaps)
         print(f"hostile scrape targets: RSS {before:.0f} MiB, peak {peak:.0f} MiB")
         # the bound (benchmarks/README.md): 10 MiB a body, four hostile targets at once
         assert peak - before < 120, (before, peak)
