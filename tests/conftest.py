@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -341,3 +342,49 @@ def lab_nodes() -> Iterator[list[lab.Node]]:
         pytest.skip("the multi-node lab needs root: network namespaces and engines")
     with lab.running() as nodes:
         yield nodes
+
+
+QUIET_LOCK = "EBBFLOW_TEST_QUIET_LOCK"  # a file the `beside` run holds locked while it runs
+BESIDE = "EBBFLOW_TEST_BESIDE"  # set for the beside run itself
+QUIET_WAIT = 900.0  # seconds a `quiet` test waits for it at most: the beside run's length
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The beside run (scripts/test) holds QUIET_LOCK's file locked until it exits."""
+    path = os.environ.get(QUIET_LOCK)
+    if path and os.environ.get(BESIDE):
+        import fcntl
+
+        lock = open(path, "w")  # noqa: SIM115 - held for the whole run, closed by its exit
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        config.stash[QUIET_STASH] = lock
+
+
+QUIET_STASH = pytest.StashKey[object]()
+
+
+@pytest.fixture(autouse=True)
+def quiet(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked `quiet` measures time on two cores: it waits until the tests
+    scripts/test runs `beside` the others are done (their run holds QUIET_LOCK's file
+    locked), so their load is not in its figures. Without the variable, nothing waits."""
+    path = os.environ.get(QUIET_LOCK)
+    if request.node.get_closest_marker("quiet") is None or not path:
+        yield
+        return
+    import fcntl
+
+    with open(path) as lock:
+        deadline = time.monotonic() + QUIET_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the tests beside still run after {QUIET_WAIT:g}s")
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
