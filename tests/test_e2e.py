@@ -190,10 +190,15 @@ def start_udp_worker(
     run_container: Callable[..., str], project: str, ebbflow: Ebbflow, labels: dict[str, str]
 ) -> int:
     """The service `worker` of `project` with `labels`, and an `ebbflow run` reading its
-    containers and a UDP listener; the listener's port."""
+    containers and a UDP listener; the listener's port. No scrape and no probes: one of
+    these tests runs beside the others (scripts/test), and out of its scope an ebbflow
+    still monitors, so it would scrape and probe their targets too."""
     udp_port = free_port()
     config = ebbflow.workdir / "ebbflow.yaml"
-    config.write_text(f"inputs:\n  containers: {{}}\n  udp:\n    listen: 127.0.0.1:{udp_port}\n")
+    config.write_text(
+        f"inputs:\n  containers: {{}}\n  udp:\n    listen: 127.0.0.1:{udp_port}\n"
+        "  scrape: false\n  probes: false\n"
+    )
     run_container(
         f"{project}_worker_1", "--init", "--network", "none", *labelled(project, "worker", labels)
     )

@@ -60,6 +60,8 @@ def configure(tmp_path: Path, udp_port: int, vm_port: int) -> Path:
         f"""
 inputs:
   udp: {{listen: "127.0.0.1:{udp_port}"}}
+  scrape: false  # it runs beside other tests (scripts/test): their targets are not its
+  probes: false
 outputs:
   prometheus: {{}}
   influxdb:

@@ -174,7 +174,6 @@ async def test_a_killed_replica_is_restarted_one_removed_by_hand_is_a_manual_sca
     assert ebbflow.metric("ebbflow_service_replicas_desired", service=f"{project}-web") == 1.0
 
 
-@pytest.mark.beside  # 45 s, nearly all of it waiting out grace periods
 async def test_a_service_whose_every_replica_was_removed_is_retired_until_it_starts_again(
     run_container: Callable[..., str],
     ebbflow: Ebbflow,
