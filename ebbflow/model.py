@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Labels = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs: hashable, cheap to compare, ready to serialize."""
@@ -23,9 +23,12 @@ def labels_of(pairs: Mapping[str, str]) -> Labels:
     return tuple(sorted(pairs.items()))
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One value of one series at one time: the unit every input produces."""
+class Sample(NamedTuple):
+    """One value of one series at one time: the unit every input produces.
+
+    A named tuple, not a frozen dataclass: as immutable and as typed, and made 5× faster
+    (0.4 µs against 2.4), which matters at 34,000 samples a second from 1,000 containers
+    (benchmarks/README.md, "A thousand containers")."""
 
     name: str
     value: float

@@ -237,19 +237,19 @@ class RuleEngine:
         if not self.member_of:
             return []  # no service to feed
         touched: set[ServiceKey] = set()
-        # Inputs share one labels tuple among a series' samples: look each up once.
-        identities: dict[int, tuple[str, str]] = {}
+        # Inputs share one labels tuple among a series' samples: look each up once, with
+        # whether a policy reads the replica's service at all (most samples of a host are
+        # of containers no policy reads: they cost one lookup each).
+        identities: dict[int, tuple[str, str, bool]] = {}
         for sample in samples:
             identity = identities.get(id(sample.labels))
             if identity is None:
-                identity = identities[id(sample.labels)] = (
-                    sample.label("name"),
-                    sample.label("service"),
-                )
-            name, service_text = identity
+                identity = identities[id(sample.labels)] = self._identity(sample)
+            name, service_text, read = identity
             key = self.member_of.get(name) if name else None
             if key is not None:
-                self._replica_sample(key, name, sample, touched)
+                if read:
+                    self._replica_sample(key, name, sample, touched)
                 continue
             key = self.catalog.service_named(service_text) if service_text else None
             state = self.services.get(key) if key is not None else None
@@ -258,12 +258,18 @@ class RuleEngine:
                 touched.add(key)
         return self._evaluate_all(touched)
 
+    def _identity(self, sample: Sample) -> tuple[str, str, bool]:
+        """The replica's name, the service named, and whether a policy reads that replica
+        (one that comes later starts from its next samples)."""
+        name = sample.label("name")
+        key = self.member_of.get(name) if name else None
+        service = self.catalog.get(key) if key is not None else None
+        read = service is not None and service.policy.policy is not None
+        return name, sample.label("service"), read
+
     def _replica_sample(
         self, key: ServiceKey, name: str, sample: Sample, touched: set[ServiceKey]
     ) -> None:
-        service = self.catalog.get(key)
-        if service is None or service.policy.policy is None:
-            return  # no policy reads it (one that comes later starts from its next samples)
         state = self.services[key]
         replica = state.replicas[name]
         replica.sampled = True

@@ -20,6 +20,7 @@ from .stats import (
 )
 
 WANTED = ("cpu", "cpuacct", "memory", "blkio")
+HZ = os.sysconf("SC_CLK_TCK")  # cpuacct.stat's unit
 
 
 class CgroupV1(Hierarchy):
@@ -128,8 +129,7 @@ class CgroupV1(Hierarchy):
         user = system = None
         try:
             ticks = _flat_keyed(files.read("stat"))
-            hz = os.sysconf("SC_CLK_TCK")
-            user, system = int(ticks["user"]) / hz, int(ticks["system"]) / hz
+            user, system = int(ticks["user"]) / HZ, int(ticks["system"]) / HZ
         except (OSError, KeyError):
             pass
         mem_stat = _flat_keyed(files.read("memory_stat"))

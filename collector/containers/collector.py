@@ -5,10 +5,11 @@ for policies and healing, but their cgroups cannot be read from here)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,13 @@ from .cgroups import (
     block_device_names,
     detect,
     net_dev_path,
+    parse_net_dev,
     read_net_dev,
     task_states,
 )
 from .fsusage import WritableLayers
 from .housekeeping import Housekeeping, Schedule
-from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Reading, labelled_series
+from .metrics import CONTAINER_METRICS, NETWORK_METRICS, Extra, Reading, labelled_series
 
 LOAD_WINDOW = 10.0  # seconds: container_cpu_load_average_10s
 TASKS_TTL = 10.0  # seconds between counts of a container's threads by state
@@ -72,13 +74,20 @@ class SeriesLabels:
     def __init__(self, base: dict[str, str]) -> None:
         self.base = base
         self.pairs = labels_of(base)
-        self._with: dict[tuple[tuple[str, str], ...], Labels] = {}
+        self._with: dict[Extra, Labels] = {}
+        # the metric map with this container's label set for each entry: a cycle only
+        # extracts the values
+        self.plan = tuple(
+            (name, metric.extract, self.with_(metric.labels) if metric.labels else self.pairs,
+             metric.kind, metric.help)
+            for name, metric in CONTAINER_METRICS.items()
+        )  # fmt: skip
 
-    def with_(self, extra: Mapping[str, str]) -> Labels:
-        key = tuple(extra.items())
-        pairs = self._with.get(key)
+    def with_(self, extra: Extra) -> Labels:
+        """The base labels and `extra` ((name, value) pairs, a hashable key)."""
+        pairs = self._with.get(extra)
         if pairs is None:
-            pairs = self._with[key] = labels_of({**self.base, **extra})
+            pairs = self._with[extra] = labels_of({**self.base, **dict(extra)})
         return pairs
 
 
@@ -103,6 +112,18 @@ class Watched:
     tasks: tuple[float, dict[str, int]] | None = None  # (when, threads by state)
     schedule: Schedule = field(default_factory=Schedule)  # when it is read next
     samples: list[Sample] = field(default_factory=list)  # its last read's, standing between
+    # its network namespace's /proc/PID/net/dev, kept open with its cgroup files: a kept
+    # descriptor reads the namespace it was opened in, so a new process (a restart) is a
+    # new path and the old one is released
+    net_dev: str = ""
+
+    def read_net_dev(self, proc_root: Path, pid: int) -> list[NetStats]:
+        path = net_dev_path(proc_root, pid)
+        if path != self.net_dev:
+            if self.net_dev:
+                self.files.release(self.net_dev)
+            self.net_dev = path
+        return parse_net_dev(self.files.read_path(path, "net_dev"))
 
 
 class ContainerInput(PollingInput):
@@ -184,7 +205,9 @@ class ContainerInput(PollingInput):
         samples = self.samples(reading, labels, now)
         samples.append(LAST_SEEN.labelled(now, now, labels.pairs))
         if info.network_mode != "host" and info.pid > 0:
-            samples.extend(self._network(info.pid, labels, now))
+            with contextlib.suppress(OSError, ValueError, IndexError):  # no network series
+                interfaces = watched.read_net_dev(self.proc_root, info.pid)
+                samples.extend(self._network(interfaces, labels, now))
         samples.extend(self._filesystem(info.id, labels, now, idle))
         return samples
 
@@ -196,7 +219,7 @@ class ContainerInput(PollingInput):
         usage = self.layers.usage(container_id, idle)
         if usage is None:
             return []
-        pairs = labels.with_({"device": self.layers.device})
+        pairs = labels.with_((("device", self.layers.device),))
         return [
             Sample("container_fs_usage_bytes", float(usage), pairs, now, "gauge",
                    "Number of bytes that are consumed by the container on this filesystem."),
@@ -217,18 +240,10 @@ class ContainerInput(PollingInput):
             log.info("containers: no container_fs_usage_bytes: %s", err)
 
     def samples(self, reading: Reading, labels: SeriesLabels, now: float) -> list[Sample]:
-        pairs = labels.pairs
         samples = [
-            Sample(
-                name,
-                value,
-                labels.with_(metric.labels) if metric.labels else pairs,
-                now,
-                metric.kind,
-                metric.help,
-            )
-            for name, metric in CONTAINER_METRICS.items()
-            if (value := metric.extract(reading)) is not None
+            Sample(name, value, pairs, now, kind, help_text)
+            for name, extract, pairs, kind, help_text in labels.plan
+            if (value := extract(reading)) is not None
         ]
         samples += [
             Sample(name, value, labels.with_(extra), now, kind, help_text)
@@ -284,7 +299,9 @@ class ContainerInput(PollingInput):
                    "Amount of memory installed on the machine."),
         ]  # fmt: skip
         # the host's interfaces: those of pid 1's network namespace, as cAdvisor's root row
-        samples.extend(self._network(1, self._root_labels, now))
+        with contextlib.suppress(OSError, ValueError, IndexError):  # no network series
+            interfaces = read_net_dev(net_dev_path(self.proc_root, 1))
+            samples.extend(self._network(interfaces, self._root_labels, now))
         try:
             stats = self.reader.read(self._root_files)
         except (OSError, ValueError, KeyError):
@@ -296,13 +313,10 @@ class ContainerInput(PollingInput):
             if s.name.startswith("container_")
         ]
 
-    def _network(self, pid: int, labels: SeriesLabels, now: float) -> Iterable[Sample]:
-        try:
-            interfaces: list[NetStats] = read_net_dev(net_dev_path(self.proc_root, pid))
-        except (OSError, ValueError, IndexError):
-            return
+    @staticmethod
+    def _network(interfaces: list[NetStats], labels: SeriesLabels, now: float) -> Iterable[Sample]:
         for iface in interfaces:
-            pairs = labels.with_({"interface": iface.interface})
+            pairs = labels.with_((("interface", iface.interface),))
             for name, (help_text, extract) in NETWORK_METRICS.items():
                 yield Sample(name, extract(iface), pairs, now, "counter", help_text)
 

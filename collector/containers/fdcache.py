@@ -23,12 +23,23 @@ class DescriptorBudget:
     """How many cgroup files may stay open at once, for every container together: past
     it, a file is opened for each read again, as it was before the budget ran out."""
 
+    _process: DescriptorBudget | None = None  # the one `for_this_process` gives out
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
 
     @classmethod
     def for_this_process(cls) -> DescriptorBudget:
+        """The process's one budget, shared by every reader in it (two readers with a
+        share each took every descriptor at 1,000 containers, and then /proc/meminfo and
+        the engine's socket failed to open)."""
+        if cls._process is None:
+            cls._process = cls._measured()
+        return cls._process
+
+    @classmethod
+    def _measured(cls) -> DescriptorBudget:
         """A share of the open-file limit, raised to the hard limit first (as Go programs
         such as node_exporter do at start): 11 files per container are more than the
         usual soft limit of 1024 allows for a hundred containers."""
@@ -63,7 +74,11 @@ class CgroupFiles:
 
     def read(self, key: str) -> str:
         """The file's text; OSError as for a plain read when it cannot be read."""
-        path = self.paths[key]
+        return self.read_path(self.paths[key], key)
+
+    def read_path(self, path: str, key: str = "") -> str:
+        """A file beside the container's cgroup (its network namespace's /proc/PID/net/dev)
+        read and kept open the same way; `release` it when it is no longer the one."""
         fd = self._open.get(path)
         if fd is not None:
             try:
@@ -93,6 +108,10 @@ class CgroupFiles:
             return int(self.read(key))
         except (OSError, ValueError):
             return None
+
+    def release(self, path: str) -> None:
+        """A file `read_path` kept open is not read again (the process it belonged to went)."""
+        self._forget(path)
 
     def _forget(self, path: str) -> None:
         fd = self._open.pop(path, None)

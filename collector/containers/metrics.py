@@ -36,6 +36,7 @@ class Reading:
 
 
 Extract = Callable[[Reading], float | None]
+Extra = tuple[tuple[str, str], ...]  # a series' own labels beside the container's
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Metric:
     kind: MetricKind
     help: str
     extract: Extract
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Extra = ()
 
 
 def _spec(key: str) -> Extract:
@@ -53,7 +54,7 @@ def _spec(key: str) -> Extract:
 CONTAINER_METRICS: dict[str, Metric] = {
     "container_cpu_usage_seconds_total": Metric(
         "counter", "Cumulative cpu time consumed in seconds.", lambda r: r.cgroup.cpu_seconds,
-        {"cpu": "total"},
+        (("cpu", "total"),),
     ),
     "container_cpu_user_seconds_total": Metric(
         "counter", "Cumulative user cpu time consumed in seconds.",
@@ -162,22 +163,31 @@ FS_METRICS = (
 )
 
 
+FAILURE_LABELS = {
+    (kind, scope): (("failure_type", kind), ("scope", scope))
+    for kind in ("pgfault", "pgmajfault")
+    for scope in ("container", "hierarchy")
+}
+TASK_LABELS = tuple((state, (("state", state),)) for state in TASK_STATES)
+
+
 def labelled_series(
     reading: Reading, devices: dict[str, str]
-) -> Iterator[tuple[str, MetricKind, str, dict[str, str], float]]:
+) -> Iterator[tuple[str, MetricKind, str, Extra, float]]:
     """The series with labels of their own: memory failures, tasks by state, block I/O
     by device (`devices` maps MAJ:MIN to /dev/NAME)."""
-    for (kind, scope), value in reading.cgroup.memory_failures.items():
-        labels = {"failure_type": kind, "scope": scope}
-        yield "container_memory_failures_total", "counter", FAILURES_HELP, labels, float(value)
+    extra: Extra
+    for key, value in reading.cgroup.memory_failures.items():
+        extra = FAILURE_LABELS.get(key) or (("failure_type", key[0]), ("scope", key[1]))
+        yield "container_memory_failures_total", "counter", FAILURES_HELP, extra, float(value)
     if reading.tasks:
-        for state in TASK_STATES:
+        for state, extra in TASK_LABELS:
             count = float(reading.tasks.get(state, 0))
-            yield "container_tasks_state", "gauge", TASKS_HELP, {"state": state}, count
+            yield "container_tasks_state", "gauge", TASKS_HELP, extra, count
     for number, values in reading.cgroup.io_devices.items():
-        device = devices.get(number, number)
+        extra = (("device", devices.get(number, number)),)
         for (name, help_text), total in zip(FS_METRICS, values, strict=True):
-            yield name, "counter", help_text, {"device": device}, float(total)
+            yield name, "counter", help_text, extra, float(total)
 
 
 NETWORK_METRICS: dict[str, tuple[str, Callable[[NetStats], int]]] = {

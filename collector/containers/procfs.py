@@ -103,8 +103,13 @@ IGNORED_INTERFACES = ("lo", "veth", "docker", "nerdctl")
 
 def read_net_dev(path: str) -> list[NetStats]:
     """Interfaces of a network namespace (`net_dev_path`), as cAdvisor lists them."""
+    return parse_net_dev(_read(path))
+
+
+def parse_net_dev(text: str) -> list[NetStats]:
+    """/proc/PID/net/dev's interfaces, as cAdvisor lists them."""
     stats = []
-    for line in _read(path).splitlines()[2:]:
+    for line in text.splitlines()[2:]:
         iface, _, rest = line.partition(":")
         iface = iface.strip()
         if iface.lower().startswith(IGNORED_INTERFACES) or not rest:

@@ -272,3 +272,5 @@ def test_the_budget_raises_the_soft_limit_and_takes_half() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert soft == hard or hard == resource.RLIM_INFINITY
     assert budget.limit == int((soft if soft != resource.RLIM_INFINITY else 1 << 16) * 0.5)
+    # one budget for the process: every reader in it shares the half
+    assert DescriptorBudget.for_this_process() is budget

@@ -1,5 +1,6 @@
 """The containers input over a fixture tree: rates, labels, and what is never exported."""
 
+import dataclasses
 from types import MappingProxyType
 
 from ebbflow.bus import Bus
@@ -9,7 +10,7 @@ from ebbflow.docker_api import DockerHandle
 from ebbflow.model import ContainerInfo
 from ebbflow.nodes import Nodes
 
-from .test_cgroups import CID, PID, CgroupV1, v1  # noqa: F401  (fixture)
+from .test_cgroups import CID, NET_DEV, PID, CgroupV1, v1  # noqa: F401  (fixture)
 
 
 def make_input(v1: CgroupV1, clock: object) -> ContainerInput:  # noqa: F811
@@ -94,3 +95,32 @@ def test_only_the_labels_the_operator_names_are_exported(v1: CgroupV1, clock) ->
     assert usage.label("container_label_secret_token") == "hunter2"
     assert usage.label("container_label_com_docker_compose_service") == "web"
     assert "container_label_org_label_schema_group" not in dict(usage.labels)
+
+
+def test_the_network_file_is_kept_open_until_the_process_changes(v1: CgroupV1, clock) -> None:  # noqa: F811
+    """/proc/PID/net/dev stays open like the cgroup files (a kept descriptor keeps reading
+    the namespace it was opened in); a restart is a new process, so the old one is let go
+    and the new one read."""
+    collector = make_input(v1, clock)
+
+    def received(info: ContainerInfo) -> list[float]:
+        samples = collector.read_all([info])
+        return [s.value for s in samples if s.name == "container_network_receive_bytes_total"
+                and s.label("name") == "shop_web_1"]  # fmt: skip
+
+    assert received(INFO) == [5000]
+    watched = collector.watched[CID]
+    old = str(v1.proc_root / str(PID) / "net" / "dev")
+    assert watched.net_dev == old and old in watched.files._open
+    kept = watched.files.kept_open
+    with open(old, "r+") as f:  # in place, as the kernel's counters move
+        f.write(NET_DEV.replace("5000", "6000"))
+    assert received(INFO) == [6000]  # the same descriptor, read from offset 0
+    assert watched.files.kept_open == kept
+    restarted = PID + 1
+    (v1.proc_root / str(restarted) / "net").mkdir(parents=True)
+    (v1.proc_root / str(restarted) / "net" / "dev").write_text(NET_DEV.replace("5000", "7"))
+    assert received(dataclasses.replace(INFO, pid=restarted)) == [7]
+    assert old not in watched.files._open and watched.files.kept_open == kept
+    collector.read_all([])  # gone: every descriptor back, the network file's too
+    assert watched.files.kept_open == 0
