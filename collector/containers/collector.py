@@ -67,6 +67,13 @@ READ_ERRORS = Desc(
 )
 
 
+# the metric map as rows: (name, extract, kind, HELP, its own labels)
+METRIC_ROWS = tuple(
+    (name, metric.extract, metric.kind, metric.help, metric.labels)
+    for name, metric in CONTAINER_METRICS.items()
+)
+
+
 class SeriesLabels:
     """One container's label sets, each built once: sorting them was a fifth of a cycle,
     and they change only when the container's own labels do (a `docker rename`)."""
@@ -75,13 +82,9 @@ class SeriesLabels:
         self.base = base
         self.pairs = labels_of(base)
         self._with: dict[Extra, Labels] = {}
-        # the metric map with this container's label set for each entry: a cycle only
-        # extracts the values
-        self.plan = tuple(
-            (name, metric.extract, self.with_(metric.labels) if metric.labels else self.pairs,
-             metric.kind, metric.help)
-            for name, metric in CONTAINER_METRICS.items()
-        )  # fmt: skip
+        # this container's label set for each entry of the metric map (METRIC_ROWS), in
+        # its order: a cycle only extracts the values
+        self.per_metric = tuple(self.with_(row[4]) if row[4] else self.pairs for row in METRIC_ROWS)
 
     def with_(self, extra: Extra) -> Labels:
         """The base labels and `extra` ((name, value) pairs, a hashable key)."""
@@ -242,7 +245,9 @@ class ContainerInput(PollingInput):
     def samples(self, reading: Reading, labels: SeriesLabels, now: float) -> list[Sample]:
         samples = [
             Sample(name, value, pairs, now, kind, help_text)
-            for name, extract, pairs, kind, help_text in labels.plan
+            for (name, extract, kind, help_text, _), pairs in zip(
+                METRIC_ROWS, labels.per_metric, strict=True
+            )
             if (value := extract(reading)) is not None
         ]
         samples += [
