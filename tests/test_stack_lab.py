@@ -120,9 +120,15 @@ def stack_containers() -> dict[str, str]:
     return health
 
 
-def decisions() -> list[tuple[str, int, int, str, str]]:
-    """(node, from, to, owner, outcome) of every decision in the deciders' state files,
-    read from their volumes on each node, oldest first."""
+# A decision taken under a partition the decider then lost for a moment (a rebalance on a
+# loaded machine: generation 1, then 3) is refused unattempted (scaler/runner.py `_stale`);
+# the one decided again after it acts.
+REFUSED = "not done: ownership changed since the decision"
+
+
+def decisions() -> list[tuple[str, int, int, str, str, str]]:
+    """(node, from, to, owner, outcome, detail) of every decision in the deciders' state
+    files, read from their volumes on each node, oldest first."""
     rows = []
     for n in lab.NODE_LIST:
         mount = n.docker("volume", "inspect", "--format", "{{.Mountpoint}}",
@@ -134,12 +140,21 @@ def decisions() -> list[tuple[str, int, int, str, str]]:
             rows += [
                 (ts, n.name, *row)
                 for ts, *row in conn.execute(
-                    "SELECT ts, from_replicas, to_replicas, owner, outcome FROM decisions "
-                    "WHERE service LIKE ? ORDER BY id",
+                    "SELECT ts, from_replicas, to_replicas, owner, outcome, "
+                    "coalesce(detail, '') FROM decisions WHERE service LIKE ? ORDER BY id",
                     (f"%{SERVICE}",),
                 )
             ]
     return [row[1:] for row in sorted(rows)]
+
+
+def acted(rows: list[tuple[str, int, int, str, str, str]]) -> list[tuple[str, int, int, str, str]]:
+    """The decisions that were carried out: every other one was refused unattempted because
+    its decider's ownership changed since (asserted here), the safety that keeps two
+    owners of one rebalance from both acting."""
+    refused = [r for r in rows if r[4] == "failed" and r[5].startswith(REFUSED)]
+    assert len(refused) <= 2, rows  # a rebalance or two on a loaded machine, not a habit
+    return [r[:5] for r in rows if r not in refused]
 
 
 def deploy(image: str, bootstrap: str, tmp_path: Path) -> None:
@@ -221,7 +236,7 @@ def test_ebbflow_deployed_from_its_image_scales_a_service_out_and_in(
         wait_for("a scale-out through the deployed deciders",
                  lambda: lab.spec_replicas(SERVICE) > 1, 120)  # fmt: skip
         scaled_out = time.monotonic() - began
-        out = decisions()
+        out = acted(decisions())
         assert out, "the Swarm was scaled, but no decider's state file has the decision"
         _node, was, to, owner, outcome = out[0]
         assert (was, outcome) == (1, "ok") and to > 1, out
@@ -235,7 +250,7 @@ def test_ebbflow_deployed_from_its_image_scales_a_service_out_and_in(
             f"stack healthy {healthy:.0f} s after deploy; scaled out at {scaled_out:.0f} s; "
             f"back to 1 {time.monotonic() - unloaded:.0f} s after the load stopped; {out}"
         )
-        out = decisions()
+        out = acted(decisions())
         assert [(f, t) for _, f, t, _, _ in out][-1][1] == 1, out
         # One chain of decisions, each from where the last left the service: a second
         # decider acting on the same need would show as a repeated step (1→2, 1→2). The
