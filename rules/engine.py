@@ -240,13 +240,12 @@ class RuleEngine:
         # Inputs share one labels tuple among a series' samples: look each up once, with
         # whether a policy reads the replica's service at all (most samples of a host are
         # of containers no policy reads: they cost one lookup each).
-        identities: dict[int, tuple[str, str, bool]] = {}
+        identities: dict[int, tuple[str, ServiceKey | None, str, bool]] = {}
         for sample in samples:
             identity = identities.get(id(sample.labels))
             if identity is None:
                 identity = identities[id(sample.labels)] = self._identity(sample)
-            name, service_text, read = identity
-            key = self.member_of.get(name) if name else None
+            name, key, service_text, read = identity
             if key is not None:
                 if read:
                     self._replica_sample(key, name, sample, touched)
@@ -258,14 +257,15 @@ class RuleEngine:
                 touched.add(key)
         return self._evaluate_all(touched)
 
-    def _identity(self, sample: Sample) -> tuple[str, str, bool]:
-        """The replica's name, the service named, and whether a policy reads that replica
-        (one that comes later starts from its next samples)."""
+    def _identity(self, sample: Sample) -> tuple[str, ServiceKey | None, str, bool]:
+        """The replica's name and service, the service a `service` label names, and
+        whether a policy reads that replica (one that comes later starts from its next
+        samples)."""
         name = sample.label("name")
         key = self.member_of.get(name) if name else None
         service = self.catalog.get(key) if key is not None else None
         read = service is not None and service.policy.policy is not None
-        return name, sample.label("service"), read
+        return name, key, sample.label("service"), read
 
     def _replica_sample(
         self, key: ServiceKey, name: str, sample: Sample, touched: set[ServiceKey]
