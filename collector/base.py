@@ -18,6 +18,8 @@ from ebbflow.bus import Bus
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
 
+from .ticks import Ticks
+
 log = logging.getLogger("ebbflow.collector")
 
 
@@ -120,16 +122,12 @@ class PollingInput(abc.ABC):
 
     async def _poll(self) -> None:
         await self.prepare()
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time() + self.interval * random.uniform(0, self.jitter)
+        ticks = Ticks(self.interval, self.interval * random.uniform(0, self.jitter), self.jitter)
         while True:
-            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            await ticks.wait()
             samples = await self.cycle()
             if samples is not None:
                 self.publish(samples)
-            next_tick += self.interval * (1 + random.uniform(-self.jitter, self.jitter))
-            if next_tick < loop.time():  # a slow cycle: skip ahead instead of bursting
-                next_tick = loop.time() + self.interval
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield INPUT_UP.sample(1.0 if self.up else 0.0, now, self.name)

@@ -26,6 +26,7 @@ from ebbflow.services import service_key
 
 from ..identity import container_labels
 from ..label_errors import LabelErrors
+from ..ticks import Ticks
 from ..watch import ContainerWatch
 from .boundary import allowed
 from .checks import ProbeResult, cmd_probe, http_probe, tcp_probe, timing_trace
@@ -259,9 +260,10 @@ class ProbeInput:
     async def _probe_loop(self, info: ContainerInfo, spec: ProbeSpec) -> None:
         state = self.states[info.id] = ProbeState(spec)
         started = info.started_at or self.clock()
-        await asyncio.sleep(max(0.0, started + spec.initial_delay - self.clock()))
+        ticks = Ticks(spec.interval, started + spec.initial_delay - self.clock())
         loop = asyncio.get_running_loop()
         while True:
+            await ticks.wait()
             began = loop.time()
             try:
                 result = await self.probe(info, spec)
@@ -270,7 +272,6 @@ class ProbeInput:
                 log.exception("container %s: its probe raised", info.name)
                 result = ProbeResult(False, loop.time() - began, "error", detail=repr(err))
             self.publish(info, state, result)
-            await asyncio.sleep(max(0.0, spec.interval - (loop.time() - began)))
 
     async def run(self) -> None:
         self._tasks.clear()  # after a restart: those tasks ended with the last group

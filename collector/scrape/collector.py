@@ -27,6 +27,7 @@ from ebbflow.nodes import Nodes
 
 from ..identity import container_labels
 from ..label_errors import LabelErrors
+from ..ticks import Ticks
 from ..watch import ContainerWatch
 from .config import ScrapeLimits
 from .formats import ACCEPT, DOWN, PARSERS, RATES, Row
@@ -35,7 +36,6 @@ from .spec import ScrapeSpec, parse_scrape
 log = logging.getLogger("ebbflow.collector.scrape")
 
 SOURCE_PREFIX = "scrape/"
-JITTER = 0.1
 
 UP = Desc("ebbflow_scrape_up", "1 when the app endpoint answered and parsed.")
 INPUT_UP = Desc(
@@ -163,15 +163,13 @@ class ScrapeInput:
             self._tasks[info.id] = self._group.create_task(self._target_loop(info, spec))
 
     async def _target_loop(self, info: ContainerInfo, spec: ScrapeSpec) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(self.interval * random.uniform(0, JITTER))
+        # each target at an offset of its own in the interval, as Prometheus spreads them
+        ticks = Ticks(self.interval, self.interval * random.uniform(0, 1))
         while True:
-            began = loop.time()
+            await ticks.wait()
             assert self._session is not None
             samples = await self.scrape(self._session, info, spec, self.clock())
             self.bus.publish(SampleBatch(SOURCE_PREFIX + info.id, self.clock(), tuple(samples)))
-            wait = self.interval * (1 + random.uniform(-JITTER, JITTER))
-            await asyncio.sleep(max(0.0, wait - (loop.time() - began)))
 
     # -- one scrape --------------------------------------------------------------------------
     async def _fetch(self, session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
