@@ -100,6 +100,7 @@ class Lease:
         self.label = f"{self.id}@{node}" if node else self.id
         self.owner = owner or instance_name()
         self.owned: tuple[int, int] | None = None  # (first, last) epochs whose objects we own
+        self._cleaned = -1  # the epoch whose older objects were last removed
         self.leader = ""  # who holds the current epoch, as far as we know
         self.transitions = 0
         self.problem: str | None = None  # why the lease cannot be read or renewed now
@@ -213,7 +214,9 @@ class Lease:
             if not self.owns(epoch + 1) and await self._claim(epoch + 1) == self.owner:
                 assert self.owned is not None
                 self.owned = (self.owned[0], epoch + 1)
-            await self._clean(epoch)
+            if self._cleaned != epoch:  # once an epoch: a listing each tick was its own cost
+                await self._clean(epoch)
+                self._cleaned = epoch
             await self._claim_services(epoch)
             return
         current = await self._owner_of(epoch)

@@ -89,3 +89,34 @@ async def test_a_clean_stop_hands_over_at_once(leases: tuple[Lease, Lease, Virtu
     finally:
         await a.docker.close()
         await b.docker.close()
+
+
+async def test_the_holder_lists_its_objects_once_an_epoch_not_once_a_tick(
+    leases: tuple[Lease, Lease, VirtualClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _, clock = leases
+    listings: list[float] = []
+    real_list = a.docker.client.containers.list
+
+    async def counted(**kwargs: object) -> object:
+        listings.append(clock())
+        return await real_list(**kwargs)
+
+    monkeypatch.setattr(a.docker.client.containers, "list", counted)
+    try:
+        await a._ensure_image()
+        clock.advance(0.6)
+        await a.tick()
+        assert a.may_act()
+        listings.clear()
+        for _ in range(40):  # 20 s at a tick every 0.5 s: the rest of one epoch and four more
+            clock.advance(0.5)
+            await a.tick()
+            assert a.may_act()
+        assert len(listings) == 5  # one clean an epoch, not 40 listings
+        assert len({int(t // PERIOD) for t in listings}) == 5
+        names = docker_cli("ps", "-a", "--format", "{{.Names}}", "--filter",
+                           "label=ebbflow.lease-test=1").split()  # fmt: skip
+        assert 2 <= len(names) <= 3, names  # the chain stays short all the same
+    finally:
+        await a.docker.close()
