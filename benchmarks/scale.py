@@ -351,6 +351,8 @@ def main() -> None:
             print(json.dumps(row), file=sys.stderr, flush=True)
         small, large = report["sizes"][str(min(sizes))], report["sizes"][str(max(sizes))]  # type: ignore[index]
         added = large["running"] - small["running"]
+        if added <= 0:  # one size: no slope to give
+            return
         report["slope_per_container"] = {
             name: {
                 "cpu_percent": (large[name]["cpu_percent"] - small[name]["cpu_percent"]) / added,
@@ -361,7 +363,7 @@ def main() -> None:
     finally:
         resize(0)
         shutil.rmtree(build, ignore_errors=True)
-    print(json.dumps(report, indent=1))
+        print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
