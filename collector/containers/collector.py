@@ -5,7 +5,6 @@ for policies and healing, but their cgroups cannot be read from here)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
@@ -64,6 +63,23 @@ READ_ERRORS = Desc(
     "ebbflow_containers_read_errors_total",
     "Container cgroup reads that failed (container gone).",
     "counter",
+)
+PART_ERRORS = Desc(
+    "ebbflow_containers_part_read_errors_total",
+    "Reads that failed of a part read beside a cgroup, whose series are missing that cycle: "
+    "a container's network (/proc/PID/net/dev), the host's network, the host's root cgroup.",
+    "counter",
+    ("part",),
+)
+PARTS = ("network", "host_network", "host_cgroup")
+KEPT_FILES = Desc(
+    "ebbflow_containers_kept_files",
+    "cgroup and /proc files kept open between cycles; past the limit a file is opened "
+    "for each read (slower, nothing lost).",
+)
+KEPT_FILES_LIMIT = Desc(
+    "ebbflow_containers_kept_files_limit",
+    "The most files kept open at once: a share of the process's open-file limit.",
 )
 
 
@@ -151,9 +167,8 @@ class ContainerInput(PollingInput):
         self.devices = block_device_names(roots.sys)
         self.layers: WritableLayers | None = None  # set by prepare(), on a local engine
         self._fs_limit: int | None = None
-        self.reader: CgroupReader = detect(
-            roots.cgroup, roots.proc, DescriptorBudget.for_this_process()
-        )
+        self.budget = DescriptorBudget.for_this_process()
+        self.reader: CgroupReader = detect(roots.cgroup, roots.proc, self.budget)
         self._root_files = self.reader.root_files()
         self._root_labels = SeriesLabels({"id": "/"})
         self.proc_root = roots.proc
@@ -161,6 +176,8 @@ class ContainerInput(PollingInput):
         self.watched: dict[str, Watched] = {}  # by container id
         self._root_samples: list[Sample] = []
         self.read_errors = 0
+        self.part_errors = dict.fromkeys(PARTS, 0)
+        self._failing_parts: set[tuple[str, str]] = set()  # (part, container id or "/")
 
     def watched_of(self, info: ContainerInfo) -> Watched:
         """The container's state, its files located on first use; its label sets built
@@ -179,6 +196,7 @@ class ContainerInput(PollingInput):
         watched = self.watched.pop(container_id, None)
         if watched is not None:
             watched.files.close()
+        self._failing_parts = {f for f in self._failing_parts if f[1] != container_id}
         if self.layers is not None:
             self.layers.forget(container_id)
 
@@ -208,8 +226,12 @@ class ContainerInput(PollingInput):
         samples = self.samples(reading, labels, now)
         samples.append(LAST_SEEN.labelled(now, now, labels.pairs))
         if info.network_mode != "host" and info.pid > 0:
-            with contextlib.suppress(OSError, ValueError, IndexError):  # no network series
+            try:
                 interfaces = watched.read_net_dev(self.proc_root, info.pid)
+            except (OSError, ValueError, IndexError) as err:  # no network series this cycle
+                self._part_failed("network", info.id, info.name, err)
+            else:
+                self._part_read("network", info.id, info.name)
                 samples.extend(self._network(interfaces, labels, now))
         samples.extend(self._filesystem(info.id, labels, now, idle))
         return samples
@@ -304,13 +326,19 @@ class ContainerInput(PollingInput):
                    "Amount of memory installed on the machine."),
         ]  # fmt: skip
         # the host's interfaces: those of pid 1's network namespace, as cAdvisor's root row
-        with contextlib.suppress(OSError, ValueError, IndexError):  # no network series
+        try:
             interfaces = read_net_dev(net_dev_path(self.proc_root, 1))
+        except (OSError, ValueError, IndexError) as err:  # no network series this cycle
+            self._part_failed("host_network", "/", "the host", err)
+        else:
+            self._part_read("host_network", "/", "the host")
             samples.extend(self._network(interfaces, self._root_labels, now))
         try:
             stats = self.reader.read(self._root_files)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError) as err:
+            self._part_failed("host_cgroup", "/", "the host", err)
             return samples
+        self._part_read("host_cgroup", "/", "the host")
         reading = Reading(stats, None, None, 0.0, 0)
         return samples + [
             s
@@ -365,6 +393,19 @@ class ContainerInput(PollingInput):
             samples.extend(self._root_samples)
         return samples
 
+    def _part_failed(self, part: str, key: str, subject: str, err: Exception) -> None:
+        """Counted each time; logged when it starts failing, not every cycle."""
+        self.part_errors[part] += 1
+        if (part, key) not in self._failing_parts:
+            self._failing_parts.add((part, key))
+            log.warning("containers: cannot read the %s of %s (%r): its series are missing "
+                        "until it can", part.replace("_", " "), subject, err)  # fmt: skip
+
+    def _part_read(self, part: str, key: str, subject: str) -> None:
+        if self._failing_parts and (part, key) in self._failing_parts:
+            self._failing_parts.discard((part, key))
+            log.info("containers: the %s of %s is read again", part.replace("_", " "), subject)
+
     def standing(self) -> list[Sample]:
         """Every container's last samples and the root's: the whole set /metrics shows."""
         kept = [s for watched in self.watched.values() for s in watched.samples]
@@ -409,6 +450,10 @@ class ContainerInput(PollingInput):
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield from super().telemetry(now)
         yield READ_ERRORS.sample(self.read_errors, now)
+        for part in PARTS:
+            yield PART_ERRORS.sample(self.part_errors[part], now, part)
+        yield KEPT_FILES.sample(self.budget.used, now)
+        yield KEPT_FILES_LIMIT.sample(self.budget.limit, now)
         idle = sum(
             1 for w in self.watched.values() if self.housekeeping.idle(w.schedule, self.interval)
         )

@@ -124,3 +124,51 @@ def test_the_network_file_is_kept_open_until_the_process_changes(v1: CgroupV1, c
     assert old not in watched.files._open and watched.files.kept_open == kept
     collector.read_all([])  # gone: every descriptor back, the network file's too
     assert watched.files.kept_open == 0
+
+
+def test_a_network_file_that_cannot_be_read_is_counted_and_logged_once(
+    v1: CgroupV1,  # noqa: F811
+    clock,
+    caplog,
+) -> None:
+    """A torn or missing /proc/PID/net/dev costs that container's network series only:
+    counted every cycle, logged when it starts failing and when it is read again."""
+    collector = make_input(v1, clock)
+
+    def errors() -> dict[str, float]:
+        return {
+            s.label("part"): s.value
+            for s in collector.telemetry(clock())
+            if s.name == "ebbflow_containers_part_read_errors_total"
+        }
+
+    def network(samples: list) -> list:
+        return [s for s in samples if s.name.startswith("container_network_")
+                and s.label("name") == "shop_web_1"]  # fmt: skip
+
+    host_before = errors()["host_network"]
+    path = v1.proc_root / str(PID) / "net" / "dev"
+    assert network(collector.read_all([INFO]))
+    collector.read_all([])  # let its kept descriptor go: the next read opens the path
+    path.write_text("Inter-|   Receive\n face |bytes\n  eth0: 12 not-a-number\n")  # torn
+    with caplog.at_level("INFO", logger="ebbflow.collector.containers"):
+        for _ in range(3):
+            clock.advance(1.0)
+            samples = collector.read_all([INFO])
+            assert not network(samples)
+            assert any(s.name == "container_memory_usage_bytes" for s in samples)  # the rest
+        assert errors()["network"] == 3
+        path.write_text(NET_DEV)
+        clock.advance(1.0)
+        assert [s.value for s in network(collector.read_all([INFO]))
+                if s.name == "container_network_receive_bytes_total"] == [5000]  # fmt: skip
+    assert errors()["network"] == 3
+    warned = [r for r in caplog.records if "cannot read the network of shop_web_1" in r.message]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING"
+    assert "ValueError" in warned[0].message
+    assert sum("the network of shop_web_1 is read again" in r.message
+               for r in caplog.records) == 1  # fmt: skip
+    # this tree has no /proc/1/net/dev: the host's network fails every cycle, apart
+    assert host_before == 0 and errors()["host_network"] == 6
+    kept = {s.name: s.value for s in collector.telemetry(clock())}
+    assert 0 < kept["ebbflow_containers_kept_files"] <= kept["ebbflow_containers_kept_files_limit"]
