@@ -171,6 +171,17 @@ class ActionResult:
     detail: str
     timestamp: float
     containers: tuple[str, ...] = ()
+    refused: bool = False  # not attempted: a safety gate said no (the detail says which)
+
+    @property
+    def outcome(self) -> str:
+        return outcome_text(self.ok, self.refused)
+
+
+def outcome_text(ok: bool, refused: bool = False) -> str:
+    """An action's outcome as the audit, the status page and `ebbflow_actions_total` name
+    it: ok, failed, or refused (not attempted: a safety gate said no)."""
+    return "ok" if ok else "refused" if refused else "failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ebbflow.model import Decision, DecisionOrigin, HealingStep, ServiceKey
+from ebbflow.model import Decision, DecisionOrigin, HealingStep, ServiceKey, outcome_text
 from ebbflow.services import format_service_key, parse_service_key
 
 log = logging.getLogger("ebbflow.state")
@@ -397,11 +397,14 @@ class DecisionStore:
         )
         return LearnedStartup(*row) if row else None
 
-    def record_outcome(self, decision: Decision, ok: bool, detail: str) -> None:
+    def record_outcome(
+        self, decision: Decision, ok: bool, detail: str, refused: bool = False
+    ) -> None:
+        """ok, failed, or refused: not attempted, a safety gate said no."""
         self._exec(
             "UPDATE decisions SET outcome = ?, detail = ? WHERE service = ? AND ts = ?",
             (
-                "ok" if ok else "failed",
+                outcome_text(ok, refused),
                 detail,
                 format_service_key(decision.service),
                 decision.timestamp,

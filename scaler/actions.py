@@ -11,6 +11,7 @@ from ebbflow.model import (
     HealingStep,
     NodeHealthChange,
     ServiceKey,
+    outcome_text,
 )
 from ebbflow.plugins import WatchesNodes
 
@@ -23,6 +24,13 @@ class Outcome:
     detail: str
     containers: tuple[str, ...] = ()
     skipped: bool = False  # nothing to do: no audit row
+    # not attempted: a safety gate said no (ownership, a paused service, a state file that
+    # refuses writes). Not done, and no failure of the engine or the action either
+    refused: bool = False
+
+    @property
+    def result(self) -> str:
+        return outcome_text(self.ok, self.refused)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ RESUME_WITHIN = 30.0  # seconds: the default policy window, for decisions that n
 
 ACTIONS = Desc(
     "ebbflow_actions_total",
-    "Scaling actions carried out, by direction and outcome.",
+    "Scaling actions, by direction and outcome: ok, failed, or refused (not attempted: "
+    "a safety gate said no, such as an ownership changed since the decision).",
     "counter",
     ("direction", "outcome"),
 )
@@ -88,7 +89,8 @@ class ActionRunner:
         self.subscription = ctx.bus.subscribe(
             "scaler", Decision, HealthChange, OwnershipChange, capacity=1024
         )
-        self.outcomes: collections.Counter[tuple[str, bool]] = collections.Counter()
+        # (direction, result): ok, failed or refused
+        self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self.steps: collections.Counter[tuple[str, str, bool]] = collections.Counter()
         self.unhealthy: set[str] = set()  # container names whose probe verdict is failing
         self._resumed = False
@@ -186,8 +188,17 @@ class ActionRunner:
     # -- one action --------------------------------------------------------------------------
     async def carry_out(self, decision: Decision) -> ActionResult:
         """A decision from the bus (or resumed): acted on, recorded, announced."""
-        outcome = await self.execute(ScaleAction(decision))
-        return ActionResult(decision, outcome.ok, outcome.detail, self.clock(), outcome.containers)
+        return self._result(decision, await self.execute(ScaleAction(decision)))
+
+    def _result(self, decision: Decision, outcome: Outcome) -> ActionResult:
+        return ActionResult(
+            decision,
+            outcome.ok,
+            outcome.detail,
+            self.clock(),
+            outcome.containers,
+            refused=outcome.refused,
+        )
 
     async def execute(self, action: Action) -> Outcome:
         """The one path: gate, owner check, timeout, dry run, audit row, announcement."""
@@ -208,7 +219,7 @@ class ActionRunner:
         if why_not is None and isinstance(action, ScaleAction):
             why_not = self._stale(action.decision)
         if why_not is not None:
-            return Outcome(False, f"not done: {why_not}")
+            return Outcome(False, f"not done: {why_not}", refused=True)
         self._calls += 1
         self._quiet.clear()
         try:
@@ -261,15 +272,15 @@ class ActionRunner:
         """The audit row and the announcement, the same for every action."""
         if isinstance(action, ScaleAction):
             decision = action.decision
-            self.store.record_outcome(decision, outcome.ok, outcome.detail)
-            self.outcomes[(decision.direction, outcome.ok)] += 1
+            self.store.record_outcome(decision, outcome.ok, outcome.detail, outcome.refused)
+            self.outcomes[(decision.direction, outcome.result)] += 1
             if outcome.ok:
                 log.info("service %s: %s", decision.service, outcome.detail)
+            elif outcome.refused:
+                log.warning("service %s: action refused: %s", decision.service, outcome.detail)
             else:
                 log.error("service %s: action failed: %s", decision.service, outcome.detail)
-            self.bus.publish(
-                ActionResult(decision, outcome.ok, outcome.detail, self.clock(), outcome.containers)
-            )
+            self.bus.publish(self._result(decision, outcome))
             return
         if outcome.skipped:
             return  # the actuator had nothing to do (a node none of its business)
@@ -297,6 +308,6 @@ class ActionRunner:
 
     # -- telemetry ---------------------------------------------------------------------------
     def telemetry(self, now: float) -> Iterable[Sample]:
-        for (direction, ok), count in sorted(self.outcomes.items()):
-            yield ACTIONS.sample(count, now, direction, "ok" if ok else "failed")
+        for (direction, result), count in sorted(self.outcomes.items()):
+            yield ACTIONS.sample(count, now, direction, result)
         yield RATE_LIMITED.sample(self.gate.rate_limited, now)

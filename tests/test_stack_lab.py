@@ -152,7 +152,7 @@ def acted(rows: list[tuple[str, int, int, str, str, str]]) -> list[tuple[str, in
     """The decisions that were carried out: every other one was refused unattempted because
     its decider's ownership changed since (asserted here), the safety that keeps two
     owners of one rebalance from both acting."""
-    refused = [r for r in rows if r[4] == "failed" and r[5].startswith(REFUSED)]
+    refused = [r for r in rows if r[4] == "refused" and r[5].startswith(REFUSED)]
     assert len(refused) <= 2, rows  # a rebalance or two on a loaded machine, not a habit
     return [r[:5] for r in rows if r not in refused]
 

@@ -324,9 +324,7 @@ class StatusView:
     def _on_result(self, result: ActionResult) -> None:
         d = result.decision
         name = format_service_key(d.service)
-        outcome = ("ok" if result.ok else "failed") + (
-            ": " + result.detail if result.detail else ""
-        )
+        outcome = result.outcome + (": " + result.detail if result.detail else "")
         for i in range(len(self.history) - 1, -1, -1):  # its pending row, newest first
             row = self.history[i]
             if row.kind == "decision" and row.service == name and row.timestamp == d.timestamp:

@@ -116,7 +116,9 @@ def _scaled(event: Decision, event_ttl: float) -> Alert:
 
 
 def _action_failed(event: ActionResult, event_ttl: float) -> Alert | None:
-    if event.ok:
+    # a refused action was never attempted: a safety gate said no (an ownership that
+    # changed hands, a paused service), and what said no shows in its own health
+    if event.ok or event.refused:
         return None
     d = event.decision
     return Alert(

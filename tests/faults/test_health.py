@@ -126,6 +126,7 @@ def test_while_the_state_cannot_be_written_no_action_is_taken(
             members = f"label=ebbflow.service={project}-web"
             assert len(docker_cli("ps", "-aq", "--filter", members).split()) == 1
             assert "action failed" not in ebbflow.logs()
+            assert "action refused" not in ebbflow.logs()  # not even decided
             (state.writable if fault == "read_only" else state.unfill)()
             timed("ready again", ready(ebbflow), 10, ebbflow)
             wait_for(

@@ -73,6 +73,7 @@ def test_overlapping_scopes_make_one_action_per_need_and_one_warning(
         warning = f"service {service} is in the scope of two instances"
         assert logs.count(warning) == 1, logs
         assert "409" not in logs and "action failed" not in logs
+        assert "action refused" not in logs
     finally:
         for one in (first, second):
             if one.proc is not None and one.proc.poll() is None:

@@ -191,6 +191,7 @@ async def test_a_service_whose_every_replica_was_removed_is_retired_until_it_sta
     logs = ebbflow.logs()
     assert logs.count(f"service {project}-pair retired") == 1
     assert "action failed" not in logs and "ERROR" not in logs
+    assert "action refused" not in logs
     assert ebbflow.metric("ebbflow_service_retired", service=f"{project}-pair") == 1.0
     assert retired_statuses(receiver) == ["firing"]
 

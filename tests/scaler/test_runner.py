@@ -47,7 +47,12 @@ async def test_a_decision_from_an_earlier_ownership_epoch_is_refused(tmp_path: P
     assert not result.ok and actuator.applied == []
     assert result.detail == "not done: ownership changed since the decision (epoch 0, now 2)"
     row = store.recent()[0]
-    assert row.owner == "decider-a (partition 3)" and row.outcome == "failed"
+    assert row.owner == "decider-a (partition 3)" and row.outcome == "refused"
+    assert not result.ok and result.refused and result.outcome == "refused"
+    actions = {
+        s.labels: s.value for s in runner.telemetry(0.0) if s.name == "ebbflow_actions_total"
+    }
+    assert actions == {(("direction", "out"), ("outcome", "refused")): 1.0}
     fresh = Decision(WEB, 1, 2, "r", 2.0, epoch=owner.epoch())
     assert (await runner.carry_out(fresh)).ok and len(actuator.applied) == 1
 

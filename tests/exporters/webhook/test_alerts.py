@@ -2,6 +2,7 @@ from ebbflow.bus import Bus
 from ebbflow.exporters.webhook import WebhookConfig, WebhookOutput
 from ebbflow.exporters.webhook.alerts import alert_for, group_key, notification
 from ebbflow.model import (
+    ActionResult,
     ContainerInfo,
     Decision,
     HealingStep,
@@ -172,3 +173,15 @@ def test_a_signature_covers_its_time_so_an_old_request_is_refused() -> None:
     assert not verify("other", header, body, now=1_700_000_100)
     forged = header.replace("t=1700000000", "t=1700000390")  # a new time, the old HMAC
     assert not verify("s3cret", forged, body, now=1_700_000_400)
+
+
+def test_a_scaling_action_that_failed_alerts_and_one_refused_unattempted_does_not() -> None:
+    decision = Decision(WEB, 1, 2, "cpu 90 > 80", 1.0)
+    failed = alert_for(ActionResult(decision, False, "engine: 500 Server Error", 2.0), 300)
+    assert failed is not None and failed.labels["alertname"] == "EbbflowActionFailed"
+    assert failed.annotations["description"] == "engine: 500 Server Error"
+    refused = ActionResult(
+        decision, False, "not done: ownership changed since the decision", 2.0, refused=True
+    )
+    assert refused.outcome == "refused" and alert_for(refused, 300) is None
+    assert ActionResult(decision, True, "started", 2.0).outcome == "ok"
