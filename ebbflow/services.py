@@ -18,6 +18,10 @@ SWARM_SERVICE = "com.docker.swarm.service.name"
 SERVICE_LABEL = "ebbflow.service"
 COMPOSE_CONFIG_HASH = "com.docker.compose.config-hash"  # set by compose on what it makes
 CREATED_BY_LABEL = "ebbflow.created-by"  # set by ebbflow on the replicas it makes
+# Set by ebbflow on the replicas it makes: when, by its clock, in the order it numbered
+# them. Copies made together are created at once, so the engine's creation times of
+# siblings fall in any order; this one keeps "the newest" the highest number made last.
+MADE_AT_LABEL = "ebbflow.made-at"
 # Set by ebbflow on its copies: the configuration of the template they were made from. A
 # copy on another engine runs the same image under another image id when the image was
 # built or imported on each engine, so its own hash would read as another configuration.
@@ -143,7 +147,7 @@ def guests(replicas: Sequence[T], labels: Callable[[T], Mapping[str, str]]) -> l
 
 # What makes two replicas the same version of a service; ebbflow's own marks do not count.
 CONFIGURATION_KEYS = ("Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User")
-PER_REPLICA_LABELS = (CREATED_BY_LABEL, COMPOSE_NUMBER, CONFIGURATION_LABEL)
+PER_REPLICA_LABELS = (CREATED_BY_LABEL, COMPOSE_NUMBER, CONFIGURATION_LABEL, MADE_AT_LABEL)
 
 
 def configuration(inspect: Mapping[str, Any]) -> str:

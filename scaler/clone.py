@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ebbflow.model import ServiceKey
-from ebbflow.services import COMPOSE_NUMBER, CONFIGURATION_LABEL, CREATED_BY_LABEL, configuration
+from ebbflow.services import (
+    COMPOSE_NUMBER,
+    CONFIGURATION_LABEL,
+    CREATED_BY_LABEL,
+    MADE_AT_LABEL,
+    configuration,
+)
 
 __all__ = ["CREATED_BY_LABEL"]  # where the tests read it
 
@@ -67,7 +73,10 @@ def replica_name(service: ServiceKey, template_name: str, number: int) -> str:
 
 
 def clone_request(
-    template: Mapping[str, Any], number: int, created_by: str = "scale-out"
+    template: Mapping[str, Any],
+    number: int,
+    created_by: str = "scale-out",
+    made_at: float | None = None,
 ) -> dict[str, Any]:
     config = template.get("Config") or {}
     host = copy.deepcopy(template.get("HostConfig") or {})
@@ -80,6 +89,9 @@ def clone_request(
         labels[COMPOSE_NUMBER] = str(number)
     labels[CREATED_BY_LABEL] = created_by
     labels[CONFIGURATION_LABEL] = configuration(template)
+    labels.pop(MADE_AT_LABEL, None)  # a copy of a copy: its own time, not its template's
+    if made_at is not None:
+        labels[MADE_AT_LABEL] = f"{made_at:.6f}"
     request["Labels"] = labels
     # A fixed host port cannot be shared: clones publish on an ephemeral port, like compose.
     for bindings in (host.get("PortBindings") or {}).values():

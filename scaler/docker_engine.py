@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from ebbflow.nodes import Nodes
 from ebbflow.plugins import Plugin, PluginContext
 from ebbflow.services import (
     CREATED_BY_LABEL,
+    MADE_AT_LABEL,
     configuration,
     defining,
     guests,
@@ -86,7 +88,11 @@ class Member:
 
 
 def created_at(member: Member) -> float:
-    """Docker's creation time; its text trims trailing zeros, so it does not sort."""
+    """When it was made: ebbflow's mark on the copies it made (siblings made together in
+    number order), else Docker's creation time (its text trims trailing zeros, so it does
+    not sort as text)."""
+    with contextlib.suppress(ValueError):
+        return float(member.labels.get(MADE_AT_LABEL, ""))
     return parse_docker_time(str(member.inspect.get("Created", "")))
 
 
@@ -200,16 +206,27 @@ class DockerEngineActuator:
         used = {n for m in members if (n := replica_number(m.name, m.labels))}
         used |= self._numbers_on_failed_nodes(service)
         template = defining(running, lambda m: m.labels, created_at)
+        # Placed and numbered in order, then made together: a scale-out by N costs about one
+        # create, not N (a create copies the image's layers). The made-at mark keeps them in
+        # number order, so "newest" still means the highest number.
+        made_at = time.time()  # wall time, as the engine's creation times it sorts beside
+        plan = []
+        for index in range(target - len(running)):
+            node = self.placement(running)  # each new replica counted where it goes
+            running.append(Member(node, {"Name": "", "State": {"Running": True}}))
+            plan.append((node, made_at + index * 1e-6))
+        makes = await asyncio.gather(
+            *(self._make_numbered(service, template.inspect, node, used, "scale-out", at)
+              for node, at in plan),
+            return_exceptions=True,
+        )  # fmt: skip
         made: list[tuple[str, str, DockerContainer]] = []  # (node, name, container)
         failed: list[BaseException] = []
-        try:  # made one by one, in number order: "newest" keeps meaning the last made
-            for _ in range(target - len(running)):
-                node = self.placement(running)  # each new replica counted where it goes
-                running.append(Member(node, {"Name": "", "State": {"Running": True}}))
-                name, container = await self._make_numbered(service, template.inspect, node, used)
-                made.append((node, name, container))
-        except Exception as err:  # what was made is started and recorded all the same
-            failed.append(err)
+        for (node, _), outcome in zip(plan, makes, strict=True):
+            if isinstance(outcome, BaseException):  # the others are started all the same
+                failed.append(outcome)
+            else:
+                made.append((node, *outcome))
         # ... and started together: a scale-out by N costs about one start, not N.
         results = await asyncio.gather(
             *(self._start(service, template.inspect, n, name, "scale-out", c)
@@ -429,14 +446,16 @@ class DockerEngineActuator:
         node: str,
         used: set[int],
         why: str = "scale-out",
+        made_at: float | None = None,
     ) -> tuple[str, DockerContainer]:
-        """Make (not start) one clone under the next free number; `used` gains it."""
+        """Make (not start) one clone under the next free number; `used` gains it (before
+        the engine is asked, so clones made together never take the same number)."""
         while True:
             number = next_free_number(used)
             used.add(number)
             name = replica_name(service, template["Name"].lstrip("/"), number)
             try:
-                return name, await self._make(template, node, name, number, why)
+                return name, await self._make(template, node, name, number, why, made_at)
             except aiodocker.DockerError as err:
                 if err.status != 409:  # 409: the name is taken outside the service
                     raise
@@ -454,11 +473,18 @@ class DockerEngineActuator:
         await self._start(service, template, node, name, why, container)
 
     async def _make(
-        self, template: dict[str, Any], node: str, name: str, number: int, why: str
+        self,
+        template: dict[str, Any],
+        node: str,
+        name: str,
+        number: int,
+        why: str,
+        made_at: float | None = None,
     ) -> DockerContainer:
         self.nodes.check_held(node)
         client = self.nodes.handle(node).client
-        return await client.containers.create(clone_request(template, number, why), name=name)
+        request = clone_request(template, number, why, time.time() if made_at is None else made_at)
+        return await client.containers.create(request, name=name)
 
     async def _start(
         self,

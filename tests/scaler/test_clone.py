@@ -106,3 +106,18 @@ def test_a_copy_on_another_engine_has_its_templates_configuration() -> None:
     assert configuration(again) == configuration(template)
     rebuilt = {**TEMPLATE, "Image": "sha256:" + "4" * 64}
     assert configuration(rebuilt) != configuration(template)
+
+
+def test_a_copy_is_marked_when_it_was_made_and_the_mark_is_no_configuration() -> None:
+    """Copies made together are created at once: their made-at marks, not the engine's
+    creation times, keep them in number order. A copy of a copy carries its own time."""
+    first = clone_request(TEMPLATE, 2, "scale-out", 1000.5)
+    second = clone_request(TEMPLATE, 3, "scale-out", 1000.500001)
+    assert first["Labels"]["ebbflow.made-at"] == "1000.500000"
+    assert second["Labels"]["ebbflow.made-at"] == "1000.500001"
+    made = {"Config": first, "Image": "sha256:" + "2" * 64}
+    assert "ebbflow.made-at" not in clone_request(made, 4)["Labels"]
+    assert clone_request(made, 4, "replace", 2000.0)["Labels"]["ebbflow.made-at"] == "2000.000000"
+    unmarked = {"Config": {**first, "Labels": {k: v for k, v in first["Labels"].items()
+                                              if k != "ebbflow.made-at"}}}  # fmt: skip
+    assert configuration({"Config": first}) == configuration(unmarked)
