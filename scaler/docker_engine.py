@@ -223,8 +223,10 @@ class DockerEngineActuator:
         made: list[tuple[str, str, DockerContainer]] = []  # (node, name, container)
         failed: list[BaseException] = []
         for (node, _), outcome in zip(plan, makes, strict=True):
-            if isinstance(outcome, BaseException):  # the others are started all the same
+            if isinstance(outcome, Exception):  # the others are started all the same
                 failed.append(outcome)
+            elif isinstance(outcome, BaseException):  # a cancellation is not a failure
+                raise outcome
             else:
                 made.append((node, *outcome))
         # ... and started together: a scale-out by N costs about one start, not N.
