@@ -29,7 +29,8 @@ class Outcome:
     refused: bool = False
 
     @property
-    def result(self) -> str:
+    def text(self) -> str:
+        """ok, failed or refused: as `ActionResult.outcome` names it."""
         return outcome_text(self.ok, self.refused)
 
 

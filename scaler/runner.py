@@ -89,7 +89,7 @@ class ActionRunner:
         self.subscription = ctx.bus.subscribe(
             "scaler", Decision, HealthChange, OwnershipChange, capacity=1024
         )
-        # (direction, result): ok, failed or refused
+        # (direction, outcome): ok, failed or refused
         self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self.steps: collections.Counter[tuple[str, str, bool]] = collections.Counter()
         self.unhealthy: set[str] = set()  # container names whose probe verdict is failing
@@ -273,7 +273,7 @@ class ActionRunner:
         if isinstance(action, ScaleAction):
             decision = action.decision
             self.store.record_outcome(decision, outcome.ok, outcome.detail, outcome.refused)
-            self.outcomes[(decision.direction, outcome.result)] += 1
+            self.outcomes[(decision.direction, outcome.text)] += 1
             if outcome.ok:
                 log.info("service %s: %s", decision.service, outcome.detail)
             elif outcome.refused:
@@ -308,6 +308,6 @@ class ActionRunner:
 
     # -- telemetry ---------------------------------------------------------------------------
     def telemetry(self, now: float) -> Iterable[Sample]:
-        for (direction, result), count in sorted(self.outcomes.items()):
-            yield ACTIONS.sample(count, now, direction, result)
+        for (direction, outcome), count in sorted(self.outcomes.items()):
+            yield ACTIONS.sample(count, now, direction, outcome)
         yield RATE_LIMITED.sample(self.gate.rate_limited, now)
