@@ -18,6 +18,10 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+# -- the source of ebbflow's own telemetry batches (ebbflow/telemetry.py); the status page
+# tells them from collection, which they are not: they come each second whatever collects
+TELEMETRY_SOURCE = "ebbflow"
+
 # -- metrics the containers input produces and policies scale on -------------------------
 CONTAINER_CPU_PERCENT = "ebbflow_container_cpu_percent"
 CONTAINER_MEMORY_PERCENT = "ebbflow_container_memory_percent"

@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from ebbflow.bus import Bus
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
+from ebbflow.names import TELEMETRY_SOURCE
 from ebbflow.plugins import ReportsTelemetry
 
 log = logging.getLogger("ebbflow.telemetry")
 
-SOURCE = "ebbflow"
+SOURCE = TELEMETRY_SOURCE
 
 
 ERRORS = Desc(

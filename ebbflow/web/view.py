@@ -51,6 +51,7 @@ from ebbflow.names import (
     NODE_MEMORY_PERCENT,
     PROBE_INITIAL_DELAY_LABELS,
     PROBE_LABELS,
+    TELEMETRY_SOURCE,
 )
 from ebbflow.nodes import Nodes
 from ebbflow.policy import Policy, policy_line
@@ -351,11 +352,11 @@ class StatusView:
                         node.cpu = sample.value
                     else:
                         node.memory = sample.value
-            elif batch.source == "telemetry" and name.endswith(SENDER_AGE_SUFFIX):
+            elif batch.source == TELEMETRY_SOURCE and name.endswith(SENDER_AGE_SUFFIX):
                 heard = batch.timestamp - sample.value
                 for node in self._nodes_named(dict(sample.labels).get("sender", "")):
                     node.last_sample = max(node.last_sample or 0.0, heard)
-        if batch.source != "telemetry" and batch.source not in self.receivers:
+        if batch.source != TELEMETRY_SOURCE and batch.source not in self.receivers:
             for node in self._nodes_named(""):
                 node.last_sample = max(node.last_sample or 0.0, batch.timestamp)
 

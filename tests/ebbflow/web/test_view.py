@@ -26,9 +26,10 @@ from ebbflow.model import (
     SampleBatch,
     ServiceKey,
 )
-from ebbflow.names import NODE_CPU_PERCENT
+from ebbflow.names import NODE_CPU_PERCENT, TELEMETRY_SOURCE
 from ebbflow.nodes import Nodes
 from ebbflow.state import DecisionStore
+from ebbflow.telemetry import TelemetryInput
 from ebbflow.web.page import Pages
 from ebbflow.web.topology import topology
 from ebbflow.web.view import StatusView
@@ -168,9 +169,33 @@ def test_node_cpu_and_sample_age(tmp_path: Path) -> None:
     assert node.engine_up is True
     # An agent heard by a receiver: its age as the receiver reports it.
     telemetry = Sample("ebbflow_remote_write_sender_age_seconds", 2.0, (("sender", "n2"),))
-    view.note_batch(SampleBatch("telemetry", clock.now, (telemetry,)))
+    view.note_batch(SampleBatch(TELEMETRY_SOURCE, clock.now, (telemetry,)))
     n2 = next(n for n in view.snapshot().nodes if n.name == "n2")
     assert (n2.sample_age, n2.engine_up) == (2.0, None)
+
+
+class _Age:
+    name = "receiver"
+
+    def telemetry(self, now: float) -> list[Sample]:
+        return [Sample("ebbflow_remote_write_sender_age_seconds", 1.5, (("sender", "n3"),), now)]
+
+
+def test_own_telemetry_is_not_collection(tmp_path: Path) -> None:
+    """ebbflow's own telemetry comes each second whatever collects: it must not make this
+    machine look freshly sampled while its collection hangs (it did: the page compared
+    the batch's source with a name telemetry does not use). A receiver's sender ages in
+    it still give each agent's age."""
+    bus, view, clock, _ = world(tmp_path)
+    telemetry = TelemetryInput(bus, [_Age()], 1.0, lambda: clock.now)
+    view.note_batch(SampleBatch("containers", clock.now, ()))
+    for _ in range(10):
+        clock.advance(1)
+        view.note_batch(SampleBatch(TELEMETRY_SOURCE, clock.now, tuple(telemetry.gather())))
+    nodes = {n.name: n for n in view.snapshot().nodes}
+    assert nodes["n3"].sample_age == 1.5
+    (local,) = [n for name, n in nodes.items() if name != "n3"]
+    assert local.sample_age == 10.0  # the containers batch 10 s ago, not the telemetry
 
 
 def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
