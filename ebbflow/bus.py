@@ -65,17 +65,26 @@ class SubscriptionStats:
 class Subscription:
     """One subscriber's queue. Iterate it to receive events until the bus closes."""
 
-    def __init__(self, name: str, capacity: int, types: tuple[type, ...]) -> None:
+    def __init__(
+        self,
+        name: str,
+        capacity: int,
+        types: tuple[type, ...],
+        accept: Callable[[Event], bool] | None = None,
+    ) -> None:
         self.name = name
         self.capacity = capacity
         self.types = types
+        self.accept = accept
         self._queue: collections.deque[object] = collections.deque()
         self._ready = asyncio.Event()
         self.delivered = 0
         self.dropped = 0
 
     def wants(self, event: Event) -> bool:
-        return not self.types or isinstance(event, self.types)
+        if self.types and not isinstance(event, self.types):
+            return False
+        return self.accept is None or self.accept(event)
 
     def offer(self, item: object) -> None:
         if item is not _CLOSED and len(self._queue) >= self.capacity:
@@ -128,9 +137,17 @@ class Bus:
         before any subscriber's queue gets it (see the module's doc)."""
         self._observers.append((types, callback))
 
-    def subscribe(self, name: str, *types: type, capacity: int | None = None) -> Subscription:
-        """Subscribe to events of the given types (all events when none are given)."""
-        sub = Subscription(name, capacity or self.default_capacity, types)
+    def subscribe(
+        self,
+        name: str,
+        *types: type,
+        capacity: int | None = None,
+        accept: Callable[[Event], bool] | None = None,
+    ) -> Subscription:
+        """Subscribe to events of the given types (all events when none are given) that
+        `accept` takes, when given: an event it refuses is never queued, so it neither
+        wakes the subscriber nor counts against its bound."""
+        sub = Subscription(name, capacity or self.default_capacity, types, accept)
         self._subscriptions.append(sub)
         if self._closed:
             sub.offer(_CLOSED)

@@ -124,6 +124,11 @@ class Health:
         return report.ready, report.problems
 
     def report(self) -> HealthReport:
+        dependencies, problems = self._judge()
+        return HealthReport(not problems, problems, self.components(), dependencies, self.role)
+
+    def _judge(self) -> tuple[dict[str, str | None], dict[str, str]]:
+        """Dependencies and problems now; a change of problems is logged."""
         dependencies = self.dependencies()
         problems = self.problems(dependencies)
         if problems != self._last_problems:  # log on change, not on every ask
@@ -134,11 +139,13 @@ class Health:
             elif self._last_problems:
                 log.info("ready again")
             self._last_problems = problems
-        return HealthReport(not problems, problems, self.components(), dependencies, self.role)
+        return dependencies, problems
 
     def telemetry(self, now: float) -> Iterable[Sample]:
-        report = self.report()
-        yield READY.sample(1.0 if report.ready else 0.0, now)
-        yield ROLE.sample(1.0, now, report.role)
-        for name, problem in sorted(report.dependencies.items()):
+        # Not `report()`: the components' copies it makes are for /readyz, not the metrics
+        # (they were a quarter of a telemetry round).
+        dependencies, problems = self._judge()
+        yield READY.sample(0.0 if problems else 1.0, now)
+        yield ROLE.sample(1.0, now, self.role)
+        for name, problem in sorted(dependencies.items()):
             yield DEPENDENCY_UP.sample(0.0 if problem else 1.0, now, name)

@@ -32,7 +32,8 @@ class Desc:
         """One sample; label values in the declared (sorted) order of `labels`."""
         if len(values) != len(self.labels):
             raise ValueError(f"{self.name}: {len(values)} label values for labels {self.labels}")
-        pairs: Labels = tuple(zip(self.labels, values, strict=True))
+        # lengths checked above, so not `strict` (it was a tenth of a telemetry round)
+        pairs: Labels = tuple(zip(self.labels, values, strict=False)) if values else ()
         return Sample(self.name, float(value), pairs, now, self.kind, self.help)
 
     def labelled(self, value: float, now: float, pairs: Labels) -> Sample:

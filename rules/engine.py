@@ -34,7 +34,7 @@ from ebbflow.model import (
     SampleBatch,
     ServiceKey,
 )
-from ebbflow.names import PROBE_SUCCESS
+from ebbflow.names import PROBE_SUCCESS, TELEMETRY_SOURCE
 from ebbflow.policy import MetricRule, Policy
 from ebbflow.state import LearnedStartup
 
@@ -94,6 +94,13 @@ BOUNDS = {
 }  # fmt: skip
 
 
+def about_services(event: object) -> bool:
+    """What the engine is given: everything but ebbflow's own telemetry, which is about
+    ebbflow, not a service (a policy reading it would scale on its own bookkeeping), and
+    came each second only to be passed over."""
+    return not (isinstance(event, SampleBatch) and event.source == TELEMETRY_SOURCE)
+
+
 class RuleEngine:
     name = "rules"
 
@@ -111,7 +118,13 @@ class RuleEngine:
         self.dry_run = ctx.dry_run
         self.action_deadline = action_deadline
         self.subscription = ctx.bus.subscribe(
-            "rules", ContainerEvent, SampleBatch, ActionResult, EngineConnection, capacity=4096
+            "rules",
+            ContainerEvent,
+            SampleBatch,
+            ActionResult,
+            EngineConnection,
+            capacity=4096,
+            accept=about_services,
         )
         self.services: dict[ServiceKey, ServiceState] = {}
         self.member_of: dict[str, ServiceKey] = {}  # container name → service

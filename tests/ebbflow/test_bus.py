@@ -18,6 +18,17 @@ async def test_each_subscriber_gets_its_types_only() -> None:
     assert [e async for e in everything] == [batch(1)]
 
 
+async def test_an_event_a_subscriber_does_not_accept_is_never_queued() -> None:
+    bus = Bus()
+    odd = bus.subscribe("odd", SampleBatch, capacity=2, accept=lambda e: e.timestamp % 2 == 1)  # type: ignore[attr-defined]
+    for n in range(6):
+        bus.publish(batch(n))
+    (stats,) = bus.stats()
+    assert (stats.depth, stats.dropped) == (2, 1)  # 1, 3, 5 offered: only they count
+    bus.close()
+    assert [e.timestamp async for e in odd] == [3.0, 5.0]  # type: ignore[union-attr]
+
+
 async def test_a_full_queue_drops_its_oldest_and_counts_it() -> None:
     bus = Bus()
     slow = bus.subscribe("slow", capacity=2)

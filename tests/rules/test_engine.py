@@ -18,9 +18,11 @@ from ebbflow.model import (
     EngineConnection,
     PolicyProblem,
     Sample,
+    SampleBatch,
     labels_of,
 )
-from ebbflow.policy import MetricRule
+from ebbflow.names import TELEMETRY_SOURCE
+from ebbflow.policy import CPU_METRIC, MetricRule
 from ebbflow.rules.engine import CONVERGE_DEADLINE
 from ebbflow.rules.strategies.proportional import recommend_proportional
 from ebbflow.rules.strategies.step import recommend_step
@@ -691,3 +693,20 @@ def test_a_window_that_is_not_full_holds_but_bounds_still_hold(
     h.start(1)
     (d,) = h.tick(50.0)  # below min_replicas: no data is needed to know that
     assert (d.from_replicas, d.to_replicas, d.origin) == (1, 2, "bounds")
+
+
+def test_ebbflows_own_telemetry_never_reaches_the_engine(store: DecisionStore, clock) -> None:
+    """A batch of ebbflow's own telemetry is about ebbflow: the engine's queue never holds
+    one, even one whose samples name a replica and the policy's metric; a collector's
+    batch of the same samples is queued."""
+    h = Harness(store, clock, PROPORTIONAL)
+    (name,) = h.start()
+    queue = h.engine.subscription
+    while queue.get_nowait() is not None:  # the start's events
+        pass
+    same = (Sample(CPU_METRIC, 99.0, labels_of({"name": name}), clock()),)
+    h.bus.publish(SampleBatch(TELEMETRY_SOURCE, clock(), same))
+    assert queue.stats().depth == 0
+    h.bus.publish(SampleBatch("containers", clock(), same))
+    assert queue.get_nowait() == SampleBatch("containers", clock(), same)
+    assert queue.get_nowait() is None
