@@ -307,6 +307,11 @@ class HealingStep:
     timestamp: float
     dry_run: bool = False
     next_delay: float | None = None  # the wait before the next step, if it fails again
+    refused: bool = False  # not attempted: a safety gate said no (the detail says which)
+
+    @property
+    def outcome(self) -> str:
+        return outcome_text(self.ok, self.refused)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS healing (
     attempt INTEGER NOT NULL,
     ok INTEGER NOT NULL,
     detail TEXT NOT NULL,
-    dry_run INTEGER NOT NULL
+    dry_run INTEGER NOT NULL,
+    refused INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS healing_by_slot ON healing (slot, dry_run, ts);
 CREATE TABLE IF NOT EXISTS controls (
@@ -334,18 +335,23 @@ class DecisionStore:
     @staticmethod
     def _upgrades(db: sqlite3.Connection) -> str:
         """Columns added since a state file was created (the file outlives versions)."""
-        columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
         added = {
-            "origin": "origin TEXT NOT NULL DEFAULT 'policy'",
-            "owner": "owner TEXT NOT NULL DEFAULT ''",
+            "decisions": {
+                "origin": "origin TEXT NOT NULL DEFAULT 'policy'",
+                "owner": "owner TEXT NOT NULL DEFAULT ''",
+            },
+            "healing": {"refused": "refused INTEGER NOT NULL DEFAULT 0"},
         }
-        if not columns:
-            return ""
-        return "".join(
-            f"ALTER TABLE decisions ADD COLUMN {column};\n"
-            for name, column in added.items()
-            if name not in columns
-        )
+        statements = []
+        for table, columns in added.items():
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if have:  # a new file gets them from the schema
+                statements += [
+                    f"ALTER TABLE {table} ADD COLUMN {column};\n"
+                    for name, column in columns.items()
+                    if name not in have
+                ]
+        return "".join(statements)
 
     def close(self) -> None:
         self._db.close()
@@ -427,7 +433,7 @@ class DecisionStore:
     def record_step(self, step: HealingStep, slot: str) -> None:
         self._exec(
             "INSERT INTO healing (ts, service, slot, container, action, reason, attempt, ok,"
-            " detail, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " detail, dry_run, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 step.timestamp,
                 format_service_key(step.service),
@@ -439,6 +445,7 @@ class DecisionStore:
                 int(step.ok),
                 step.detail,
                 int(step.dry_run),
+                int(step.refused),
             ),
         )
 
@@ -526,10 +533,11 @@ class DecisionStore:
 
     def healing_since(self, since: float, dry_run: bool) -> list[tuple[str, str, float]]:
         """(slot, action, time) of the restarts and replacements since `since`, oldest first:
-        a restart of ebbflow does not reset a crash loop's backoff."""
+        a restart of ebbflow does not reset a crash loop's backoff. A refused step was not
+        taken, and spends none of the budget."""
         rows = self._rows(
             "SELECT slot, action, ts FROM healing WHERE ts >= ? AND dry_run = ?"
-            " AND action IN ('restart', 'replace') ORDER BY ts",
+            " AND action IN ('restart', 'replace') AND refused = 0 ORDER BY ts",
             (since, int(dry_run)),
         )
         return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
@@ -541,8 +549,8 @@ class DecisionStore:
         where = " WHERE service = ?" if service is not None else ""
         args = (format_service_key(service),) if service is not None else ()
         cursor = self._exec(
-            "SELECT ts, service, container, action, reason, attempt, ok, detail, dry_run"
-            f" FROM healing{where} ORDER BY ts DESC, id DESC LIMIT ?",
+            "SELECT ts, service, container, action, reason, attempt, ok, detail, dry_run,"
+            f" refused FROM healing{where} ORDER BY ts DESC, id DESC LIMIT ?",
             (*args, limit),
             write=False,
         )
@@ -552,6 +560,7 @@ class DecisionStore:
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         for row in rows:
             row["ok"], row["dry_run"] = bool(row["ok"]), bool(row["dry_run"])
+            row["outcome"] = outcome_text(row["ok"], bool(row.pop("refused")))
         return rows
 
     def has_decisions(self, service: ServiceKey, dry_run: bool) -> bool:

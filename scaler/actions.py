@@ -80,6 +80,7 @@ class HealAction:
             now,
             dry_run,
             self.next_delay,
+            refused=outcome.refused,
         )
 
 
@@ -109,6 +110,7 @@ class NodeAction:
             outcome.detail or self.change.reason,
             now,
             dry_run,
+            refused=outcome.refused,
         )
 
 

@@ -60,7 +60,8 @@ STOP_EVIDENCE = 60.0
 
 HEALING_STEPS = Desc(
     "ebbflow_healing_steps_total",
-    "Healing steps taken (restart, replace, give_up, recovered), by service.",
+    "Healing steps (restart, replace, give_up, recovered), by service and outcome: ok, "
+    "failed, or refused (not attempted: a safety gate said no).",
     "counter",
     ("action", "outcome", "service"),
 )
@@ -491,8 +492,9 @@ class Healer:
                 slot.key,
                 after.delay if after.action != "give_up" else None,
             )
-            await self.runner.execute(action)
-            slot.steps.append((self.clock(), step.action))
+            outcome = await self.runner.execute(action)
+            if not outcome.refused:  # a step never taken spends none of the budget
+                slot.steps.append((self.clock(), step.action))
         finally:
             slot.acting = False
             if slot.waiting is asyncio.current_task():
@@ -516,6 +518,6 @@ class Healer:
     # -- telemetry -------------------------------------------------------------------------
     def telemetry(self, now: float) -> Iterable[Sample]:
         """Healing's metrics; the steps are counted where they are taken (the runner)."""
-        for (service, action, ok), count in sorted(self.runner.steps.items()):
-            yield HEALING_STEPS.sample(count, now, action, "ok" if ok else "failed", service)
+        for (service, action, outcome), count in sorted(self.runner.steps.items()):
+            yield HEALING_STEPS.sample(count, now, action, outcome, service)
         yield GIVEN_UP.sample(sum(1 for slot in self.slots.values() if slot.gave_up), now)

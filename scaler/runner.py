@@ -91,7 +91,8 @@ class ActionRunner:
         )
         # (direction, outcome): ok, failed or refused
         self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
-        self.steps: collections.Counter[tuple[str, str, bool]] = collections.Counter()
+        # (service, action, outcome): healing steps, ok, failed or refused
+        self.steps: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self.unhealthy: set[str] = set()  # container names whose probe verdict is failing
         self._resumed = False
         self._calls = 0  # actions calling an engine right now
@@ -291,9 +292,11 @@ class ActionRunner:
         """A healing step in the healing log and on the bus: the runner's own actions, and
         the healer's verdicts that are no action (give up, recovered)."""
         self.store.record_step(step, slot or step.container)
-        self.steps[(str(step.service), step.action, step.ok)] += 1
+        self.steps[(str(step.service), step.action, step.outcome)] += 1
         if step.ok:
             log.info("container %s: %s: %s", step.container, step.action, step.detail)
+        elif step.refused:
+            log.warning("container %s: %s refused: %s", step.container, step.action, step.detail)
         else:
             log.error("container %s: %s failed: %s", step.container, step.action, step.detail)
         self.bus.publish(step)

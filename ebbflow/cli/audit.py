@@ -74,7 +74,7 @@ def cmd_healing(args: argparse.Namespace, config: AppConfig) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     for row in reversed(rows):
-        outcome = ("ok" if row["ok"] else "failed") + (" (dry run)" if row["dry_run"] else "")
+        outcome = row["outcome"] + (" (dry run)" if row["dry_run"] else "")
         print(
             f"{_when(row['ts'])}  {row['service']} {row['container']}: {row['action']}"
             f" #{row['attempt']} ({row['reason']})  [{outcome}: {row['detail']}]"
@@ -122,7 +122,7 @@ def cmd_explain(args: argparse.Namespace, config: AppConfig) -> int:
     if steps:
         print(f"{name}: last {len(steps)} healing step(s), newest last")
     for step in reversed(steps):
-        outcome = "ok" if step["ok"] else "failed"
+        outcome = step["outcome"]
         print(f"{_when(step['ts'])}  {step['container']}: {step['action']} #{step['attempt']}")
         print(f"    why:     {step['reason']}")
         print(f"    outcome: {outcome}: {step['detail']}")

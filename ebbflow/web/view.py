@@ -304,7 +304,7 @@ class StatusView:
                 format_service_key(step.service),
                 "healing",
                 f"{step.container}: {step.action} #{step.attempt} ({step.reason})",
-                ("ok" if step.ok else f"failed: {step.detail}")
+                (step.outcome if step.ok else f"{step.outcome}: {step.detail}")
                 + (" (dry run)" if step.dry_run else ""),
             )
         )
@@ -497,7 +497,7 @@ class StatusView:
         seen = self.seen.get(info.id, _Seen())
         node, plan = self.node_title(info.node), self._plan(info.name, info.started_at, now)
         step = self.steps.get(info.name)
-        if step is not None and step.timestamp >= info.started_at and not step.ok:
+        if step is not None and step.timestamp >= info.started_at and _healing_on(step):
             return ReplicaView(info.id, info.name, node, "healing", _healing(step, now))
         if seen.probe:
             reason = seen.probe + plan
@@ -515,9 +515,12 @@ class StatusView:
         seen = self.seen.get(info.id, _Seen())
         node, plan = self.node_title(info.node), self._plan(info.name, info.finished_at, now)
         step = self.steps.get(info.name)
-        if step is not None and step.timestamp >= info.finished_at and not step.ok:
-            return ReplicaView(info.id, info.name, node, "healing", _healing(step, now))
+        since_exit = step if step is not None and step.timestamp >= info.finished_at else None
+        if since_exit is not None and _healing_on(since_exit):
+            return ReplicaView(info.id, info.name, node, "healing", _healing(since_exit, now))
         reason = (seen.exit or "exited") + plan
+        if since_exit is not None and since_exit.refused:  # nothing under way: it says why
+            reason += f"; {since_exit.action} refused: {since_exit.detail}"
         return ReplicaView(info.id, info.name, node, "exited", reason, info.finished_at)
 
     def _plan(self, name: str, since: float, now: float) -> str:
@@ -535,10 +538,15 @@ def _keep(kept: collections.OrderedDict[str, Any], key: str, value: Any) -> None
         kept.popitem(last=False)
 
 
+def _healing_on(step: HealingStep) -> bool:
+    """A step failed and the next one waits; a refused step was never taken."""
+    return not step.ok and not step.refused
+
+
 def _healing(step: HealingStep, now: float) -> str:
     text = f"{step.action} #{step.attempt} ({step.reason})"
     if not step.ok:
-        text += f" failed: {step.detail}"
+        text += f" {step.outcome}: {step.detail}"
     if step.next_delay is not None:
         left = max(0.0, step.timestamp + step.next_delay - now)
         text += f"; next attempt in {left:.0f}s"

@@ -235,7 +235,9 @@ HEALING_ALERTS = {
 }
 
 
-def healing_alert(step: HealingStep, event_ttl: float) -> Alert:
+def healing_alert(step: HealingStep, event_ttl: float) -> Alert | None:
+    if step.refused:  # never attempted: as a refused scaling action (`_action_failed`)
+        return None
     if step.service.kind == "node":  # Swarm drains: about a node, not a container
         labels = {"node": step.container}
     else:

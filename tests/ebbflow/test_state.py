@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ebbflow.model import Decision, ServiceKey
+from ebbflow.model import Decision, HealingStep, ServiceKey
 from ebbflow.state import DecisionStore
 
 WEB = ServiceKey("compose", "web", "shop")
@@ -29,6 +29,28 @@ def test_decisions_outcomes_and_cooldown_survive_reopen(tmp_path: Path) -> None:
         "started shop_web_2",
     )
     assert [r.service for r in store.recent()] == ["label:api", "compose:shop/web"]
+
+
+def test_a_healing_log_from_before_refused_steps_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE healing (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL,"
+            " service TEXT NOT NULL, slot TEXT NOT NULL, container TEXT NOT NULL, action TEXT"
+            " NOT NULL, reason TEXT NOT NULL, attempt INTEGER NOT NULL, ok INTEGER NOT NULL,"
+            " detail TEXT NOT NULL, dry_run INTEGER NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO healing (ts, service, slot, container, action, reason, attempt, ok,"
+            " detail, dry_run) VALUES (100, 'compose:shop/web', 's', 'web-1', 'restart', 'exited',"
+            " 1, 0, 'engine said no', 0)"
+        )
+    store = DecisionStore(path)
+    refused = HealingStep(WEB, "web-1", "restart", "exited", 2, False, "not done: paused", 200.0,
+                          refused=True)  # fmt: skip
+    store.record_step(refused, "s")
+    assert [row["outcome"] for row in store.recent_steps()] == ["refused", "failed"]
+    assert store.healing_since(0.0, dry_run=False) == [("s", "restart", 100.0)]
 
 
 def test_a_state_file_from_before_decision_origins_is_upgraded_in_place(tmp_path: Path) -> None:

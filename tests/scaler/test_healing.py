@@ -316,6 +316,29 @@ async def test_a_failed_step_is_announced_and_counts(
     }
 
 
+async def test_a_step_refused_by_a_safety_gate_is_refused_not_failed_and_spends_no_budget(
+    harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ownership lost between a step's plan and its turn (before any announcement): the
+    runner refuses it. It is `refused` in the log, the metric, the healing log and on the
+    bus, and it spends none of the restart budget, now or after a restart of ebbflow."""
+    h = harness()
+    h.die(container())
+    await asyncio.sleep(0.01)  # planned: a restart in 0.05 s
+    h.owner.leading = False
+    step = await h.step()
+    assert (step.action, step.ok, step.refused, step.outcome) == ("restart", False, True, "refused")
+    assert step.detail.startswith("not done: ")
+    assert h.actuator.healed == []
+    samples = {s.labels: s.value for s in h.healer.telemetry(0.0) if s.name.endswith("_total")}
+    assert samples == {(("action", "restart"), ("outcome", "refused"), ("service", "crashy")): 1}
+    (slot,) = h.healer.slots.values()
+    assert list(slot.steps) == []
+    assert h.store.healing_since(0.0, dry_run=False) == []
+    assert [row["outcome"] for row in h.store.recent_steps()] == ["refused"]
+    assert "restart refused: not done: " in caplog.text and "restart failed" not in caplog.text
+
+
 async def test_a_restart_of_ebbflow_continues_the_backoff(
     tmp_path: Path, harness: Callable[..., Harness]
 ) -> None:

@@ -110,6 +110,15 @@ def test_replica_states_follow_the_bus(tmp_path: Path) -> None:
     clock.advance(4)
     healing = next(r for r in view.snapshot().services[0].replicas if r.name == "shop-web-a")
     assert healing.reason.endswith("next attempt in 6s")
+    # A step a safety gate refused was never taken: the replica is exited, and says why.
+    refused = dataclasses.replace(step, detail="not done: paused", refused=True,
+                                  timestamp=clock.advance(1))  # fmt: skip
+    bus.publish(refused)
+    still = next(r for r in view.snapshot().services[0].replicas if r.name == "shop-web-a")
+    assert (still.state, still.reason) == (
+        "exited", "exited with code 137 (killed); restart refused: not done: paused",
+    )  # fmt: skip
+    assert view.history[-1].outcome == "refused: not done: paused"
 
     back = dataclasses.replace(first, running=True, started_at=clock.advance(10))
     bus.publish(event(ContainerEventKind.START, back, clock.now))

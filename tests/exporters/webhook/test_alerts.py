@@ -79,6 +79,9 @@ def test_healing_steps_are_events_and_giving_up_is_a_state() -> None:
     )
     assert failed is not None and failed.labels["alertname"] == "EbbflowActionFailed"
     assert failed.labels["action"] == "replace" and failed.annotations["description"] == "no image"
+    refused = HealingStep(WEB, "shop-web-1", "restart", "x", 1, False, "not done: paused", 6.5,
+                          refused=True)  # fmt: skip
+    assert alert_for(refused, 300) is None  # never attempted, as a refused scaling action
     gave_up = alert_for(HealingStep(WEB, "shop-web-1", "give_up", "exited", 4, True, "", 7.0), 300)
     back = alert_for(HealingStep(WEB, "shop-web-1", "recovered", "ok", 0, True, "", 9.0), 300)
     assert gave_up is not None and back is not None and not gave_up.event
