@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -14,12 +14,15 @@ from typing import Any
 import aiodocker
 import aiohttp
 
+from ebbflow import runtime
 from ebbflow.app import App, build_app, build_context, build_plugins, run_app
 from ebbflow.config import AppConfig
 from ebbflow.model import Sample
 from ebbflow.plugins import load_benchmark
 
 from .common import EngineUnreachableError, config_from, format_sample
+
+log = logging.getLogger("ebbflow")
 
 
 def register(
@@ -58,28 +61,18 @@ def register(
     bench.set_defaults(func=cmd_bench)
 
 
-# What a running instance built at start (modules, configuration, parts, the first
-# inventory) it keeps for its whole life: some 75,000 objects that every full collection
-# of the garbage collector walked again (70 ms each, every minute or so, at 100
-# containers: a tenth of the idle CPU, and a 70 ms stall of the loop). Once start-up has
-# settled they are moved out of its sight (`gc.freeze`, as the gc docs advise for
-# long-running servers). The young generation is collected every 10,000 allocations
-# rather than 700: what a cycle allocates is freed by reference counts, and collecting it
-# every few seconds cost 0.2-0.3 ms a second for nothing. Only for `ebbflow run`: a test
-# process builds many apps.
-SETTLED_AFTER = 30.0
-YOUNG_THRESHOLD = 10_000
-
-
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
+    if not runtime.tune_allocator():  # before any thread is started
+        log.info("not glibc: the allocator keeps its defaults")
     app = build_app(config, time.time, read_config=lambda: config_from(args))
     asyncio.run(_run(app))
     return 0
 
 
 async def _run(app: App) -> None:
-    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    settled = asyncio.get_running_loop().call_later(SETTLED_AFTER, gc.freeze)
+    """`run_app` with the garbage collector set up for a long life (`ebbflow/runtime.py`)."""
+    runtime.tune_collector()
+    settled = asyncio.get_running_loop().call_later(runtime.SETTLED_AFTER, runtime.settled)
     try:
         await run_app(app)
     finally:

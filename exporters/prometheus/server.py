@@ -82,13 +82,14 @@ class PrometheusOutput:
 
     async def metrics(self, request: web.Request) -> web.Response:
         self.scrapes += 1
-        body = self.exposition.render(self.snapshot.sources())
+        text = self.exposition.render(self.snapshot.sources())
         headers = {"Content-Type": CONTENT_TYPE}
         if "gzip" in request.headers.get("Accept-Encoding", ""):  # Prometheus asks for it
             # Level 1: a sixteenth of the size for 70 ms per 100k series, off the loop.
-            body = await asyncio.to_thread(gzip.compress, body, 1)
+            body = await asyncio.to_thread(gzip.compress, text, 1)
             headers["Content-Encoding"] = "gzip"
-        return web.Response(body=body, headers=headers)
+            return web.Response(body=body, headers=headers)
+        return web.Response(body=text, headers=headers)
 
     async def index(self, _request: web.Request) -> web.Response:
         return web.Response(

@@ -308,30 +308,3 @@ def test_a_corrupt_state_file_fails_in_one_line_naming_path_and_cause(
     assert done.stderr.strip().splitlines() == [
         f"ebbflow: state file {state}: cannot be used: file is not a database"
     ]
-
-
-@pytest.mark.parametrize(("runs_for", "freezes"), [(0.3, 1), (0.0, 0)])
-async def test_run_tunes_the_garbage_collector_for_a_long_life(
-    monkeypatch: pytest.MonkeyPatch, runs_for: float, freezes: int
-) -> None:
-    """`ebbflow run` collects the young generation less often, and moves what start-up
-    built out of the garbage collector's sight once it settled; an instance that stops
-    before that freezes nothing."""
-    import asyncio
-
-    from ebbflow.cli import run
-
-    frozen: list[None] = []
-
-    async def run_app(_app: object) -> None:
-        await asyncio.sleep(runs_for)
-
-    monkeypatch.setattr(run, "SETTLED_AFTER", 0.05)
-    monkeypatch.setattr(run, "run_app", run_app)
-    monkeypatch.setattr(run.gc, "freeze", lambda: frozen.append(None))
-    thresholds: list[tuple[int, ...]] = []
-    monkeypatch.setattr(run.gc, "set_threshold", lambda *t: thresholds.append(t))
-    await run._run(None)  # type: ignore[arg-type]
-    await asyncio.sleep(0.1)  # a timer left behind would fire here
-    assert len(frozen) == freezes
-    assert [t[0] for t in thresholds] == [run.YOUNG_THRESHOLD]
