@@ -46,7 +46,8 @@ DROPPED = Desc(
 )
 OBSERVER_ERRORS = Desc(
     "ebbflow_bus_observer_errors_total",
-    "Events an observer (the service catalog) raised on; the event was still delivered.",
+    "Events an observer (the service catalog) or a subscription's filter raised on; the "
+    "event was still delivered.",
     "counter",
 )
 
@@ -163,7 +164,13 @@ class Bus:
                     self.observer_errors += 1
                     log.exception("an observer of %s raised", type(event).__name__)
         for sub in self._subscriptions:
-            if sub.wants(event):
+            try:
+                wanted = sub.wants(event)
+            except Exception:  # a broken filter lets everything through, and says so
+                self.observer_errors += 1
+                log.exception("the filter of subscription %s raised", sub.name)
+                wanted = True
+            if wanted:
                 sub.offer(event)
 
     def close(self) -> None:

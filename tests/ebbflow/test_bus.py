@@ -29,6 +29,15 @@ async def test_an_event_a_subscriber_does_not_accept_is_never_queued() -> None:
     assert [e.timestamp async for e in odd] == [3.0, 5.0]  # type: ignore[union-attr]
 
 
+async def test_a_filter_that_raises_lets_the_event_through_and_is_counted() -> None:
+    bus = Bus()
+    broken = bus.subscribe("broken", accept=lambda e: 1 / 0 == 0)
+    bus.publish(batch(1))
+    bus.close()
+    assert [e async for e in broken] == [batch(1)]
+    assert bus.observer_errors == 1
+
+
 async def test_a_full_queue_drops_its_oldest_and_counts_it() -> None:
     bus = Bus()
     slow = bus.subscribe("slow", capacity=2)
