@@ -194,3 +194,13 @@ def test_a_row_that_notes_what_happened_carries_its_outcome_in_one_write(tmp_pat
     store.record(Decision(WEB, 4, 0, "web: 4→0, lost", 7.0, origin="outage"), ("outage", "why"))
     (row,) = store.recent()
     assert (row.outcome, row.detail, row.origin) == ("outage", "why", "outage")
+
+
+def test_the_heartbeat_leaves_the_records_synced(tmp_path: Path) -> None:
+    """The heartbeat is written without an fsync; every record after it keeps the
+    connection's synced commit."""
+    store = DecisionStore(tmp_path / "state.db")
+    assert store.check() is None
+    db = store._db
+    assert db.execute("SELECT value FROM meta WHERE key = 'heartbeat'").fetchone() is not None
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, as opened
