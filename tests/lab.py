@@ -265,7 +265,14 @@ def swarm_up() -> None:
         if n.docker("info", "--format", "{{.Swarm.LocalNodeState}}") != "active":
             n.docker("swarm", "join", "--token", token, "--advertise-addr", n.address,
                      "--listen-addr", f"{n.address}:2377", f"{first.address}:2377")  # fmt: skip
-    wait_until("three Ready managers in the raft", managers_healthy)
+    # A manager whose engine was just restarted takes a few heartbeats to be Reachable
+    # again: 60 s was once too few on a busy 2-core CI machine (the raft was fine).
+    try:
+        wait_until("three Ready managers in the raft", managers_healthy, timeout=150)
+    except RuntimeError:
+        for n in NODE_LIST:  # what each node sees, for the failure's report
+            print(n.name, n.docker("node", "ls", check=False), sep="\n")
+        raise
 
 
 def managers_healthy() -> bool:
