@@ -141,6 +141,10 @@ async def test_two_deciders_split_the_services_and_hand_them_over_without_overla
             runs[0].cancel()
             await until("b owns all six", lambda: b.ownership.owned == set(range(6)), 30)
             assert a.ownership.owned == frozenset() and drained_at
+            # `until` can see the hand-over before the watcher's next turn records it
+            await until(
+                "the watcher saw it", lambda: any(o == set(range(6)) for _, o in assigned_b_at), 5
+            )
             took_over_at = next(t for t, owned in assigned_b_at if owned == set(range(6)))
             assert took_over_at > drained_at[0]
             assert b.ownership.epoch() >= epoch_b + 2  # revoked, then assigned again
