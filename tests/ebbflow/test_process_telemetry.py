@@ -19,8 +19,9 @@ def test_the_process_series_are_this_process() -> None:
     cpu = os.times()
     assert 0 < got["process_cpu_seconds_total"].value <= cpu.user + cpu.system + 0.1
     assert got["process_cpu_seconds_total"].kind == "counter"
-    # counted by listing /proc/self/fd, as client_golang counts (the listing's own fd too)
-    assert got["process_open_fds"].value == len(os.listdir("/proc/self/fd"))
+    # the size of /proc/self/fd (Linux 6.2 and later), or a listing of it, which counts its
+    # own descriptor
+    assert got["process_open_fds"].value in {n := len(os.listdir("/proc/self/fd")), n - 1}
     assert got["process_max_fds"].value == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     assert abs(got["process_resident_memory_bytes"].value - rss) < 8 << 20
@@ -30,6 +31,23 @@ def test_the_process_series_are_this_process() -> None:
     build = got["ebbflow_build_info"]
     assert build.value == 1.0 and dict(build.labels)["version"] == "0.1.0"
     assert build.help.startswith("A metric with a constant '1' value labeled by version")
+
+
+def test_open_descriptors_are_counted_each_round_where_the_kernel_gives_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    telemetry = ProcessTelemetry()
+    listings = []
+    monkeypatch.setattr(telemetry.process, "num_fds", lambda: listings.append(1) or 7)
+    # stands for /proc/self/fd: its size is 0 before Linux 6.2, the count from then on
+    fds = tmp_path / "fd"
+    fds.write_bytes(b"")
+    monkeypatch.setattr(process_telemetry, "FD_DIR", str(fds))
+    assert [telemetry.open_fds(100.0 + t) for t in (0, 5, 9.9, 10)] == [7, 7, 7, 7]
+    assert len(listings) == 2  # a listing every FDS_TTL
+    fds.write_bytes(b"x" * 12)
+    assert [telemetry.open_fds(t) for t in (111.0, 112.0)] == [12, 12]
+    assert len(listings) == 2  # no listing at all
 
 
 def test_the_revision_is_read_from_a_checkout_without_git(tmp_path: Path) -> None:
