@@ -57,6 +57,11 @@ class SampleBatch:
     result at once as a partial batch (`replace=False`) that only updates its own series,
     and a full batch now and then to retire what is gone; that batch repeats samples already
     published (`repeat=True`), so outputs that keep every sample (InfluxDB, Kafka...) skip it.
+
+    `containers` may say which run of `samples` is about which container: (its `name`
+    label, the index where its run stops), in order; the samples after the last run are
+    about no container. A consumer that asks per container (the rule engine) then asks
+    once per run instead of once per sample. Empty: the input does not say.
     """
 
     source: str
@@ -64,6 +69,7 @@ class SampleBatch:
     samples: tuple[Sample, ...]
     replace: bool = True
     repeat: bool = False
+    containers: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from ebbflow.config import RulesConfig
 from ebbflow.context import DecisionContext
@@ -165,7 +165,7 @@ class RuleEngine:
 
     def handle(self, event: object) -> list[Decision]:
         if isinstance(event, SampleBatch):  # a repeat holds nothing new (model.py)
-            return [] if event.repeat else self.on_samples(event.samples)
+            return [] if event.repeat else self.on_samples(event.samples, event.containers)
         if isinstance(event, ContainerEvent):
             self.on_container(event)
         elif isinstance(event, ActionResult):
@@ -246,10 +246,27 @@ class RuleEngine:
             self.state_problem = None
 
     # -- samples -------------------------------------------------------------------------
-    def on_samples(self, samples: Iterable[Sample]) -> list[Decision]:
+    def on_samples(
+        self, samples: Sequence[Sample], containers: tuple[tuple[str, int], ...] = ()
+    ) -> list[Decision]:
+        """`containers`: the batch's runs of samples about one container each (model.py
+        SampleBatch), asked about once a run; the samples outside them one by one."""
         if not self.member_of:
             return []  # no service to feed
         touched: set[ServiceKey] = set()
+        start = 0
+        for name, stop in containers:
+            key = self.member_of.get(name)
+            if key is None:  # not a replica: its samples may still name a service
+                self._samples(samples[start:stop], touched)
+            elif self._policy_reads(key):
+                for sample in samples[start:stop]:
+                    self._replica_sample(key, name, sample, touched)
+            start = stop
+        self._samples(samples[start:] if start else samples, touched)
+        return self._evaluate_all(touched)
+
+    def _samples(self, samples: Iterable[Sample], touched: set[ServiceKey]) -> None:
         # Inputs share one labels tuple among a series' samples: look each up once, with
         # whether a policy reads the replica's service at all (most samples of a host are
         # of containers no policy reads: they cost one lookup each).
@@ -268,7 +285,6 @@ class RuleEngine:
             if key is not None and state is not None and self._reads(state, sample):
                 state.service_values[sample.name] = (sample.timestamp, sample.value)
                 touched.add(key)
-        return self._evaluate_all(touched)
 
     def _identity(self, sample: Sample) -> tuple[str, ServiceKey | None, str, bool]:
         """The replica's name and service, the service a `service` label names, and
@@ -276,9 +292,12 @@ class RuleEngine:
         samples)."""
         name = sample.label("name")
         key = self.member_of.get(name) if name else None
-        service = self.catalog.get(key) if key is not None else None
-        read = service is not None and service.policy.policy is not None
+        read = key is not None and self._policy_reads(key)
         return name, key, sample.label("service"), read
+
+    def _policy_reads(self, key: ServiceKey) -> bool:
+        service = self.catalog.get(key)
+        return service is not None and service.policy.policy is not None
 
     def _replica_sample(
         self, key: ServiceKey, name: str, sample: Sample, touched: set[ServiceKey]

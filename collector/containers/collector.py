@@ -145,6 +145,15 @@ class Watched:
         return parse_net_dev(self.files.read_path(path, "net_dev"))
 
 
+class ReadCycle(list[Sample]):
+    """A cycle's samples, and which run of them is about which container: (its `name`
+    label, where its run stops), as a batch's `containers` says (ebbflow/model.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.containers: list[tuple[str, int]] = []
+
+
 class ContainerInput(PollingInput):
     name = "containers"
 
@@ -353,11 +362,11 @@ class ContainerInput(PollingInput):
             for name, (help_text, extract) in NETWORK_METRICS.items():
                 yield Sample(name, extract(iface), pairs, now, "counter", help_text)
 
-    def read_all(self, containers: list[ContainerInfo]) -> list[Sample]:
+    def read_all(self, containers: list[ContainerInfo]) -> ReadCycle:
         """This cycle's readings: the containers due (all of them without dynamic
         housekeeping) and the host's root. The others' last samples stand (`standing`)."""
         now = self.clock()
-        samples: list[Sample] = []
+        samples = ReadCycle()
         if self.layers is not None:
             self.layers.start_cycle()
             try:
@@ -380,8 +389,9 @@ class ContainerInput(PollingInput):
                 self._retire = True
                 continue
             samples.extend(fresh)
+            watched = self.watched[info.id]
+            samples.containers.append((watched.labels.base.get("name", ""), len(samples)))
             if dynamic:
-                watched = self.watched[info.id]
                 watched.samples = fresh
                 self.housekeeping.next(watched.schedule, signature(fresh), self.interval, now)
         live = {info.id for info in containers}
@@ -416,11 +426,14 @@ class ContainerInput(PollingInput):
         theirs (a partial batch). When a container went, the whole standing set follows as
         a full batch marked `repeat` (nothing new in it), so its series go from /metrics
         at once, as they do when every container is read."""
-        if not self.housekeeping.dynamic:
-            super().publish(samples)
-            return
+        runs = tuple(samples.containers) if isinstance(samples, ReadCycle) else ()
         now = self.clock()
-        self.bus.publish(SampleBatch(self.name, now, tuple(samples), replace=False))
+        if not self.housekeeping.dynamic:
+            self.bus.publish(SampleBatch(self.name, now, tuple(samples), containers=runs))
+            return
+        self.bus.publish(
+            SampleBatch(self.name, now, tuple(samples), replace=False, containers=runs)
+        )
         if self._retire:
             self._retire = False
             self.bus.publish(SampleBatch(self.name, now, tuple(self.standing()), repeat=True))

@@ -306,6 +306,48 @@ def test_stale_data_never_scales_in(store: DecisionStore, clock: VirtualClock) -
     assert h.engine.evaluate(h.engine.services[WEB]) is None
 
 
+@pytest.mark.parametrize("runs", [False, True])
+def test_a_batch_that_says_its_containers_runs_is_read_as_one_that_does_not(
+    store: DecisionStore, clock: VirtualClock, runs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels = {
+        **PROPORTIONAL,
+        "ebbflow.scale.queue.metric": "queue_depth",
+        "ebbflow.scale.queue.target": "10",
+    }
+    h = Harness(store, clock, labels)
+    h.start(2)
+    unread = ContainerInfo(id="other_1", name="other_1", image="i", started_at=clock())
+    h.event(ContainerEvent(ContainerEventKind.START, unread, clock()))  # no policy
+    asked = []
+    monkeypatch.setattr(h.engine, "_identity", lambda s: asked.append(s) or identity(s))
+    identity = type(h.engine)._identity.__get__(h.engine)
+    clock.advance(1)
+    now = clock()
+
+    def of(name: str, *extra: tuple[str, str]) -> list[Sample]:
+        pairs = labels_of({"name": name, **dict(extra)})
+        return [Sample(CPU_METRIC, 60.0, pairs, now), Sample("container_x", 1.0, pairs, now)]
+
+    samples = (
+        *of(h.names[0]),
+        *of("other_1"),
+        *of(h.names[1]),
+        # a container that is no replica, whose samples name a service (exported labels)
+        Sample("queue_depth", 70.0, labels_of({"name": "job_1", "service": "shop/web"}), now),
+        Sample("container_memory_rss", 1.0, (), now),  # the host's: about no container
+    )
+    said = ((h.names[0], 2), ("other_1", 4), (h.names[1], 6), ("job_1", 7)) if runs else ()
+    made = h.engine.handle(SampleBatch("containers", now, samples, containers=said))
+    assert [(d.from_replicas, d.to_replicas) for d in made] == [(2, 6)]
+    assert made[0].inputs["queue_recommends"] == 7 and made[0].inputs["cpu_recommends"] == 3
+    state = h.engine.services[WEB]
+    assert all(state.replicas[n].latest[CPU_METRIC][1] == 60.0 for n in h.names)
+    # asked once per labels tuple without runs; with them, only about what no run is of a
+    # replica (the one that is no replica, and the host's sample)
+    assert len(asked) == (5 if not runs else 2)
+
+
 def test_the_largest_recommendation_wins(store: DecisionStore, clock: VirtualClock) -> None:
     labels = {
         **PROPORTIONAL,

@@ -7,7 +7,7 @@ from ebbflow.bus import Bus
 from ebbflow.collector.containers.collector import ContainerInput, HostRoots
 from ebbflow.discovery import Inventory
 from ebbflow.docker_api import DockerHandle
-from ebbflow.model import ContainerInfo
+from ebbflow.model import ContainerInfo, SampleBatch
 from ebbflow.nodes import Nodes
 
 from .test_cgroups import CID, NET_DEV, PID, CgroupV1, v1  # noqa: F401  (fixture)
@@ -172,3 +172,22 @@ def test_a_network_file_that_cannot_be_read_is_counted_and_logged_once(
     assert host_before == 0 and errors()["host_network"] == 6
     kept = {s.name: s.value for s in collector.telemetry(clock())}
     assert 0 < kept["ebbflow_containers_kept_files"] <= kept["ebbflow_containers_kept_files_limit"]
+
+
+def test_a_cycle_says_which_run_of_its_samples_is_about_which_container(
+    v1: CgroupV1,  # noqa: F811
+    clock,
+) -> None:
+    collector = make_input(v1, clock)
+    batches = collector.bus.subscribe("test", SampleBatch)
+    ghost = ContainerInfo(id="f" * 64, name="ghost", image="i", pid=999999)
+    samples = collector.read_all([ghost, INFO])
+    [(name, stop)] = samples.containers  # none for the vanished one
+    assert name == "shop_web_1" and stop > 20
+    assert {s.label("name") for s in samples[:stop]} == {"shop_web_1"}
+    # then the host's (machine_*, and id="/" where its root cgroup is read): no container's
+    assert samples[stop:] and {s.label("name") for s in samples[stop:]} == {""}
+    collector.publish(samples)
+    batch = batches.get_nowait()
+    assert isinstance(batch, SampleBatch) and batch.containers == (("shop_web_1", stop),)
+    assert batch.samples == tuple(samples)
