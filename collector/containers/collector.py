@@ -183,6 +183,7 @@ class ContainerInput(PollingInput):
         self.proc_root = roots.proc
         self.node_memory = psutil.virtual_memory().total
         self.watched: dict[str, Watched] = {}  # by container id
+        self._idle: set[str] = set()  # ids of those read less often (kept as each is read)
         self._root_samples: list[Sample] = []
         self.read_errors = 0
         self.part_errors = dict.fromkeys(PARTS, 0)
@@ -205,6 +206,7 @@ class ContainerInput(PollingInput):
         watched = self.watched.pop(container_id, None)
         if watched is not None:
             watched.files.close()
+        self._idle.discard(container_id)
         self._failing_parts = {f for f in self._failing_parts if f[1] != container_id}
         if self.layers is not None:
             self.layers.forget(container_id)
@@ -394,6 +396,10 @@ class ContainerInput(PollingInput):
             if dynamic:
                 watched.samples = fresh
                 self.housekeeping.next(watched.schedule, signature(fresh), self.interval, now)
+                if self.housekeeping.idle(watched.schedule, self.interval):
+                    self._idle.add(info.id)
+                else:
+                    self._idle.discard(info.id)
         live = {info.id for info in containers}
         for gone in set(self.watched) - live:
             self._forget(gone)
@@ -467,10 +473,7 @@ class ContainerInput(PollingInput):
             yield PART_ERRORS.sample(self.part_errors[part], now, part)
         yield KEPT_FILES.sample(self.budget.used, now)
         yield KEPT_FILES_LIMIT.sample(self.budget.limit, now)
-        idle = sum(
-            1 for w in self.watched.values() if self.housekeeping.idle(w.schedule, self.interval)
-        )
-        yield IDLE.sample(idle, now)
+        yield IDLE.sample(len(self._idle), now)
 
 
 def signature(samples: list[Sample]) -> tuple[float, ...]:

@@ -64,6 +64,8 @@ def test_an_idle_container_backs_off_to_the_most_and_a_change_brings_it_back(
     assert read["shop_web_1"] == [0, 1, 3, 7, 15, 23, 31, 39, 47, 48, 49, 50, 51, 53, 57]
     counted = {s.name: s.value for s in collector.telemetry(0.0)}
     assert counted["ebbflow_containers_idle"] == 1
+    collector.read_all([])  # gone: no longer counted
+    assert {s.name: s.value for s in collector.telemetry(0.0)}["ebbflow_containers_idle"] == 0
 
 
 def test_a_new_container_a_policy_reads_and_a_labelled_one_are_read_every_cycle(
