@@ -270,30 +270,31 @@ class RuleEngine:
         # Inputs share one labels tuple among a series' samples: look each up once, with
         # whether a policy reads the replica's service at all (most samples of a host are
         # of containers no policy reads: they cost one lookup each).
-        identities: dict[int, tuple[str, ServiceKey | None, str, bool]] = {}
+        identities: dict[int, tuple[str, ServiceKey | None, ServiceKey | None, bool]] = {}
         for sample in samples:
             identity = identities.get(id(sample.labels))
             if identity is None:
                 identity = identities[id(sample.labels)] = self._identity(sample)
-            name, key, service_text, read = identity
+            name, key, named, read = identity
             if key is not None:
                 if read:
                     self._replica_sample(key, name, sample, touched)
                 continue
-            key = self.catalog.service_named(service_text) if service_text else None
-            state = self.services.get(key) if key is not None else None
-            if key is not None and state is not None and self._reads(state, sample):
+            state = self.services.get(named) if named is not None else None
+            if named is not None and state is not None and self._reads(state, sample):
                 state.service_values[sample.name] = (sample.timestamp, sample.value)
-                touched.add(key)
+                touched.add(named)
 
-    def _identity(self, sample: Sample) -> tuple[str, ServiceKey | None, str, bool]:
-        """The replica's name and service, the service a `service` label names, and
-        whether a policy reads that replica (one that comes later starts from its next
-        samples)."""
+    def _identity(self, sample: Sample) -> tuple[str, ServiceKey | None, ServiceKey | None, bool]:
+        """The replica's name and service, whether a policy reads that replica (one that
+        comes later starts from its next samples), and else the service a `service` label
+        names (looked up once per labels tuple: the lookup goes over every service)."""
         name = sample.label("name")
         key = self.member_of.get(name) if name else None
-        read = key is not None and self._policy_reads(key)
-        return name, key, sample.label("service"), read
+        if key is not None:
+            return name, key, None, self._policy_reads(key)
+        text = sample.label("service")
+        return name, None, self.catalog.service_named(text) if text else None, False
 
     def _policy_reads(self, key: ServiceKey) -> bool:
         service = self.catalog.get(key)
@@ -572,8 +573,8 @@ class RuleEngine:
         # Every service's counters exist from 0, so the first decision is an increase.
         declared = {
             str(key)
-            for key in self.services
-            if (service := self.catalog.get(key)) is not None and service.policy.declared
+            for key, service in self.catalog.services.items()
+            if service.policy.declared and key in self.services
         }
         counted = {key for key, _ in self.decisions} | declared
         for name in sorted(counted):
