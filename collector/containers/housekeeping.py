@@ -50,7 +50,10 @@ class Housekeeping:
             schedule is None
             or now >= schedule.due
             or self.closely(info.id)
-            or any(label in info.labels for label in self.every_cycle_labels)
+            or (
+                bool(self.every_cycle_labels)  # asked of every idle container every cycle
+                and any(label in info.labels for label in self.every_cycle_labels)
+            )
         )
 
     def next(
