@@ -88,7 +88,10 @@ class ProcessTelemetry:
         """The count of open descriptors: the size of /proc/self/fd where the kernel gives
         it, else a listing every FDS_TTL (it counts its own descriptor too, as
         client_golang's listing does)."""
-        counted = os.stat(FD_DIR).st_size
+        try:
+            counted = os.stat(FD_DIR).st_size
+        except OSError:  # no /proc (not Linux): psutil knows how to count here
+            counted = 0
         if counted > 0:
             return counted
         if self._fds is None or not 0 <= now - self._fds[0] < FDS_TTL:

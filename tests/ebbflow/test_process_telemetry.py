@@ -48,6 +48,8 @@ def test_open_descriptors_are_counted_each_round_where_the_kernel_gives_the_coun
     fds.write_bytes(b"x" * 12)
     assert [telemetry.open_fds(t) for t in (111.0, 112.0)] == [12, 12]
     assert len(listings) == 2  # no listing at all
+    monkeypatch.setattr(process_telemetry, "FD_DIR", str(tmp_path / "no-proc"))
+    assert telemetry.open_fds(120.0) == 7 and len(listings) == 3  # no /proc: listed
 
 
 def test_the_revision_is_read_from_a_checkout_without_git(tmp_path: Path) -> None:
