@@ -20,7 +20,7 @@ def create(ctx: PluginContext, config: ContainersConfig) -> ContainerInput:
         extra_labels=ctx.app.container_labels,
     )
     collector.housekeeping = Housekeeping(
-        config.max_interval, config.every_cycle_labels, ctx.attention.closely
+        config.longest_interval(ctx.app.role), config.every_cycle_labels, ctx.attention.closely
     )
     return collector
 

@@ -4,9 +4,10 @@ A container whose readings did not change since its last read (an idle one) is r
 after twice its last interval, up to `max_interval`; one whose readings changed goes back
 to every cycle at once. A new container, one a policy reads (the core's `Attention`), and
 one carrying a label of `every_cycle_labels` are read every cycle. cAdvisor's
-`--max_housekeeping_interval` is 60 s; ebbflow's default is 8 s: under the 10 s a
-replica's value stays fresh for the rules (rules/tracking.py STALE_AFTER), so a decider
-never reads an idle replica of an agent as unseen, even for a policy only it knows.
+`--max_housekeeping_interval` is 60 s; ebbflow's default (config.py) is 15 s where the
+process decides itself, and 8 s on an agent: under the 10 s a replica's value stays fresh
+for the rules (rules/tracking.py STALE_AFTER), so a decider never reads an idle replica of
+an agent as unseen, even for a policy only it knows.
 """
 
 from __future__ import annotations

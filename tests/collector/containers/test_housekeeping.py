@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from ebbflow.app import build_context
+from ebbflow.collector.containers import plugin
+from ebbflow.collector.containers.config import ContainersConfig
 from ebbflow.collector.containers.housekeeping import Housekeeping, Schedule
+from ebbflow.config import AppConfig
 from ebbflow.exporters.prometheus.snapshot import Snapshot
 from ebbflow.model import SampleBatch
+from ebbflow.rules.tracking import STALE_AFTER
 
 from . import test_cgroups
 from .test_cgroups import CID, CgroupV1
@@ -146,3 +151,17 @@ def test_a_renamed_container_leaves_no_series_under_its_old_name(
         snapshot.update(batch)
     names = {s.label("name") for series in snapshot.sources() for s in series.values()}
     assert names - {""} == {"shop_web_renamed"}
+
+
+def test_idle_containers_back_off_further_where_the_process_decides_itself() -> None:
+    """Role all: the catalog beside the input knows every policy, and what one reads is
+    read every cycle; an agent stays under the rules' 10 s freshness for a decider
+    elsewhere, whose config policies it may not know."""
+    config = ContainersConfig()
+    assert config.longest_interval("all") == 15.0
+    assert config.longest_interval("agent") == 8.0 < STALE_AFTER
+    assert ContainersConfig(max_interval=3).longest_interval("all") == 3.0
+    assert ContainersConfig(max_interval=0).longest_interval("agent") == 0.0
+    for role, longest in (("all", 15.0), ("agent", 8.0)):
+        made = plugin.create(build_context(AppConfig(role=role)), config)
+        assert made.housekeeping.max_interval == longest, role
