@@ -197,11 +197,13 @@ DASHBOARDS = (
                 "Healing steps (5m)",
                 (
                     q(
-                        "sum by (service, action) (increase(ebbflow_healing_steps_total[5m]))",
-                        "{{service}} {{action}}",
+                        "sum by (service, action, outcome) "
+                        "(increase(ebbflow_healing_steps_total[5m]))",
+                        "{{service}} {{action}} {{outcome}}",
                     ),
                 ),
-                description="Restarts and replacements ebbflow made; give_up means it stopped.",
+                description="Restarts and replacements ebbflow made, by outcome: ok, failed, "
+                "or refused (not attempted: a safety gate said no); give_up means it stopped.",
             ),
             Panel(
                 "Containers given up",
