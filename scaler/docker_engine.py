@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,9 +91,13 @@ class Member:
 def created_at(member: Member) -> float:
     """When it was made: ebbflow's mark on the copies it made (siblings made together in
     number order), else Docker's creation time (its text trims trailing zeros, so it does
-    not sort as text)."""
-    with contextlib.suppress(ValueError):
-        return float(member.labels.get(MADE_AT_LABEL, ""))
+    not sort as text). A mark on a container ebbflow did not make, or one that is no
+    finite number ("nan" would leave the order undefined), is not read."""
+    labels = member.labels
+    if CREATED_BY_LABEL in labels:
+        with contextlib.suppress(ValueError):
+            if math.isfinite(mark := float(labels.get(MADE_AT_LABEL, ""))):
+                return mark
     return parse_docker_time(str(member.inspect.get("Created", "")))
 
 
