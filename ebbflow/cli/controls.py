@@ -17,7 +17,10 @@ from ebbflow.control_channel import ask
 from ebbflow.services import parse_service_key
 from ebbflow.state import DecisionStore
 
-from .common import DEFAULT_LISTEN, NotFoundError, open_store, resolve_service
+from .common import NotFoundError, open_store, resolve_service
+from .health import client_options, health_target, http_problem, request
+
+MAX_REPORT = 4 << 20  # bytes of /readyz read: a report is kilobytes
 
 
 def register(
@@ -35,26 +38,45 @@ def register(
         control.set_defaults(func=cmd_control)
 
     status = sub.add_parser(
-        "status", parents=[common], help="a running instance's /readyz: what works, what not"
+        "status",
+        parents=[common, client_options()],
+        help="a running instance's /readyz: what works, what not",
     )
     status.add_argument(
-        "--listen", help="HOST:PORT it serves on (default: ask the instance of --state)"
+        "--listen",
+        help="HOST:PORT it serves on (default: ask the instance of --state, else where the "
+        "config serves, over TLS when its web config says so)",
     )
     status.add_argument("--state", type=Path, help="the state file the instance runs on")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
 
-def _over_http(address: str) -> tuple[dict[str, Any] | None, str]:
-    url = f"http://{address}/readyz"
+def _over_http(
+    config: AppConfig, listen: str | None, user: str | None
+) -> tuple[dict[str, Any] | None, str]:
+    url, context = health_target(config, "/readyz", listen)
+    asked = request(url, user)
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return json.loads(resp.read()), url
+        with urllib.request.urlopen(asked, timeout=5, context=context) as resp:
+            body = resp.read(MAX_REPORT)
     except urllib.error.HTTPError as err:  # 503: not ready, with the same body
-        return json.loads(err.read()), url
+        body = err.read(MAX_REPORT)
+        if err.code != 503:
+            problem = http_problem(err, body[:512].decode(errors="replace"))
+            print(f"ebbflow: {url}: {problem}", file=sys.stderr)
+            return None, url
     except (OSError, ValueError) as err:
         print(f"ebbflow: no ebbflow answers at {url}: {err}", file=sys.stderr)
         return None, url
+    try:
+        report = json.loads(body)
+    except ValueError:
+        report = None
+    if not isinstance(report, dict) or not isinstance(report.get("status"), str):
+        print(f"ebbflow: {url}: not an ebbflow /readyz report: {body[:200]!r}", file=sys.stderr)
+        return None, url
+    return report, url
 
 
 def cmd_status(args: argparse.Namespace, config: AppConfig) -> int:
@@ -67,19 +89,19 @@ def cmd_status(args: argparse.Namespace, config: AppConfig) -> int:
         if answer is not None and answer.get("ok"):
             report, where = answer["report"], f"pid {answer.get('pid')}, state {config.state}"
     if report is None:
-        report, where = _over_http(args.listen or DEFAULT_LISTEN)
+        report, where = _over_http(config, args.listen, args.user)
         if report is None:
             return 2
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         print(f"{report['status']} ({where})")
-        for part, problem in sorted(report["problems"].items()):
+        for part, problem in sorted(report.get("problems", {}).items()):
             print(f"  {part}: {problem}")
         for name, dependency in sorted(report.get("dependencies", {}).items()):
             state = "up" if dependency["up"] else f"DOWN: {dependency['reason']}"
             print(f"  dependency {name}: {state}")
-        for name, component in sorted(report["components"].items()):
+        for name, component in sorted(report.get("components", {}).items()):
             state = "given up" if component["given_up"] else "up" if component["up"] else "down"
             print(f"  component {name:<20} {state:<9} restarts={component['restarts']}")
     return 0 if report["status"] == "ready" else 1

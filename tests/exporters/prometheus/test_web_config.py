@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
 import ssl
 import subprocess
 import sys
@@ -72,6 +74,20 @@ def get(
 def header_of(url: str, context: ssl.SSLContext) -> dict[str, str]:
     with urllib.request.urlopen(url, timeout=10, context=context) as response:
         return dict(response.headers)
+
+
+def ebbflow_cli(
+    folder: Path, config: Path, *args: str, password: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "EBBFLOW_WEB_PASSWORD"}
+    if password is not None:
+        env["EBBFLOW_WEB_PASSWORD"] = password
+    return subprocess.run(
+        [sys.executable, "-m", "ebbflow", *args, "--config", str(config),
+         "--state", str(folder / "state.db")] if args[0] == "status" else
+        [sys.executable, "-m", "ebbflow", *args, "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=folder, env=env,
+    )  # fmt: skip
 
 
 async def serving(config_file: Path, port: int) -> tuple[asyncio.Task[None], PrometheusOutput]:
@@ -146,6 +162,36 @@ async def test_https_with_the_configured_certificate(tmp_path: Path, certs: Path
         )  # fmt: skip
         assert check.returncode == 0, check.stderr
         assert check.stdout.startswith(f"ok: https://127.0.0.1:{port}/healthz")
+        # `/readyz` asks for the user: `healthcheck --ready` and `status` say how to give
+        # it, and given it, read the instance's report over TLS.
+        for command in (("healthcheck", "--ready"), ("status",)):
+            asked = await asyncio.to_thread(ebbflow_cli, tmp_path, yaml_config, *command)
+            assert asked.returncode in (1, 2), asked
+            assert (
+                f"https://127.0.0.1:{port}/readyz: HTTP 401: this ebbflow asks for basic auth"
+                in asked.stderr
+                and "EBBFLOW_WEB_PASSWORD" in asked.stderr
+            ), asked.stderr
+            no_password = await asyncio.to_thread(
+                ebbflow_cli, tmp_path, yaml_config, *command, "--user", "alice"
+            )
+            assert no_password.returncode == 2, no_password
+            assert "--user alice: put the password in $EBBFLOW_WEB_PASSWORD" in no_password.stderr
+            wrong = await asyncio.to_thread(
+                ebbflow_cli, tmp_path, yaml_config, *command, "--user", "alice", password="x"
+            )
+            assert "HTTP 401" in wrong.stderr, wrong
+        ready = await asyncio.to_thread(
+            ebbflow_cli, tmp_path, yaml_config, "healthcheck", "--ready", "--user", "alice",
+            password="s3cret",
+        )  # fmt: skip
+        assert ready.stdout.startswith(f"ok: https://127.0.0.1:{port}/readyz"), ready
+        status = await asyncio.to_thread(
+            ebbflow_cli, tmp_path, yaml_config, "status", "--json", "--user", "alice",
+            password="s3cret",
+        )  # fmt: skip
+        assert status.returncode == 0, status
+        assert json.loads(status.stdout)["status"] == "ready"
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
