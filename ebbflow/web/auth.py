@@ -30,6 +30,14 @@ class BasicAuth:
         self.good: set[bytes] = set()
         self.rejected = 0
 
+    def set_users(self, users: Mapping[str, str]) -> None:
+        """The web config read again: a changed or removed user's remembered passwords
+        are forgotten with it."""
+        fresh = {user: hashed.encode() for user, hashed in users.items()}
+        if fresh != self.users:
+            self.users = fresh
+            self.good.clear()
+
     def _key(self, user: str, password: bytes, hashed: bytes) -> bytes:
         return hashlib.sha256(user.encode() + b"\0" + password + b"\0" + hashed).digest()
 
@@ -56,7 +64,7 @@ class BasicAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or not self.users:  # no users: no auth
             return await handler(request)
         if await self.allowed(request.headers.get("Authorization", "")):
             return await handler(request)
@@ -68,13 +76,15 @@ class BasicAuth:
         )
 
 
-def headers_middleware(headers: Mapping[str, str]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The web config's `http_server_config.headers`, on every answer."""
+def headers_middleware(
+    headers: Callable[[], Mapping[str, str]],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The web config's `http_server_config.headers` as they are now, on every answer."""
 
     @web.middleware
     async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
-        for name, value in headers.items():
+        for name, value in headers().items():
             response.headers.setdefault(name, value)
         return response
 

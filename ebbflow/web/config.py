@@ -3,8 +3,9 @@
 exporter toolkit's `web-config.yml` (node_exporter's `--web.config.file`), so one file
 serves both.
 
-Read once at start: a wrong field, a hash that is not bcrypt, a missing or unreadable
-certificate fails the start and names the field. What the toolkit has and ebbflow does not
+Read at start: a wrong field, a hash that is not bcrypt, a missing or unreadable
+certificate fails the start and names the field. While serving, `live.py` reads it again
+when it changes. What the toolkit has and ebbflow does not
 (cipher and curve choices, HTTP/2, rate limits, client SAN lists) is refused by name rather
 than ignored, so nobody believes a setting is in force that is not.
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ebbflow.config import FrozenModel
 from ebbflow.plugins import Plugin, PluginContext
-from ebbflow.web.config import load_web_config
+from ebbflow.web.live import LiveWebConfig
 
 from .server import PrometheusOutput
 
@@ -23,7 +23,8 @@ class PrometheusConfig(FrozenModel):
     web_config_file: Path | None = Field(
         None,
         description="TLS and basic auth for everything served here, in the format of "
-        "node_exporter's --web.config.file (exporter-toolkit's web-config.yml).",
+        "node_exporter's --web.config.file (exporter-toolkit's web-config.yml); read again "
+        "within a second of a change to it or to a file it names.",
     )
     max_label_value_length: int = Field(
         1024, ge=16, description="Longer label values are cut to this many characters."
@@ -31,10 +32,10 @@ class PrometheusConfig(FrozenModel):
 
 
 def create(ctx: PluginContext, config: PrometheusConfig) -> PrometheusOutput:
-    web = tls = None
+    web = None
     if config.web_config_file is not None:
         where = f"outputs.{ctx.instance or 'prometheus'}.web_config_file"
-        web, tls = load_web_config(config.web_config_file, where)
+        web = LiveWebConfig(config.web_config_file, where)
     return PrometheusOutput(
         ctx.bus,
         config.listen,
@@ -42,7 +43,6 @@ def create(ctx: PluginContext, config: PrometheusConfig) -> PrometheusOutput:
         config.max_label_value_length,
         pages=ctx.web,
         web=web,
-        tls=tls,
     )
 
 

@@ -17,7 +17,7 @@ from ebbflow.health import Health
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
 from ebbflow.web.auth import BasicAuth, headers_middleware
-from ebbflow.web.config import WebConfig
+from ebbflow.web.live import CHECK_EVERY, LiveWebConfig
 from ebbflow.web.routes import StatusPages
 
 from .exposition import CONTENT_TYPE, Exposition
@@ -67,12 +67,12 @@ class PrometheusOutput:
         health: Health | None = None,
         max_label_value_length: int = 1024,
         pages: StatusPages | None = None,
-        web: WebConfig | None = None,
-        tls: ssl.SSLContext | None = None,
+        web: LiveWebConfig | None = None,
     ) -> None:
         self.host, self.port = split_listen(listen)
-        self.pages, self.web, self.tls = pages, web or WebConfig(), tls
-        self.auth = BasicAuth(self.web.basic_auth_users) if self.web.basic_auth_users else None
+        self.pages, self.web = pages, web
+        # With a web config, auth stays in the chain: users may be added while it runs.
+        self.auth = BasicAuth(web.config.basic_auth_users) if web is not None else None
         self.health = health or Health()
         self.snapshot = Snapshot()
         self.exposition = Exposition(max_label_value_length)
@@ -109,10 +109,18 @@ class PrometheusOutput:
             report.as_dict(), status=200 if report.ready else 503, dumps=_dumps
         )
 
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        return self.web.tls if self.web is not None else None
+
+    @property
+    def authenticates(self) -> bool:
+        return self.auth is not None and bool(self.auth.users)
+
     def app(self) -> web.Application:
         middlewares = []
-        if self.web.http_server_config.headers:
-            middlewares.append(headers_middleware(self.web.http_server_config.headers))
+        if (live := self.web) is not None:
+            middlewares.append(headers_middleware(lambda: live.config.http_server_config.headers))
         if self.auth is not None:
             middlewares.append(self.auth.middleware)
         app = web.Application(middlewares=middlewares)
@@ -134,31 +142,56 @@ class PrometheusOutput:
         runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self.port, ssl_context=self.tls)
-            await site.start()
-            if runner.addresses:
-                self.bound = tuple(runner.addresses[0][:2])
-            log.info(
-                "serving /metrics and the status page on %s://%s:%s/%s%s",
-                self.scheme,
-                self.host,
-                self.bound[1] if self.bound else self.port,
-                " (TLS)" if self.tls is not None else "",
-                " (basic auth)" if self.auth is not None else "",
-            )
-            if not loopback(self.host) and self.auth is None:
-                log.warning(
-                    "listening on %s, beyond loopback: /metrics, /readyz and the status page "
-                    "show every container's name, image and chosen labels to whoever reaches "
-                    "it, with no authentication; bind to 127.0.0.1, or give a web config file "
-                    "(outputs.prometheus.web_config_file: TLS and basic auth)",
-                    self.host or "every address",
-                )
-            async for event in self.subscription:
-                if isinstance(event, SampleBatch):
-                    self.snapshot.update(event)
+            site = await self._open(runner, self.port)
+            self._said_where()
+            async with asyncio.TaskGroup() as tasks:
+                if self.web is not None:
+                    tasks.create_task(self._follow_web_config(runner, site))
+                async for event in self.subscription:
+                    if isinstance(event, SampleBatch):
+                        self.snapshot.update(event)
         finally:
             await asyncio.shield(runner.cleanup())
+
+    async def _open(self, runner: web.AppRunner, port: int) -> web.TCPSite:
+        site = web.TCPSite(runner, self.host, port, ssl_context=self.tls)
+        await site.start()
+        if runner.addresses:
+            self.bound = tuple(runner.addresses[-1][:2])
+        return site
+
+    def _said_where(self) -> None:
+        log.info(
+            "serving /metrics and the status page on %s://%s:%s/%s%s",
+            self.scheme,
+            self.host,
+            self.bound[1] if self.bound else self.port,
+            " (TLS)" if self.tls is not None else "",
+            " (basic auth)" if self.authenticates else "",
+        )
+        if not loopback(self.host) and not self.authenticates:
+            log.warning(
+                "listening on %s, beyond loopback: /metrics, /readyz and the status page "
+                "show every container's name, image and chosen labels to whoever reaches "
+                "it, with no authentication; bind to 127.0.0.1, or give a web config file "
+                "(outputs.prometheus.web_config_file: TLS and basic auth)",
+                self.host or "every address",
+            )
+
+    async def _follow_web_config(self, runner: web.AppRunner, site: web.TCPSite) -> None:
+        """The web config's files looked at every second; new users and headers apply to
+        the next request, new TLS settings to the next connection (the listener is opened
+        again on the same port; connections already open finish on the old settings)."""
+        assert self.web is not None and self.auth is not None
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            tls_changed = await asyncio.to_thread(self.web.check)
+            self.auth.set_users(self.web.config.basic_auth_users)
+            if tls_changed:
+                port = self.bound[1] if self.bound else self.port
+                await site.stop()
+                site = await self._open(runner, port)
+                self._said_where()
 
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield SCRAPES.sample(self.scrapes, now)
@@ -167,3 +200,5 @@ class PrometheusOutput:
             yield PAGE_STREAMS.sample(self.pages.streams, now)
         if self.auth is not None:
             yield AUTH_REJECTED.sample(self.auth.rejected, now)
+        if self.web is not None:
+            yield from self.web.telemetry(now)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,7 +74,7 @@ def get(
         return err.code
 
 
-def header_of(url: str, context: ssl.SSLContext) -> dict[str, str]:
+def header_of(url: str, context: ssl.SSLContext | None) -> dict[str, str]:
     with urllib.request.urlopen(url, timeout=10, context=context) as response:
         return dict(response.headers)
 
@@ -192,6 +195,115 @@ async def test_https_with_the_configured_certificate(tmp_path: Path, certs: Path
         )  # fmt: skip
         assert status.returncode == 0, status
         assert json.loads(status.stdout)["status"] == "ready"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not so within {within} s")
+        await asyncio.sleep(0.2)
+
+
+def reload_ok(output: PrometheusOutput) -> float:
+    return {s.name: s.value for s in output.telemetry(0.0)}[
+        "ebbflow_web_config_last_reload_successful"
+    ]
+
+
+async def test_the_file_and_its_certificates_are_followed_while_serving(
+    tmp_path: Path, certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As the exporter toolkit reads its file per request: users, headers and TLS change
+    without a restart; a torn file keeps the last good config in force and says so once."""
+    alice, bob = htpasswd("s3cret"), htpasswd("hunter2")
+    config = write_config(tmp_path, f"basic_auth_users:\n  alice: {alice}\n")
+    port = free_port()
+    task, output = await serving(config, port)
+    base = f"http://127.0.0.1:{port}/metrics"
+
+    async def status(url: str, auth: tuple[str, str], context: ssl.SSLContext | None = None) -> int:
+        try:
+            return await asyncio.to_thread(get, url, auth, context)
+        except (urllib.error.URLError, OSError):
+            return 0  # no answer (http to https, or the listener opening again)
+
+    try:
+        assert await status(base, ("alice", "s3cret")) == 200
+        assert reload_ok(output) == 1.0
+        config.write_text(f"basic_auth_users:\n  bob: {bob}\n"
+                          "http_server_config:\n  headers:\n    X-Test: followed\n")  # fmt: skip
+
+        async def bob_in() -> bool:
+            return await status(base, ("bob", "hunter2")) == 200
+
+        await eventually(bob_in)
+        assert await status(base, ("alice", "s3cret")) == 401
+        assert (await asyncio.to_thread(header_of, f"http://127.0.0.1:{port}/healthz", None))[
+            "X-Test"
+        ] == "followed"
+        # A torn write: said once, the last good config in force.
+        with caplog.at_level(logging.ERROR, logger="ebbflow.web"):
+            config.write_text("basic_auth_users: {bob: [\n")
+
+            async def failed() -> bool:
+                return reload_ok(output) == 0.0
+
+            await eventually(failed)
+            await asyncio.sleep(2.5)  # looked at again, twice: still said once
+            assert await status(base, ("bob", "hunter2")) == 200
+            assert await status(base, ("alice", "s3cret")) == 401
+        said = [r.getMessage() for r in caplog.records if "does not load" in r.getMessage()]
+        assert len(said) == 1 and "not YAML" in said[0], said
+        # Emptied (truncated for a rewrite): not read as "no auth".
+        with caplog.at_level(logging.ERROR, logger="ebbflow.web"):
+            config.write_text("")
+
+            async def emptied() -> bool:
+                return any("is empty (a write under way?)" in r.getMessage()
+                           for r in caplog.records)  # fmt: skip
+
+            await eventually(emptied)
+            assert reload_ok(output) == 0.0
+            assert await status(base, ("alice", "s3cret")) == 401
+            assert await asyncio.to_thread(get, base) == 401
+        # TLS from now on, with copies of the certificate that are then renewed.
+        for name in ("server-cert.pem", "server-key.pem"):
+            (tmp_path / name).write_bytes((certs / name).read_bytes())
+        config.write_text(
+            "tls_server_config:\n  cert_file: server-cert.pem\n  key_file: server-key.pem\n"
+            f"basic_auth_users:\n  bob: {bob}\n"
+        )
+        trusting = ssl.create_default_context(cafile=str(certs / "ca" / "ca.pem"))
+        secure = f"https://127.0.0.1:{port}/metrics"
+
+        async def over_tls() -> bool:
+            return await status(secure, ("bob", "hunter2"), trusting) == 200
+
+        await eventually(over_tls)
+        assert reload_ok(output) == 1.0
+        assert await status(base, ("bob", "hunter2")) == 0  # plain http no longer answers
+        served = await asyncio.to_thread(ssl.get_server_certificate, ("127.0.0.1", port))
+        assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(
+            (certs / "server-cert.pem").read_text()
+        )
+        names = "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n"
+        sign(certs / "ca", tmp_path / "renewed", "server", names)
+        for name in ("server-key.pem", "server-cert.pem"):  # as certbot: one, then the other
+            (tmp_path / name).write_bytes((tmp_path / "renewed" / name).read_bytes())
+        renewed = ssl.PEM_cert_to_DER_cert((tmp_path / "server-cert.pem").read_text())
+
+        async def renewed_served() -> bool:
+            pem = await asyncio.to_thread(ssl.get_server_certificate, ("127.0.0.1", port))
+            return ssl.PEM_cert_to_DER_cert(pem) == renewed
+
+        await eventually(renewed_served)
+        assert await status(secure, ("bob", "hunter2"), trusting) == 200
+        assert reload_ok(output) == 1.0
+        assert not task.done()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,118 @@
+"""The web config kept current: the file and the files it names (certificate, key, client
+CA) are looked at every second, and a change is read again once it held still for one
+look, as the exporter toolkit reads its file on every request. A certificate renewed by
+certbot or cert-manager, a user added or a password changed takes effect within two
+seconds, without a restart.
+
+A change that does not load (a torn write, a key that does not match its certificate, an
+emptied file) is said once, loudly, and the last good config stays in force: a
+half-written file never opens the server or locks everyone out.
+`ebbflow_web_config_last_reload_successful` says which, under the name Prometheus uses for
+its own config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from ebbflow.config import ConfigError
+from ebbflow.metrics import Desc
+from ebbflow.model import Sample
+
+from .config import MAX_FILE, load_web_config
+
+log = logging.getLogger("ebbflow.web")
+
+CHECK_EVERY = 1.0  # seconds between looks at the files
+
+RELOAD_OK = Desc(
+    "ebbflow_web_config_last_reload_successful",
+    "Whether the web config file and its certificates last read well (1) or not (0: the "
+    "last good config stays in force).",
+)
+RELOAD_AT = Desc(
+    "ebbflow_web_config_last_reload_success_timestamp_seconds",
+    "When the web config was last read well.",
+)
+
+Stamp = tuple[tuple[str, int, int, int], ...]  # (path, inode, size, mtime in ns) per file
+
+
+class LiveWebConfig:
+    """The current web config and TLS context of one server, and whether the last read
+    of its files went well."""
+
+    def __init__(self, path: Path, where: str) -> None:
+        self.path, self.where = path, where
+        self.config, self.tls = load_web_config(path, where)  # a bad file fails the start
+        self.good = self.looked = self._stamp()  # at the last good read; at the last look
+        self.ok, self.error, self.loaded_at = True, "", time.time()
+
+    def _files(self) -> list[Path]:
+        tls = self.config.tls_server_config
+        named = [] if tls is None else [tls.cert_file, tls.key_file, tls.client_ca_file]
+        return [self.path, *(self.path.parent / name for name in named if name)]
+
+    def _stamp(self) -> Stamp:
+        stamps = []
+        for file in self._files():
+            try:
+                st = os.stat(file)
+            except OSError:
+                stamps.append((str(file), -1, -1, -1))  # gone: its return is a change
+            else:
+                stamps.append((str(file), st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(stamps)
+
+    def check(self) -> bool:
+        """Read again when a file changed and then held still for a look (a broken config:
+        at every look, as it may name files that come later). True when the TLS context
+        changed, so the listener must be opened again with it."""
+        stamp, looked = self._stamp(), self.looked
+        self.looked = stamp
+        if (stamp == self.good and self.ok) or stamp != looked:
+            return False
+        try:
+            if not self.path.read_bytes()[:MAX_FILE].strip():
+                raise ConfigError(
+                    f"{self.where}: {self.path} is empty (a write under way?); write {{}} to "
+                    "serve without TLS and basic auth"
+                )
+            config, tls = load_web_config(self.path, self.where)
+        except OSError as err:
+            return self._failed(
+                ConfigError(f"{self.where}: cannot read {self.path}: {err.strerror or err}")
+            )
+        except ConfigError as err:
+            return self._failed(err)
+        tls_changed = config.tls_server_config != self.config.tls_server_config or (
+            config.tls_server_config is not None and stamp[1:] != self.good[1:]
+        )
+        was_ok = self.ok
+        self.config, self.tls = config, tls
+        self.good = self.looked = self._stamp()  # the files it names now
+        self.ok, self.error, self.loaded_at = True, "", time.time()
+        log.info(
+            "web config read again%s%s",
+            "" if was_ok else "; it loads again",
+            "; the listener opens again with the new TLS settings" if tls_changed else "",
+        )
+        return tls_changed
+
+    def _failed(self, err: ConfigError) -> bool:
+        if self.ok or str(err) != self.error:
+            log.error("the web config changed and does not load; the last good one "
+                      "stays in force: %s", err)  # fmt: skip
+        self.ok, self.error = False, str(err)
+        return False
+
+    def telemetry(self, now: float) -> Iterable[Sample]:
+        yield RELOAD_OK.sample(1.0 if self.ok else 0.0, now)
+        yield RELOAD_AT.sample(self.loaded_at, now)
+
+
+__all__ = ["CHECK_EVERY", "LiveWebConfig"]
