@@ -19,6 +19,7 @@ from ebbflow.health import Health, ReportsDependencies, ReportsHealth
 from ebbflow.lease import Lease
 from ebbflow.lease_engines import EngineLeaseOwnership, EngineLeases
 from ebbflow.lease_swarm import SwarmLease
+from ebbflow.loop_watch import LoopWatch
 from ebbflow.names import instance_name
 from ebbflow.nodes import NodeMonitor, Nodes
 from ebbflow.partitions import PartitionOwnership
@@ -264,6 +265,7 @@ def supervise(
     has nothing to do is not started at all, since one that returns is restarted like one
     that crashed (the node monitor, when no node needs watching)."""
     ctx, config = app.context, app.config
+    parts.append(LoopWatch())  # stalls and wall clock jumps, logged and counted
     if monitor.needed:
         parts.append(monitor)
     # The node monitor reports every node's health even when it has nothing to watch.
