@@ -389,6 +389,16 @@ DASHBOARDS = (
                 "ops",
             ),
             Panel("Series on /metrics", (q("ebbflow_prometheus_series"),)),
+            Panel(
+                "Event loop lag",
+                (
+                    q("ebbflow_event_loop_lag_max_seconds", "largest"),
+                    q(f"increase(ebbflow_event_loop_stalls_total[{RATE}])", "stalls"),
+                    q(f"increase(ebbflow_wall_clock_jumps_total[{RATE}])", "clock jumps"),
+                ),
+                description="A stall: a timer ran over 1 s late. A clock jump: wall time moved "
+                "over 1 s beside monotonic time (stepped, or the machine suspended).",
+            ),
         ),
     ),
 )
