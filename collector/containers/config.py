@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from ebbflow.config import FrozenModel
+from ebbflow.config import FrozenModel, Role
 
 # Dynamic housekeeping's longest interval when `max_interval` is not set, by role.
 DECIDING_MAX_INTERVAL = 15.0  # role all: this process's catalog knows every policy
@@ -38,7 +38,7 @@ class ContainersConfig(FrozenModel):
     cgroup_root: Path = Path("/sys/fs/cgroup")
     proc_root: Path = Path("/proc")
 
-    def longest_interval(self, role: str) -> float:
+    def longest_interval(self, role: Role) -> float:
         if self.max_interval is not None:
             return self.max_interval
         return DECIDING_MAX_INTERVAL if role == "all" else AGENT_MAX_INTERVAL
