@@ -397,6 +397,23 @@ def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+MAX_CONFIG_FILE = 4 << 20  # bytes: a config is kilobytes; more is a wrong path
+
+
+def read_bounded(path: Path, limit: int, where: str) -> bytes:
+    """A file the operator names, read up to `limit` bytes (a path to a device or a log
+    file never fills the memory): larger is a ConfigError naming it, as is one that
+    cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot read {path}: {err.strerror or err}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{where}: {path} is larger than {limit} bytes")
+    return data
+
+
 def load_config(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -409,10 +426,9 @@ def load_config(
     where = "defaults"
     if path is not None:
         where = str(path)
+        text = read_bounded(path, MAX_CONFIG_FILE, "config")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(loaded, dict):

@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ebbflow.config import ConfigError, FrozenModel, describe_validation_error
+from ebbflow.config import ConfigError, FrozenModel, describe_validation_error, read_bounded
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 MAX_FILE = 1 << 20  # a web config is a few lines; a megabyte is a mistake
@@ -108,12 +108,7 @@ class WebConfig(FrozenModel):
 def load_web_config(path: Path, where: str) -> tuple[WebConfig, ssl.SSLContext | None]:
     """The file, validated, and the TLS context it gives (None: plain HTTP). Every error
     names `where`, the file and the field."""
-    try:
-        text = path.read_bytes()[: MAX_FILE + 1]
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot read {path}: {err.strerror or err}") from None
-    if len(text) > MAX_FILE:
-        raise ConfigError(f"{where}: {path} is larger than {MAX_FILE} bytes")
+    text = read_bounded(path, MAX_FILE, where)
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ebbflow.config import ConfigError
+from ebbflow.config import ConfigError, read_bounded
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample
 
@@ -77,16 +77,12 @@ class LiveWebConfig:
         if (stamp == self.good and self.ok) or stamp != looked:
             return False
         try:
-            if not self.path.read_bytes()[:MAX_FILE].strip():
+            if not read_bounded(self.path, MAX_FILE, self.where).strip():
                 raise ConfigError(
                     f"{self.where}: {self.path} is empty (a write under way?); write {{}} to "
                     "serve without TLS and basic auth"
                 )
             config, tls = load_web_config(self.path, self.where)
-        except OSError as err:
-            return self._failed(
-                ConfigError(f"{self.where}: cannot read {self.path}: {err.strerror or err}")
-            )
         except ConfigError as err:
             return self._failed(err)
         tls_changed = config.tls_server_config != self.config.tls_server_config or (

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from ebbflow.config import ConfigError, env_overrides, load_config
+from ebbflow.web.config import load_web_config
 
 
 def test_defaults_need_no_file() -> None:
@@ -83,6 +84,18 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("a: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad, environ={})
+
+
+def test_a_config_path_to_something_endless_is_refused_within_its_bound(tmp_path: Path) -> None:
+    """A wrong path (a device, a log) is read up to the bound, never into memory whole."""
+    with pytest.raises(ConfigError, match=r"config: /dev/zero is larger than 4194304 bytes"):
+        load_config(Path("/dev/zero"), environ={})
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * (4 << 20) + b"\n")
+    with pytest.raises(ConfigError, match=f"config: {big} is larger than"):
+        load_config(big, environ={})
+    with pytest.raises(ConfigError, match=r"w: /dev/zero is larger than 1048576 bytes"):
+        load_web_config(Path("/dev/zero"), "w")
 
 
 def test_scope_covers_projects_by_glob_and_labels_all() -> None:
