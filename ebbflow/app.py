@@ -15,6 +15,7 @@ from ebbflow.config import AppConfig, ConfigError, LeaseConfig, Role, RulesConfi
 from ebbflow.context import DecisionContext
 from ebbflow.controls import ControlsWatch
 from ebbflow.discovery import Inventory
+from ebbflow.engine_certs import EngineCertificates
 from ebbflow.health import Health, ReportsDependencies, ReportsHealth
 from ebbflow.lease import Lease
 from ebbflow.lease_engines import EngineLeaseOwnership, EngineLeases
@@ -266,6 +267,8 @@ def supervise(
     that crashed (the node monitor, when no node needs watching)."""
     ctx, config = app.context, app.config
     parts.append(LoopWatch())  # stalls and wall clock jumps, logged and counted
+    if ctx.nodes.tls_config is not None and ctx.nodes.tls is not None:
+        parts.append(EngineCertificates(ctx.nodes.tls_config, ctx.nodes.tls))
     if monitor.needed:
         parts.append(monitor)
     # The node monitor reports every node's health even when it has nothing to watch.

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+import os
+import ssl
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from ebbflow.bus import Bus
-from ebbflow.config import DockerConfig, PressureLimits
+from ebbflow.config import ConfigError, DockerConfig, EngineTLS, PressureLimits
 from ebbflow.docker_api import DockerHandle, tls_context
 from ebbflow.metrics import Desc
 from ebbflow.model import ContainerInfo, NodeHealthChange, Sample, SampleBatch, labels_of
@@ -52,6 +57,20 @@ class NotHeldError(RuntimeError):
     """An action on a node whose engine's lease this instance does not hold."""
 
 
+def tls_from_environment(environ: Mapping[str, str]) -> EngineTLS | None:
+    """DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (default ~/.docker), as the docker CLI reads
+    them: built here rather than by aiodocker, so the certificate is followed as the
+    config's `docker.tls` is (ebbflow/engine_certs.py)."""
+    if not environ.get("DOCKER_TLS_VERIFY"):
+        return None
+    folder = environ.get("DOCKER_CERT_PATH") or str(Path.home() / ".docker")
+    try:
+        return EngineTLS(cert_path=Path(folder))
+    except ValidationError as err:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise ConfigError(f"DOCKER_TLS_VERIFY with DOCKER_CERT_PATH={folder}: {problems}") from None
+
+
 class Nodes:
     """Engine handles by node name, and each node's health."""
 
@@ -64,16 +83,25 @@ class Nodes:
         # Whether this instance may change anything on a node's engine now: with a lease
         # per engine (ebbflow/lease_engines.py), only while it holds that engine's lease.
         self.held: Callable[[str], bool] = lambda _node: True
+        self.tls: ssl.SSLContext | None = None  # the one context every tcp:// engine uses
+        self.tls_config: EngineTLS | None = None  # ... and where its files are
 
     @classmethod
     def from_config(cls, config: DockerConfig) -> Nodes:
-        tls = tls_context(config.tls) if config.tls is not None else None
         if not config.nodes:
-            return cls([DockerHandle(config.host, config.timeout, limits=config.limits, tls=tls)])
-        return cls(
-            DockerHandle(address, config.timeout, name, config.limits, tls)
-            for name, address in config.nodes.items()
-        )
+            nodes = cls([DockerHandle(config.host, config.timeout, limits=config.limits)])
+        else:
+            nodes = cls(
+                DockerHandle(address, config.timeout, name, config.limits)
+                for name, address in config.nodes.items()
+            )
+        remote = any(not handle.local for handle in nodes.handles.values())
+        tls_config = config.tls or (tls_from_environment(os.environ) if remote else None)
+        if tls_config is not None:
+            nodes.tls, nodes.tls_config = tls_context(tls_config), tls_config
+            for handle in nodes.handles.values():
+                handle.tls = nodes.tls
+        return nodes
 
     @property
     def several(self) -> bool:

@@ -14,12 +14,12 @@ its own config.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from ebbflow.config import ConfigError, read_bounded
+from ebbflow.file_watch import SettledChange
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample
 
@@ -39,8 +39,6 @@ RELOAD_AT = Desc(
     "When the web config was last read well.",
 )
 
-Stamp = tuple[tuple[str, int, int, int], ...]  # (path, inode, size, mtime in ns) per file
-
 
 class LiveWebConfig:
     """The current web config and TLS context of one server, and whether the last read
@@ -49,7 +47,7 @@ class LiveWebConfig:
     def __init__(self, path: Path, where: str) -> None:
         self.path, self.where = path, where
         self.config, self.tls = load_web_config(path, where)  # a bad file fails the start
-        self.good = self.looked = self._stamp()  # at the last good read; at the last look
+        self.change = SettledChange(self._files)
         self.ok, self.error, self.loaded_at = True, "", time.time()
 
     def _files(self) -> list[Path]:
@@ -57,24 +55,11 @@ class LiveWebConfig:
         named = [] if tls is None else [tls.cert_file, tls.key_file, tls.client_ca_file]
         return [self.path, *(self.path.parent / name for name in named if name)]
 
-    def _stamp(self) -> Stamp:
-        stamps = []
-        for file in self._files():
-            try:
-                st = os.stat(file)
-            except OSError:
-                stamps.append((str(file), -1, -1, -1))  # gone: its return is a change
-            else:
-                stamps.append((str(file), st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(stamps)
-
     def check(self) -> bool:
         """Read again when a file changed and then held still for a look (a broken config:
-        at every look, as it may name files that come later). True when the TLS context
-        changed, so the listener must be opened again with it."""
-        stamp, looked = self._stamp(), self.looked
-        self.looked = stamp
-        if (stamp == self.good and self.ok) or stamp != looked:
+        at every still look, as it may name files that come later). True when the TLS
+        context changed, so the listener must be opened again with it."""
+        if not self.change.due(retry=not self.ok):
             return False
         try:
             if not read_bounded(self.path, MAX_FILE, self.where).strip():
@@ -85,12 +70,12 @@ class LiveWebConfig:
             config, tls = load_web_config(self.path, self.where)
         except ConfigError as err:
             return self._failed(err)
-        tls_changed = config.tls_server_config != self.config.tls_server_config or (
-            config.tls_server_config is not None and stamp[1:] != self.good[1:]
-        )
-        was_ok = self.ok
+        was, was_ok = self.config.tls_server_config, self.ok
         self.config, self.tls = config, tls
-        self.good = self.looked = self._stamp()  # the files it names now
+        before = self.change.taken()  # the files it names now
+        tls_changed = config.tls_server_config != was or (
+            config.tls_server_config is not None and before[1:] != self.change.good[1:]
+        )
         self.ok, self.error, self.loaded_at = True, "", time.time()
         log.info(
             "web config read again%s%s",

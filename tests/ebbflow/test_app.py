@@ -10,12 +10,15 @@ import pytest
 
 from ebbflow.app import App, build_app
 from ebbflow.config import AppConfig, ConfigError
+from ebbflow.engine_certs import EngineCertificates
 from ebbflow.lease import Lease
 from ebbflow.lease_swarm import SwarmLease
+from ebbflow.loop_watch import LoopWatch
 from ebbflow.partitions import PartitionOwnership
 from ebbflow.rules.engine import RuleEngine
 from ebbflow.scaler.runner import ActionRunner
 from ebbflow.state_watch import StateWatch
+from tests.certs import make_ca, sign
 
 INPUTS = {"containers": {}, "node": {}, "remote_write": {"listen": "127.0.0.1:0"}}
 
@@ -107,9 +110,28 @@ async def test_all_in_one_stays_the_default(tmp_path: Path) -> None:
     app = built(tmp_path)
     try:
         assert sorted(app.inputs) == ["containers", "node", "remote_write"]
-        assert {RuleEngine, ActionRunner, Lease} <= kinds(app)
+        assert {RuleEngine, ActionRunner, Lease, LoopWatch} <= kinds(app)
+        assert EngineCertificates not in kinds(app)  # no docker.tls: nothing to follow
     finally:
         await app.close()
+
+
+async def test_with_docker_tls_every_role_follows_the_client_certificate(tmp_path: Path) -> None:
+    make_ca(tmp_path / "ca")
+    folder = tmp_path / "client"
+    sign(tmp_path / "ca", folder, "client", "extendedKeyUsage = clientAuth\n")
+    (folder / "ca.pem").write_bytes((tmp_path / "ca" / "ca.pem").read_bytes())
+    (folder / "cert.pem").write_bytes((folder / "client-cert.pem").read_bytes())
+    (folder / "key.pem").write_bytes((folder / "client-key.pem").read_bytes())
+    docker = {"tls": {"cert_path": str(folder)}, "nodes": {"far": "tcp://127.0.0.1:1"}}
+    for role in ("all", "agent"):
+        app = built(tmp_path, role=role, docker=docker)
+        try:
+            (certs,) = [p for p in app.components if isinstance(p, EngineCertificates)]
+            assert certs.context is app.context.nodes.tls is not None
+            assert app.context.nodes.handles["far"].tls is certs.context
+        finally:
+            await app.close()
 
 
 def test_an_unknown_role_is_named(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from ebbflow.config import ConfigError, EngineTLS, load_config
 from ebbflow.docker_api import DockerHandle, tls_context
+from ebbflow.engine_certs import EngineCertificates
 from tests.certs import make_ca, sign
 from tests.conftest import RUN_ID, TEST_LABEL
 from tests.second_engine import SecondEngine
@@ -119,3 +120,41 @@ def test_a_missing_or_broken_file_is_a_config_error_naming_it(tmp_path: Path) ->
     (folder / "key.pem").write_text("x")
     with pytest.raises(ConfigError, match=r"docker\.tls\.cert_path: ca\.pem does not load"):
         tls_context(EngineTLS(cert_path=folder))
+
+
+def test_a_renewed_client_certificate_is_used_without_a_restart(
+    tls_engine: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The engine refuses a certificate of another CA; the folder then gets one of the
+    engine's CA, key first, and the next connection of the same context is let in. A torn
+    certificate after that keeps the good one in force, and says so."""
+    address, ca = tls_engine
+    other_ca = tmp_path / "other"
+    make_ca(other_ca)
+    folder = client_folder(other_ca, tmp_path / "client")
+    (folder / "ca.pem").write_bytes((ca / "ca.pem").read_bytes())  # it trusts the engine
+    tls = EngineTLS(cert_path=folder)
+    context = tls_context(tls)
+    certs = EngineCertificates(tls, context)
+    with pytest.raises(aiodocker.DockerError, match=r"(?i)unknown ca|certificate|reset"):
+        asyncio.run(names(DockerHandle(address, 5, "far", tls=context)))
+    assert certs.due() is False  # nothing changed
+
+    renewed = client_folder(ca, tmp_path / "renewed")
+    for name in ("key.pem", "cert.pem"):
+        (folder / name).write_bytes((renewed / name).read_bytes())
+    assert certs.due() is False  # seen changing: taken once it held still for a look
+    assert certs.due() is True
+    certs.take()
+    assert certs.ok and f"tls-{RUN_ID}" in asyncio.run(
+        names(DockerHandle(address, 5, "far", tls=context))
+    )
+
+    (folder / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\ntorn\n")
+    assert certs.due() is False
+    assert certs.due() is False and not certs.ok
+    assert "cert.pem/key.pem do not load" in certs.error
+    assert {s.name: s.value for s in certs.telemetry(0.0)}[
+        "ebbflow_docker_tls_last_reload_successful"
+    ] == 0.0
+    assert f"tls-{RUN_ID}" in asyncio.run(names(DockerHandle(address, 5, "far", tls=context)))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ebbflow.bus import Bus
 from ebbflow.config import ConfigError, DockerConfig, PressureLimits, load_config
 from ebbflow.docker_api import DockerHandle
 from ebbflow.model import NodeHealthChange, Sample
-from ebbflow.nodes import NodeMonitor, Nodes
+from ebbflow.nodes import NodeMonitor, Nodes, tls_from_environment
 
 
 class FakeEngine(DockerHandle):
@@ -116,3 +118,21 @@ def test_nodes_config_names_what_is_wrong() -> None:
         load_config(environ={}, overrides={"docker": {"pressure": {"memory_percent": 150}}})
     single = Nodes.from_config(DockerConfig(host="unix:///x.sock"))
     assert list(single.handles) == [""] and not single.several
+
+
+def test_docker_tls_from_the_environment_is_built_here_only_for_remote_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the docker CLI reads DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, into the one context
+    ebbflow follows (ebbflow/engine_certs.py); a folder without the files is named."""
+    assert tls_from_environment({}) is None
+    assert tls_from_environment({"DOCKER_TLS_VERIFY": "", "DOCKER_CERT_PATH": "/x"}) is None
+    with pytest.raises(ConfigError, match=rf"DOCKER_CERT_PATH={tmp_path}: cert_path: no ca.pem"):
+        tls_from_environment({"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(tmp_path)})
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    # Only unix sockets: TLS is not theirs, so the empty folder is never read.
+    local = Nodes.from_config(DockerConfig(host="unix:///run/docker.sock"))
+    assert local.tls is None and local.tls_config is None
+    with pytest.raises(ConfigError, match="DOCKER_TLS_VERIFY"):
+        Nodes.from_config(DockerConfig(nodes={"far": "tcp://127.0.0.1:1"}))
