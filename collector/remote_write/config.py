@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from ebbflow.config import FrozenModel
@@ -10,6 +12,12 @@ from ebbflow.config import FrozenModel
 class RemoteWriteConfig(FrozenModel):
     listen: str = Field(
         "127.0.0.1:9201", pattern=r"^.*:\d+$", description="HOST:PORT of /api/v1/write."
+    )
+    web_config_file: Path | None = Field(
+        None,
+        description="TLS and basic auth for /api/v1/write, in the format of node_exporter's "
+        "--web.config.file, as Prometheus's own receiver takes it; followed while serving. "
+        "Without it, anyone who reaches `listen` writes samples the rules act on.",
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="A request's compressed body, at most."

@@ -22,6 +22,8 @@ from ebbflow.bus import Bus
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
 from ebbflow.names import SENDER_HEADER
+from ebbflow.web.listener import Listener
+from ebbflow.web.live import LiveWebConfig
 
 from ..held import HeldSeries, Senders
 from .config import RemoteWriteConfig
@@ -56,15 +58,23 @@ class RemoteWriteInput:
     name = "remote_write"
 
     def __init__(
-        self, bus: Bus, config: RemoteWriteConfig, clock: Callable[[], float] = time.time
+        self,
+        bus: Bus,
+        config: RemoteWriteConfig,
+        clock: Callable[[], float] = time.time,
+        web: LiveWebConfig | None = None,
     ) -> None:
         self.bus = bus
         self.config = config
         self.clock = clock
+        host, _, port = config.listen.rpartition(":")
+        self.listener = Listener(
+            "remote_write", host.strip("[]"), int(port), web,
+            "whoever reaches it may write samples the rules act on",
+        )  # fmt: skip
         self.held = HeldSeries(config.max_series, config.expire_after, clock)
         self.requests: collections.Counter[str] = collections.Counter()
         self.samples_in = 0
-        self.bound: tuple[str, int] | None = None
         self.senders = Senders()  # sender → its last accepted write
 
     def take(self, body: bytes) -> list[Sample]:
@@ -109,21 +119,25 @@ class RemoteWriteInput:
             self.bus.publish(SampleBatch(SOURCE, self.clock(), tuple(self.held.samples()),
                                          repeat=True))  # fmt: skip
 
+    @property
+    def bound(self) -> tuple[str, int] | None:
+        return self.listener.bound
+
     async def run(self) -> None:
-        app = web.Application(client_max_size=self.config.max_body_bytes + 1)
+        app = web.Application(
+            client_max_size=self.config.max_body_bytes + 1,
+            middlewares=self.listener.middlewares(),
+        )
         app.router.add_post("/api/v1/write", self.write)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        host, _, port = self.config.listen.rpartition(":")
         try:
-            site = web.TCPSite(runner, host or None, int(port))
-            await site.start()
-            if runner.addresses:
-                self.bound = tuple(runner.addresses[0][:2])
-            log.info("remote write received on http://%s/api/v1/write", self.config.listen)
-            while True:
-                await asyncio.sleep(min(60.0, self.config.expire_after / 2))
-                self.expire()
+            site = await self.listener.open(runner)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.listener.follow(runner, site))
+                while True:
+                    await asyncio.sleep(min(60.0, self.config.expire_after / 2))
+                    self.expire()
         finally:
             await asyncio.shield(runner.cleanup())
 
@@ -137,5 +151,6 @@ class RemoteWriteInput:
         yield SAMPLES.sample(self.samples_in, now)
         yield DROPPED.sample(self.held.dropped, now)
         yield HELD.sample(len(self.held), now)
+        yield from self.listener.telemetry(now)
         for sender, last in sorted(self.senders.last.items()):
             yield SENDER_AGE.sample(max(0.0, now - last), now, sender)

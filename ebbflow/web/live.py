@@ -31,12 +31,16 @@ CHECK_EVERY = 1.0  # seconds between looks at the files
 
 RELOAD_OK = Desc(
     "ebbflow_web_config_last_reload_successful",
-    "Whether the web config file and its certificates last read well (1) or not (0: the "
-    "last good config stays in force).",
+    "Whether a server's web config file and its certificates last read well (1) or not (0: "
+    "the last good config stays in force).",
+    "gauge",
+    ("server",),
 )
 RELOAD_AT = Desc(
     "ebbflow_web_config_last_reload_success_timestamp_seconds",
-    "When the web config was last read well.",
+    "When a server's web config was last read well.",
+    "gauge",
+    ("server",),
 )
 
 
@@ -91,9 +95,9 @@ class LiveWebConfig:
         self.ok, self.error = False, str(err)
         return False
 
-    def telemetry(self, now: float) -> Iterable[Sample]:
-        yield RELOAD_OK.sample(1.0 if self.ok else 0.0, now)
-        yield RELOAD_AT.sample(self.loaded_at, now)
+    def telemetry(self, now: float, server: str) -> Iterable[Sample]:
+        yield RELOAD_OK.sample(1.0 if self.ok else 0.0, now, server)
+        yield RELOAD_AT.sample(self.loaded_at, now, server)
 
 
 __all__ = ["CHECK_EVERY", "LiveWebConfig"]

@@ -11,7 +11,9 @@ from .output import InfluxOutput
 def create(ctx: PluginContext, config: InfluxConfig) -> InfluxOutput:
     name = ctx.instance or "influxdb"
     options = config.delivery(ctx.app.state.parent / "spool" / name.replace("/", "-"))
-    return InfluxOutput(ctx.bus, name, config, options, ctx.clock)
+    output = InfluxOutput(ctx.bus, name, config, options, ctx.clock)
+    output.use_tls(config.tls_config, f"outputs.{name}.tls_config")
+    return output
 
 
 plugin: Plugin[InfluxConfig, InfluxOutput] = Plugin("influxdb", InfluxConfig, create)

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ebbflow.config import FrozenModel
 from ebbflow.plugins import Plugin, PluginContext
-from ebbflow.web.live import LiveWebConfig
+from ebbflow.web.listener import web_config
 
 from .server import PrometheusOutput
 
@@ -32,10 +32,8 @@ class PrometheusConfig(FrozenModel):
 
 
 def create(ctx: PluginContext, config: PrometheusConfig) -> PrometheusOutput:
-    web = None
-    if config.web_config_file is not None:
-        where = f"outputs.{ctx.instance or 'prometheus'}.web_config_file"
-        web = LiveWebConfig(config.web_config_file, where)
+    name = ctx.instance or "prometheus"
+    web = web_config(config.web_config_file, f"outputs.{name}.web_config_file")
     return PrometheusOutput(
         ctx.bus,
         config.listen,
@@ -43,6 +41,7 @@ def create(ctx: PluginContext, config: PrometheusConfig) -> PrometheusOutput:
         config.max_label_value_length,
         pages=ctx.web,
         web=web,
+        server=name,
     )
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import ipaddress
 import json
 import logging
-import ssl
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -16,8 +14,9 @@ from ebbflow.bus import Bus
 from ebbflow.health import Health
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample, SampleBatch
-from ebbflow.web.auth import BasicAuth, headers_middleware
-from ebbflow.web.live import CHECK_EVERY, LiveWebConfig
+from ebbflow.web.auth import BasicAuth
+from ebbflow.web.listener import Listener
+from ebbflow.web.live import LiveWebConfig
 from ebbflow.web.routes import StatusPages
 
 from .exposition import CONTENT_TYPE, Exposition
@@ -31,21 +30,6 @@ SERIES = Desc("ebbflow_prometheus_series", "Series held for the /metrics endpoin
 PAGE_STREAMS = Desc(
     "ebbflow_status_page_streams", "Status pages open now, each holding a live update stream."
 )
-AUTH_REJECTED = Desc(
-    "ebbflow_http_auth_rejected_total",
-    "Requests refused for missing or wrong basic auth credentials (the web config's).",
-    "counter",
-)
-
-
-def loopback(host: str) -> bool:
-    """Whether the address reaches only this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name, "" or 0.0.0.0: beyond loopback
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -68,17 +52,20 @@ class PrometheusOutput:
         max_label_value_length: int = 1024,
         pages: StatusPages | None = None,
         web: LiveWebConfig | None = None,
+        server: str = "prometheus",
     ) -> None:
-        self.host, self.port = split_listen(listen)
-        self.pages, self.web = pages, web
-        # With a web config, auth stays in the chain: users may be added while it runs.
-        self.auth = BasicAuth(web.config.basic_auth_users) if web is not None else None
+        host, port = split_listen(listen)
+        self.pages = pages
+        self.listener = Listener(
+            server, host, port, web,
+            "/metrics, /readyz and the status page show every container's name, image and "
+            "chosen labels to whoever reaches it",
+        )  # fmt: skip
         self.health = health or Health()
         self.snapshot = Snapshot()
         self.exposition = Exposition(max_label_value_length)
         self.subscription = bus.subscribe("prometheus", SampleBatch, capacity=256)
         self.scrapes = 0
-        self.bound: tuple[str, int] | None = None
 
     async def metrics(self, request: web.Request) -> web.Response:
         self.scrapes += 1
@@ -110,20 +97,15 @@ class PrometheusOutput:
         )
 
     @property
-    def tls(self) -> ssl.SSLContext | None:
-        return self.web.tls if self.web is not None else None
+    def bound(self) -> tuple[str, int] | None:
+        return self.listener.bound
 
     @property
-    def authenticates(self) -> bool:
-        return self.auth is not None and bool(self.auth.users)
+    def auth(self) -> BasicAuth | None:
+        return self.listener.auth
 
     def app(self) -> web.Application:
-        middlewares = []
-        if (live := self.web) is not None:
-            middlewares.append(headers_middleware(lambda: live.config.http_server_config.headers))
-        if self.auth is not None:
-            middlewares.append(self.auth.middleware)
-        app = web.Application(middlewares=middlewares)
+        app = web.Application(middlewares=self.listener.middlewares())
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -133,72 +115,23 @@ class PrometheusOutput:
             app.router.add_get("/", self.index)
         return app
 
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls is not None else "http"
-
     async def run(self) -> None:
         # Open status pages hold a stream each; they end on shutdown, so none waits long.
         runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
-            site = await self._open(runner, self.port)
-            self._said_where()
+            site = await self.listener.open(runner)
             async with asyncio.TaskGroup() as tasks:
-                if self.web is not None:
-                    tasks.create_task(self._follow_web_config(runner, site))
+                tasks.create_task(self.listener.follow(runner, site))
                 async for event in self.subscription:
                     if isinstance(event, SampleBatch):
                         self.snapshot.update(event)
         finally:
             await asyncio.shield(runner.cleanup())
 
-    async def _open(self, runner: web.AppRunner, port: int) -> web.TCPSite:
-        site = web.TCPSite(runner, self.host, port, ssl_context=self.tls)
-        await site.start()
-        if runner.addresses:
-            self.bound = tuple(runner.addresses[-1][:2])
-        return site
-
-    def _said_where(self) -> None:
-        log.info(
-            "serving /metrics and the status page on %s://%s:%s/%s%s",
-            self.scheme,
-            self.host,
-            self.bound[1] if self.bound else self.port,
-            " (TLS)" if self.tls is not None else "",
-            " (basic auth)" if self.authenticates else "",
-        )
-        if not loopback(self.host) and not self.authenticates:
-            log.warning(
-                "listening on %s, beyond loopback: /metrics, /readyz and the status page "
-                "show every container's name, image and chosen labels to whoever reaches "
-                "it, with no authentication; bind to 127.0.0.1, or give a web config file "
-                "(outputs.prometheus.web_config_file: TLS and basic auth)",
-                self.host or "every address",
-            )
-
-    async def _follow_web_config(self, runner: web.AppRunner, site: web.TCPSite) -> None:
-        """The web config's files looked at every second; new users and headers apply to
-        the next request, new TLS settings to the next connection (the listener is opened
-        again on the same port; connections already open finish on the old settings)."""
-        assert self.web is not None and self.auth is not None
-        while True:
-            await asyncio.sleep(CHECK_EVERY)
-            tls_changed = await asyncio.to_thread(self.web.check)
-            self.auth.set_users(self.web.config.basic_auth_users)
-            if tls_changed:
-                port = self.bound[1] if self.bound else self.port
-                await site.stop()
-                site = await self._open(runner, port)
-                self._said_where()
-
     def telemetry(self, now: float) -> Iterable[Sample]:
         yield SCRAPES.sample(self.scrapes, now)
         yield SERIES.sample(self.snapshot.series_count(), now)
         if self.pages is not None:
             yield PAGE_STREAMS.sample(self.pages.streams, now)
-        if self.auth is not None:
-            yield AUTH_REJECTED.sample(self.auth.rejected, now)
-        if self.web is not None:
-            yield from self.web.telemetry(now)
+        yield from self.listener.telemetry(now)

@@ -11,7 +11,9 @@ from .output import RemoteWriteOutput
 def create(ctx: PluginContext, config: RemoteWriteConfig) -> RemoteWriteOutput:
     name = ctx.instance or "remote_write"
     options = config.delivery(ctx.app.state.parent / "spool" / name.replace("/", "-"))
-    return RemoteWriteOutput(ctx.bus, name, config, options, ctx.clock)
+    output = RemoteWriteOutput(ctx.bus, name, config, options, ctx.clock)
+    output.use_tls(config.tls_config, f"outputs.{name}.tls_config")
+    return output
 
 
 plugin: Plugin[RemoteWriteConfig, RemoteWriteOutput] = Plugin(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..http_tls import ClientTLS
 from ..pipeline import DeliveryConfig
 
 
 class RemoteWriteConfig(DeliveryConfig):
+    tls_config: ClientTLS | None = None
     url: str = Field(
         "http://127.0.0.1:9090/api/v1/write",
         pattern=r"^https?://",

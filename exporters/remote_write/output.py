@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 from collections.abc import Callable
-
-import aiohttp
 
 from ebbflow.bus import Bus
 from ebbflow.model import Sample
@@ -39,13 +38,13 @@ class RemoteWriteOutput(HttpOutput):
         self.headers |= config.headers
         if config.bearer_token:
             self.headers["Authorization"] = f"Bearer {config.bearer_token}"
-        self.auth = aiohttp.BasicAuth(config.username, config.password) if config.username else None
+        if config.username:
+            token = base64.b64encode(f"{config.username}:{config.password}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
 
     async def send(self, samples: list[Sample]) -> None:
         body = compressed_write_request(samples)
-        async with self.session.post(
-            self.config.url, data=body, headers=self.headers, auth=self.auth
-        ) as resp:
+        async with self.session.post(self.config.url, data=body, headers=self.headers) as resp:
             if resp.status >= 300:
                 raise http_error(
                     self.config.url, resp.status, await resp.text(), resp.headers.get("Retry-After")

@@ -6,19 +6,27 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
+import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 import cramjam
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ebbflow.app import build_context
 from ebbflow.bus import Bus
 from ebbflow.collector.remote_write import RemoteWriteConfig, RemoteWriteInput
+from ebbflow.collector.remote_write import plugin as receiver_plugin
 from ebbflow.collector.remote_write.decode import BadRequestError, decode
+from ebbflow.config import AppConfig
+from ebbflow.exporters.remote_write import plugin as output_plugin
 from ebbflow.exporters.remote_write.protobuf import write_request
 from ebbflow.model import Sample, SampleBatch, labels_of
+from tests.certs import make_ca, sign
 
 
 def body(samples: list[Sample]) -> bytes:
@@ -141,3 +149,78 @@ def test_fields_in_another_order_or_with_long_strings_read_the_same() -> None:
     (series,) = decode(bytes(cramjam.snappy.compress_raw(raw)), 1 << 20, 10)
     assert series.labels == (("job", "app"), ("__name__", long))
     assert series.samples == ((2.5, -5),)
+
+
+@pytest.mark.integration
+async def test_an_agent_writes_to_a_decider_over_tls_with_basic_auth(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As Prometheus's own receiver takes a web config: the decider's /api/v1/write over
+    TLS with a user (real openssl certificates, a real htpasswd hash); the agent's output
+    trusts the decider's CA (`tls_config.ca_file`) and gives the user. A wrong password is
+    a 401 counted on the decider, and nothing of it reaches the rules; an output that does
+    not trust the CA never sends."""
+    make_ca(tmp_path / "ca")
+    sign(tmp_path / "ca", tmp_path, "decider",
+         "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n")  # fmt: skip
+    made = subprocess.run(["htpasswd", "-nbBC", "10", "", "s3cret"], capture_output=True,
+                          text=True, check=True, timeout=30)  # fmt: skip
+    hashed = made.stdout.strip().lstrip(":")
+    web = tmp_path / "web-config.yml"
+    web.write_text(
+        "tls_server_config:\n  cert_file: decider-cert.pem\n  key_file: decider-key.pem\n"
+        f"basic_auth_users:\n  agent: '{hashed}'\n"
+    )
+    decider = build_context(AppConfig())
+    received = decider.bus.subscribe("rules", SampleBatch)
+    receiver = receiver_plugin.build(
+        decider, {"listen": "127.0.0.1:0", "web_config_file": str(web)}, "inputs.remote_write"
+    )
+    served = asyncio.create_task(receiver.run())
+    try:
+        async with asyncio.timeout(5):
+            while receiver.bound is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        url = f"https://127.0.0.1:{receiver.bound[1]}/api/v1/write"
+
+        async def write(name: str, password: str, tls: dict[str, object] | None) -> Any:
+            """One agent's output, given 3 s to send the samples once."""
+            agent = build_context(AppConfig.model_validate({"state": str(tmp_path / name)}))
+            options = {"url": url, "username": "agent", "password": password,
+                       "flush_interval": 0.05, "backoff_initial": 0.2}  # fmt: skip
+            if tls is not None:
+                options["tls_config"] = tls
+            output = output_plugin.build(agent, options, f"outputs.{name}")
+            task = asyncio.create_task(output.run())
+            agent.bus.publish(SampleBatch("t", 1.0, tuple(SENT)))
+            try:
+                for _ in range(60):
+                    if output.sent:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            return output
+
+        trusted = {"ca_file": str(tmp_path / "ca" / "ca.pem")}
+        assert (await write("right", "s3cret", trusted)).sent == 3
+        batch = received.get_nowait()
+        assert isinstance(batch, SampleBatch) and {s.name for s in batch.samples} == {
+            "queue_depth",
+            "up",
+        }
+        wrong = await write("wrong", "guess", trusted)
+        assert wrong.sent == 0 and wrong.retries >= 2 and "401" in wrong.last_error
+        stranger = await write("stranger", "s3cret", None)  # trusts the system's CAs only
+        assert stranger.sent == 0 and "CERTIFICATE_VERIFY_FAILED" in stranger.last_error
+        assert received.get_nowait() is None  # nothing of the refused ones
+        counted = {s.name: s.value for s in receiver.telemetry(0.0)
+                   if s.label("server") == "remote_write"}  # fmt: skip
+        # Each of the wrong one's attempts was refused (the last may be cut by its stop).
+        assert counted["ebbflow_http_auth_rejected_total"] in (wrong.retries, wrong.retries + 1)
+        assert counted["ebbflow_web_config_last_reload_successful"] == 1.0
+        assert dict(receiver.requests) == {"ok": 1}
+    finally:
+        served.cancel()
+        await asyncio.gather(served, return_exceptions=True)

@@ -18,7 +18,7 @@ def touch(path: Path, text: str, tick: int) -> None:
 
 
 def ok_value(live: LiveWebConfig) -> float:
-    return {s.name: s.value for s in live.telemetry(0.0)}[
+    return {s.name: s.value for s in live.telemetry(0.0, "prometheus")}[
         "ebbflow_web_config_last_reload_successful"
     ]
 
