@@ -20,6 +20,7 @@ from typing import Any
 from ebbflow.bus import Bus
 from ebbflow.metrics import Desc
 from ebbflow.model import Labels, MetricKind, Sample, SampleBatch, labels_of
+from ebbflow.web.listener import loopback
 
 from .config import UdpConfig
 from .lineprotocol import LinePoint, LineProtocolError, parse_lines
@@ -384,6 +385,13 @@ class UdpInput:
                 *self.bound,
                 self.receive_buffer,
             )
+            if not loopback(str(self.bound[0])):
+                log.warning(
+                    "udp: listening on %s, beyond loopback: datagrams carry no "
+                    "authentication, so whoever reaches it may write samples the rules act "
+                    "on; bind to 127.0.0.1, or let only the senders through a firewall",
+                    self.bound[0],
+                )
             # The kernel reports twice what it was asked for (its bookkeeping share).
             if self.receive_buffer < self.config.read_buffer:
                 log.warning(

@@ -194,3 +194,18 @@ def test_kernel_drops_are_read_from_the_socket_table() -> None:
         assert drops.read() > 0
     finally:
         sock.close()
+
+
+async def test_beyond_loopback_it_warns_that_datagrams_carry_no_authentication(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No datagram is sent: the wildcard listener is opened and closed."""
+    with caplog.at_level(logging.WARNING, logger="ebbflow.collector.udp"):
+        for listen in ("127.0.0.1:0", "0.0.0.0:0"):
+            udp = UdpInput(Bus(), UdpConfig(listen=listen), lambda: 1000.0)
+            task = asyncio.create_task(udp.run())
+            await bound_address(udp)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    warned = [r.getMessage() for r in caplog.records if "beyond loopback" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("udp: listening on 0.0.0.0, beyond")
