@@ -23,13 +23,11 @@ from pathlib import Path
 
 from ebbflow.config import ConfigError, EngineTLS
 from ebbflow.docker_api import tls_context
-from ebbflow.file_watch import SettledChange
+from ebbflow.file_watch import CHECK_EVERY, SettledChange
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample
 
 log = logging.getLogger("ebbflow.docker")
-
-CHECK_EVERY = 1.0  # seconds between looks at the folder
 
 RELOAD_OK = Desc(
     "ebbflow_docker_tls_last_reload_successful",

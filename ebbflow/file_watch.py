@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+CHECK_EVERY = 1.0  # seconds between an owner's looks
+
 Stamp = tuple[tuple[str, int, int, int], ...]  # (path, inode, size, mtime in ns) per file
 
 

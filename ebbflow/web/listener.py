@@ -18,11 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ebbflow.file_watch import CHECK_EVERY
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample
 
 from .auth import BasicAuth, headers_middleware
-from .live import CHECK_EVERY, LiveWebConfig
+from .live import LiveWebConfig
 
 log = logging.getLogger("ebbflow.web")
 

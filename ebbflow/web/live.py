@@ -27,8 +27,6 @@ from .config import MAX_FILE, load_web_config
 
 log = logging.getLogger("ebbflow.web")
 
-CHECK_EVERY = 1.0  # seconds between looks at the files
-
 RELOAD_OK = Desc(
     "ebbflow_web_config_last_reload_successful",
     "Whether a server's web config file and its certificates last read well (1) or not (0: "
@@ -100,4 +98,4 @@ class LiveWebConfig:
         yield RELOAD_AT.sample(self.loaded_at, now, server)
 
 
-__all__ = ["CHECK_EVERY", "LiveWebConfig"]
+__all__ = ["LiveWebConfig"]

@@ -27,6 +27,7 @@ from ebbflow.exporters.remote_write import plugin as output_plugin
 from ebbflow.exporters.remote_write.protobuf import write_request
 from ebbflow.model import Sample, SampleBatch, labels_of
 from tests.certs import make_ca, sign
+from tests.conftest import bound_address
 
 
 def body(samples: list[Sample]) -> bytes:
@@ -178,10 +179,7 @@ async def test_an_agent_writes_to_a_decider_over_tls_with_basic_auth(
     )
     served = asyncio.create_task(receiver.run())
     try:
-        async with asyncio.timeout(5):
-            while receiver.bound is None:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-        url = f"https://127.0.0.1:{receiver.bound[1]}/api/v1/write"
+        url = f"https://127.0.0.1:{(await bound_address(receiver))[1]}/api/v1/write"
 
         async def write(name: str, password: str, tls: dict[str, object] | None) -> Any:
             """One agent's output, given 3 s to send the samples once."""
