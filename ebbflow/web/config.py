@@ -105,10 +105,19 @@ class WebConfig(FrozenModel):
         return value
 
 
-def load_web_config(path: Path, where: str) -> tuple[WebConfig, ssl.SSLContext | None]:
+def load_web_config(
+    path: Path, where: str, empty_ok: bool = True
+) -> tuple[WebConfig, ssl.SSLContext | None]:
     """The file, validated, and the TLS context it gives (None: plain HTTP). Every error
-    names `where`, the file and the field."""
+    names `where`, the file and the field. `empty_ok=False` (a file read again while
+    serving): an empty one is refused, as it is more likely a rewrite under way than a
+    wish for no TLS and no auth."""
     text = read_bounded(path, MAX_FILE, where)
+    if not empty_ok and not text.strip():
+        raise ConfigError(
+            f"{where}: {path} is empty (a write under way?); write {{}} to serve without "
+            "TLS and basic auth"
+        )
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from pathlib import Path
 
 from aiohttp import web
 
@@ -109,7 +109,7 @@ class Listener:
         """The web config's files looked at every second; new users and headers apply to
         the next request, new TLS settings to the next connection (the listener is opened
         again on the same port; connections already open finish on the old settings)."""
-        if self.web is None or self.auth is None:
+        if self.web is None or self.auth is None:  # both or neither: no web config
             return
         while True:
             await asyncio.sleep(CHECK_EVERY)
@@ -126,7 +126,7 @@ class Listener:
             yield from self.web.telemetry(now, self.server)
 
 
-def web_config(path: Any, where: str) -> LiveWebConfig | None:
+def web_config(path: Path | None, where: str) -> LiveWebConfig | None:
     """A plugin's `web_config_file` option, read (a bad file fails the start)."""
     return None if path is None else LiveWebConfig(path, where)
 

@@ -18,12 +18,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ebbflow.config import ConfigError, read_bounded
+from ebbflow.config import ConfigError
 from ebbflow.file_watch import SettledChange
 from ebbflow.metrics import Desc
 from ebbflow.model import Sample
 
-from .config import MAX_FILE, load_web_config
+from .config import load_web_config
 
 log = logging.getLogger("ebbflow.web")
 
@@ -64,12 +64,7 @@ class LiveWebConfig:
         if not self.change.due(retry=not self.ok):
             return False
         try:
-            if not read_bounded(self.path, MAX_FILE, self.where).strip():
-                raise ConfigError(
-                    f"{self.where}: {self.path} is empty (a write under way?); write {{}} to "
-                    "serve without TLS and basic auth"
-                )
-            config, tls = load_web_config(self.path, self.where)
+            config, tls = load_web_config(self.path, self.where, empty_ok=False)
         except ConfigError as err:
             return self._failed(err)
         was, was_ok = self.config.tls_server_config, self.ok
